@@ -1,0 +1,212 @@
+"""The receivable lifecycle, declared once.
+
+`ReceivableLifecycle` is the single definition of which command is allowed in
+which state and where it leads. The aggregate asks it for the next state, the
+API derives `allowed_commands` and its 409 errors from it, and the diagram and
+transition table in `docs/lifecycle.md` are generated from it.
+
+The machine never runs on replay: a command method builds a throwaway machine
+on the current state, sends the command to learn the target state, and records
+that state in the event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from statemachine import State, StateMachine
+from statemachine.exceptions import TransitionNotAllowed
+
+from .errors import CommandNotAllowedError
+
+
+class ReceivableLifecycle(StateMachine):
+    """States and commands of a receivable (DESIGN.md section 1)."""
+
+    # `written_off` is a non-final state whose only transition is the
+    # `record_recovery` self-loop, so it has no path to `settled` (ADR 0002).
+    validate_final_reachability = False
+
+    issued = State("issued", initial=True)
+    reminded = State("reminded")
+    due = State("due")
+    following_up = State("following_up")
+    promised = State("promised")
+    overdue_escalated = State("overdue_escalated")
+    legal = State("legal")
+    settled = State("settled", final=True)
+    # Not final: a written-off receivable still records recoveries (ADR 0002).
+    written_off = State("written_off")
+
+    send_reminder = issued.to(reminded) | reminded.to.itself()
+    fall_due = issued.to(due) | reminded.to(due)
+    start_follow_up = due.to(following_up)
+    record_contact = (
+        due.to(following_up)
+        | issued.to.itself()
+        | reminded.to.itself()
+        | following_up.to.itself()
+        | promised.to.itself()
+        | overdue_escalated.to.itself()
+        | legal.to.itself()
+    )
+    promise_to_pay = due.to(promised) | following_up.to(promised) | overdue_escalated.to(promised)
+    agree_installment_plan = due.to(promised) | following_up.to(promised) | overdue_escalated.to(promised)
+    break_promise = promised.to(overdue_escalated)
+    escalate = due.to(overdue_escalated) | following_up.to(overdue_escalated)
+    refer_to_legal = overdue_escalated.to(legal)
+    record_payment = (
+        issued.to(settled, cond="settles")
+        | reminded.to(settled, cond="settles")
+        | due.to(settled, cond="settles")
+        | following_up.to(settled, cond="settles")
+        | promised.to(settled, cond="settles")
+        | overdue_escalated.to(settled, cond="settles")
+        | legal.to(settled, cond="settles")
+        | issued.to.itself(unless="settles")
+        | reminded.to.itself(unless="settles")
+        | due.to.itself(unless="settles")
+        | following_up.to.itself(unless="settles")
+        | promised.to.itself(unless="settles")
+        | overdue_escalated.to.itself(unless="settles")
+        | legal.to.itself(unless="settles")
+    )
+    request_write_off = overdue_escalated.to.itself() | legal.to.itself()
+    approve_write_off = overdue_escalated.to(written_off) | legal.to(written_off)
+    raise_dispute = (
+        issued.to.itself()
+        | reminded.to.itself()
+        | due.to.itself()
+        | following_up.to.itself()
+        | promised.to.itself()
+        | overdue_escalated.to.itself()
+        | legal.to.itself()
+    )
+    resolve_dispute = (
+        issued.to(settled, cond="settles")
+        | reminded.to(settled, cond="settles")
+        | due.to(settled, cond="settles")
+        | following_up.to(settled, cond="settles")
+        | promised.to(settled, cond="settles")
+        | overdue_escalated.to(settled, cond="settles")
+        | legal.to(settled, cond="settles")
+        | issued.to.itself(unless="settles")
+        | reminded.to.itself(unless="settles")
+        | due.to.itself(unless="settles")
+        | following_up.to.itself(unless="settles")
+        | promised.to.itself(unless="settles")
+        | overdue_escalated.to.itself(unless="settles")
+        | legal.to.itself(unless="settles")
+    )
+    assign_collector = (
+        issued.to.itself()
+        | reminded.to.itself()
+        | due.to.itself()
+        | following_up.to.itself()
+        | promised.to.itself()
+        | overdue_escalated.to.itself()
+        | legal.to.itself()
+    )
+    record_recovery = written_off.to.itself()
+
+    def settles(self, settles: bool = False) -> bool:
+        """Condition: the command brings the balance to zero."""
+        return settles
+
+
+STATES: tuple[str, ...] = tuple(s.id for s in ReceivableLifecycle.states)
+FINAL_STATES: frozenset[str] = frozenset(s.id for s in ReceivableLifecycle.states if s.final)
+INITIAL_STATE: str = next(s.id for s in ReceivableLifecycle.states if s.initial)
+COMMANDS: tuple[str, ...] = tuple(
+    dict.fromkeys(t.event for s in ReceivableLifecycle.states for t in s.transitions)
+)
+#: Commands the scheduler sends when their moment comes; people may send them too.
+TIME_DRIVEN: frozenset[str] = frozenset({"fall_due", "start_follow_up", "escalate", "break_promise"})
+
+
+class _Holder:
+    """A throwaway model carrying only a state, so the machine never lives on the aggregate."""
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+
+def next_state(state: str, command: str, *, settles: bool = False) -> str:
+    """The state `command` leads to from `state`, or CommandNotAllowedError."""
+    target = _run_machine(state, command, settles)
+    if target is None:
+        raise CommandNotAllowedError(command, state, allowed_commands(state))
+    return target
+
+
+@lru_cache(maxsize=None)
+def _run_machine(state: str, command: str, settles: bool) -> str | None:
+    """Ask the machine itself; memoized, as the answer depends on nothing else."""
+    if command not in COMMANDS or state not in STATES:
+        return None
+    holder = _Holder(state)
+    machine = ReceivableLifecycle(model=holder, state_field="state")
+    try:
+        machine.send(command, settles=settles)
+    except TransitionNotAllowed:
+        return None
+    return holder.state
+
+
+@lru_cache(maxsize=None)
+def _allowed(state: str) -> tuple[str, ...]:
+    found = {t.event for s in ReceivableLifecycle.states if s.id == state for t in s.transitions}
+    return tuple(c for c in COMMANDS if c in found)
+
+
+def allowed_commands(state: str) -> list[str]:
+    """Commands the lifecycle accepts in `state`, in declaration order."""
+    return list(_allowed(state))
+
+
+@dataclass(frozen=True)
+class Transition:
+    source: str
+    command: str
+    target: str
+    condition: str
+
+
+def transitions() -> list[Transition]:
+    """Every declared transition, in declaration order."""
+    rows = []
+    for s in ReceivableLifecycle.states:
+        for t in s.transitions:
+            cond = " and ".join(str(spec) for spec in t.cond)
+            rows.append(Transition(s.id, t.event, t.target.id, cond))
+    return rows
+
+
+def render_docs() -> str:
+    """The generated `docs/lifecycle.md`: a Mermaid diagram and a transition table."""
+    lines = [
+        "# Receivable lifecycle",
+        "",
+        "Generated from `collections_es.domain.lifecycle.ReceivableLifecycle` by",
+        "`collections-es docs`; a test fails when this file differs from the machine.",
+        "",
+        "```mermaid",
+        f"{ReceivableLifecycle:mermaid}".rstrip(),
+        "```",
+        "",
+        "| state | command | next state | condition |",
+        "|---|---|---|---|",
+    ]
+    for t in transitions():
+        lines.append(f"| `{t.source}` | `{t.command}` | `{t.target}` | {t.condition} |")
+    lines += [
+        "",
+        "| state | allowed commands |",
+        "|---|---|",
+    ]
+    for state in STATES:
+        allowed = ", ".join(f"`{c}`" for c in allowed_commands(state)) or "none (final)"
+        lines.append(f"| `{state}` | {allowed} |")
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""The collection policy model: every number of the procedure, validated.
+
+Loading it from a file is an adapter's job; this module only says what a valid
+policy is. Every event records the `version` of the policy in force.
+"""
+
+from __future__ import annotations
+
+from datetime import date, time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Channel = Literal["phone", "sms", "email", "letter", "visit", "wechat", "other"]
+CHANNELS: tuple[str, ...] = ("phone", "sms", "email", "letter", "visit", "wechat", "other")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeWindow(_Strict):
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeWindow:
+        if self.end <= self.start:
+            raise ValueError(f"window end {self.end} must be after start {self.start}")
+        return self
+
+
+class ContactPolicy(_Strict):
+    windows: dict[Weekday, list[TimeWindow]] = Field(
+        description="Contact windows per weekday, in the customer's time zone; a missing day has none."
+    )
+    max_attempts_per_receivable: int = Field(3, ge=1, le=100)
+    attempts_period_days: int = Field(7, ge=1, le=365)
+    max_phone_per_day: int = Field(1, ge=1, le=24)
+
+
+class CollectionPolicy(_Strict):
+    version: str = Field(min_length=1, max_length=64)
+    reminder_lead_days: int = Field(7, ge=0, le=90)
+    follow_up_after_days: int = Field(1, ge=0, le=90)
+    escalate_after_days: int = Field(30, ge=1, le=3650)
+    promise_grace_days: int = Field(3, ge=0, le=90)
+    legal_referral_suggested_after_days: int = Field(90, ge=1, le=3650)
+    limitation_period_years: int = Field(3, ge=1, le=30)
+    limitation_warning_days: int = Field(90, ge=1, le=3650)
+    holidays: list[date] = Field(default_factory=list)
+    contact: ContactPolicy
+    channels_by_state: dict[str, list[Channel]] = Field(default_factory=dict)
+    legal_referral_requires_approval: bool = False
+    write_off_approver_roles: list[str] = Field(default_factory=lambda: ["supervisor"])
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CollectionPolicy:
+        if self.escalate_after_days <= self.follow_up_after_days:
+            raise ValueError("escalate_after_days must be greater than follow_up_after_days")
+        return self

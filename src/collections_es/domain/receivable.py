@@ -1,0 +1,480 @@
+"""The Receivable aggregate: one issued invoice driven through the collection lifecycle.
+
+Each public command method decides (the lifecycle gives the next state, the
+invariants are checked here) and records one event; each event's `evolve`
+only assigns. Money is Decimal in the receivable's currency.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from . import lifecycle
+from .aggregate import TrailedAggregate
+from .errors import RuleViolationError
+from .money import check_currency, to_money
+from .policy import CHANNELS
+from .trail import Context
+
+RECEIVABLE_NAMESPACE = uuid.UUID("5b0c2f7e-4f4e-4c8e-9d43-3c1f7c0a9b11")
+
+PAYMENT_METHODS: tuple[str, ...] = ("bank_transfer", "alipay", "wechat_pay", "cash", "check", "card", "other")
+PaymentMethod = Literal["bank_transfer", "alipay", "wechat_pay", "cash", "check", "card", "other"]
+CONTACT_OUTCOMES: tuple[str, ...] = (
+    "reached",
+    "acknowledged",
+    "promised",
+    "refused",
+    "disputed",
+    "no_answer",
+    "left_message",
+    "wrong_contact",
+    "other",
+)
+ContactOutcome = Literal[
+    "reached", "acknowledged", "promised", "refused", "disputed", "no_answer", "left_message", "wrong_contact", "other"
+]
+
+
+def receivable_id(invoice_number: str) -> uuid.UUID:
+    """The receivable's id is derived from its invoice number, so issuing twice collides."""
+    return uuid.uuid5(RECEIVABLE_NAMESPACE, invoice_number)
+
+
+def _require_text(value: str | None, field: str) -> str:
+    if value is None or not str(value).strip():
+        raise RuleViolationError("field.required", f"'{field}' must not be empty", field=field)
+    return str(value)
+
+
+def _require_choice(value: str, choices: tuple[str, ...], field: str) -> str:
+    if value not in choices:
+        raise RuleViolationError(
+            "field.choice", f"'{value}' is not one of {', '.join(choices)}", field=field
+        )
+    return value
+
+
+class Receivable(TrailedAggregate):
+    """An issued invoice and everything done to collect it."""
+
+    # ---- events -------------------------------------------------------------
+
+    class Event(TrailedAggregate.Event):
+        state_after: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.state = self.state_after
+            super().apply(aggregate)
+
+    class Issued(Event, TrailedAggregate.Created):
+        invoice_number: str
+        customer_id: str
+        timezone: str
+        amount: Decimal
+        currency: str
+        issued_on: date
+        due_on: date
+        collector: str | None
+
+        def evolve(self, r: Receivable) -> None:
+            r.invoice_number = self.invoice_number
+            r.customer_id = self.customer_id
+            r.timezone = self.timezone
+            r.amount = self.amount
+            r.currency = self.currency
+            r.issued_on = self.issued_on
+            r.due_on = self.due_on
+            r.collector = self.collector
+            r.paid = Decimal(0) * self.amount
+            r.adjustment = r.paid
+            r.written_off_amount = r.paid
+            r.recovered = r.paid
+            r.payment_references = []
+            r.promise = None
+            r.installment_plan = None
+            r.dispute = None
+            r.write_off_request = None
+            r.last_acknowledged_at = None
+
+    class ReminderSent(Event):
+        channel: str
+
+    class FellDue(Event):
+        pass
+
+    class FollowUpStarted(Event):
+        channel: str | None
+        note: str | None
+
+    class ContactRecorded(Event):
+        channel: str
+        outcome: str
+        note: str
+        customer_attitude: str | None
+        next_step: str | None
+        promised_on: date | None
+
+        def evolve(self, r: Receivable) -> None:
+            if self.outcome == "acknowledged":
+                r.last_acknowledged_at = self.timestamp
+
+    class PromiseMade(Event):
+        amount: Decimal
+        promised_on: date
+        note: str | None
+
+        def evolve(self, r: Receivable) -> None:
+            r.promise = {"amount": self.amount, "promised_on": self.promised_on, "paid_before": r.paid}
+            r.installment_plan = None
+
+    class InstallmentPlanAgreed(Event):
+        installments: list[dict[str, Any]]
+        reason: str
+
+        def evolve(self, r: Receivable) -> None:
+            r.installment_plan = {"installments": self.installments, "paid_before": r.paid}
+            r.promise = None
+
+    class PromiseBroken(Event):
+        reason: str
+
+        def evolve(self, r: Receivable) -> None:
+            r.promise = None
+            r.installment_plan = None
+
+    class Escalated(Event):
+        reason: str
+
+    class ReferredToLegal(Event):
+        reason: str
+
+    class PaymentRecorded(Event):
+        amount: Decimal
+        method: str
+        paid_on: date
+        reference: str
+
+        def evolve(self, r: Receivable) -> None:
+            r.paid += self.amount
+            r.payment_references = [*r.payment_references, self.reference]
+            if self.state_after == "settled":
+                r.promise = None
+                r.installment_plan = None
+
+    class WriteOffRequested(Event):
+        reason: str
+
+        def evolve(self, r: Receivable) -> None:
+            r.write_off_request = {"requested_by": self.actor_id, "reason": self.reason}
+
+    class WriteOffApproved(Event):
+        note: str | None
+        amount: Decimal
+
+        def evolve(self, r: Receivable) -> None:
+            r.written_off_amount = self.amount
+            r.write_off_request = None
+            r.promise = None
+            r.installment_plan = None
+
+    class DisputeRaised(Event):
+        reason: str
+
+        def evolve(self, r: Receivable) -> None:
+            r.dispute = {"reason": self.reason, "raised_by": self.actor_id, "raised_at": self.timestamp}
+
+    class DisputeResolved(Event):
+        resolution: str
+        adjusted_amount: Decimal | None
+
+        def evolve(self, r: Receivable) -> None:
+            r.dispute = None
+            if self.adjusted_amount is not None:
+                r.adjustment = r.amount - self.adjusted_amount
+
+    class CollectorAssigned(Event):
+        collector: str
+
+        def evolve(self, r: Receivable) -> None:
+            r.collector = self.collector
+
+    class RecoveryRecorded(Event):
+        amount: Decimal
+        method: str
+        paid_on: date
+        reference: str
+
+        def evolve(self, r: Receivable) -> None:
+            r.recovered += self.amount
+            r.payment_references = [*r.payment_references, self.reference]
+
+    # Attributes are assigned by events only (see `Issued.evolve`). They are not
+    # annotated here: annotations on an aggregate class become dataclass fields.
+
+    # ---- queries ------------------------------------------------------------
+
+    @property
+    def balance(self) -> Decimal:
+        return self.amount - self.adjustment - self.paid
+
+    @property
+    def is_disputed(self) -> bool:
+        return self.dispute is not None
+
+    @property
+    def allowed_commands(self) -> list[str]:
+        return lifecycle.allowed_commands(self.state)
+
+    def local_date(self, now: datetime) -> date:
+        """The calendar date at `now` in the customer's time zone."""
+        return now.astimezone(ZoneInfo(self.timezone)).date()
+
+    def days_past_due(self, now: datetime) -> int:
+        return max(0, (self.local_date(now) - self.due_on).days)
+
+    def paid_towards_promise(self) -> Decimal:
+        commitment = self.promise or self.installment_plan
+        if commitment is None:
+            return Decimal(0)
+        return self.paid - commitment["paid_before"]
+
+    def is_promise_covered(self, extra: Decimal = Decimal(0)) -> bool:
+        """Whether payments since the promise cover what was promised so far."""
+        if self.promise is not None:
+            return self.paid_towards_promise() + extra >= self.promise["amount"]
+        if self.installment_plan is not None:
+            total = sum((i["amount"] for i in self.installment_plan["installments"]), Decimal(0))
+            return self.paid_towards_promise() + extra >= total
+        return False
+
+    # ---- commands -----------------------------------------------------------
+
+    @classmethod
+    def issue(
+        cls,
+        ctx: Context,
+        *,
+        invoice_number: str,
+        customer_id: str,
+        timezone: str,
+        amount: object,
+        currency: str,
+        issued_on: date,
+        due_on: date,
+        collector: str | None = None,
+    ) -> Receivable:
+        _require_text(invoice_number, "invoice_number")
+        check_currency(currency)
+        money = to_money(amount, currency)
+        if due_on < issued_on:
+            raise RuleViolationError("receivable.due_before_issue", "due_on must not be before issued_on", field="due_on")
+        return cls._start(
+            cls.Issued,
+            ctx,
+            id=receivable_id(invoice_number),
+            state_after=lifecycle.INITIAL_STATE,
+            invoice_number=invoice_number,
+            customer_id=customer_id,
+            timezone=timezone,
+            amount=money,
+            currency=currency,
+            issued_on=issued_on,
+            due_on=due_on,
+            collector=collector,
+        )
+
+    def _next(self, command: str, *, settles: bool = False) -> str:
+        return lifecycle.next_state(self.state, command, settles=settles)
+
+    def send_reminder(self, ctx: Context, *, channel: str) -> None:
+        state = self._next("send_reminder")
+        _require_choice(channel, CHANNELS, "channel")
+        earliest = date.fromordinal(self.due_on.toordinal() - ctx.policy.reminder_lead_days)
+        if self.local_date(ctx.now) < earliest:
+            raise RuleViolationError(
+                "reminder.too_early", f"a reminder may be sent from {earliest.isoformat()} (due {self.due_on})"
+            )
+        self._record(self.ReminderSent, ctx, state_after=state, channel=channel)
+
+    def fall_due(self, ctx: Context) -> None:
+        state = self._next("fall_due")
+        if self.local_date(ctx.now) < self.due_on:
+            raise RuleViolationError("fall_due.not_yet", f"the receivable is due on {self.due_on.isoformat()}")
+        self._record(self.FellDue, ctx, state_after=state)
+
+    def start_follow_up(self, ctx: Context, *, channel: str | None = None, note: str | None = None) -> None:
+        state = self._next("start_follow_up")
+        if channel is not None:
+            _require_choice(channel, CHANNELS, "channel")
+        self._record(self.FollowUpStarted, ctx, state_after=state, channel=channel, note=note)
+
+    def record_contact(
+        self,
+        ctx: Context,
+        *,
+        channel: str,
+        outcome: str,
+        note: str,
+        customer_attitude: str | None = None,
+        next_step: str | None = None,
+        promised_on: date | None = None,
+    ) -> None:
+        state = self._next("record_contact")
+        _require_choice(channel, CHANNELS, "channel")
+        _require_choice(outcome, CONTACT_OUTCOMES, "outcome")
+        _require_text(note, "note")
+        self._record(
+            self.ContactRecorded,
+            ctx,
+            state_after=state,
+            channel=channel,
+            outcome=outcome,
+            note=note,
+            customer_attitude=customer_attitude,
+            next_step=next_step,
+            promised_on=promised_on,
+        )
+
+    def promise_to_pay(self, ctx: Context, *, amount: object, promised_on: date, note: str | None = None) -> None:
+        state = self._next("promise_to_pay")
+        money = to_money(amount, self.currency)
+        if money > self.balance:
+            raise RuleViolationError(
+                "promise.exceeds_balance", f"promised {money} exceeds the balance {self.balance}", field="amount"
+            )
+        if promised_on < self.local_date(ctx.now):
+            raise RuleViolationError("promise.date_in_past", "promised_on is in the past", field="promised_on")
+        self._record(self.PromiseMade, ctx, state_after=state, amount=money, promised_on=promised_on, note=note)
+
+    def agree_installment_plan(self, ctx: Context, *, installments: list[dict[str, Any]], reason: str) -> None:
+        state = self._next("agree_installment_plan")
+        _require_text(reason, "reason")
+        if not installments:
+            raise RuleViolationError("installments.empty", "an installment plan needs at least one installment", field="installments")
+        today = self.local_date(ctx.now)
+        schedule: list[dict[str, Any]] = []
+        previous: date | None = None
+        for i, item in enumerate(installments):
+            due_on = item["due_on"]
+            money = to_money(item["amount"], self.currency, field=f"installments[{i}].amount")
+            if due_on < today:
+                raise RuleViolationError("installments.date_in_past", "installment date is in the past", field=f"installments[{i}].due_on")
+            if previous is not None and due_on <= previous:
+                raise RuleViolationError(
+                    "installments.order", "installment dates must be strictly increasing", field=f"installments[{i}].due_on"
+                )
+            previous = due_on
+            schedule.append({"due_on": due_on, "amount": money})
+        total = sum((s["amount"] for s in schedule), Decimal(0))
+        if total != self.balance:
+            raise RuleViolationError(
+                "installments.sum", f"installments sum to {total}, the balance is {self.balance}", field="installments"
+            )
+        self._record(self.InstallmentPlanAgreed, ctx, state_after=state, installments=schedule, reason=reason)
+
+    def break_promise(self, ctx: Context, *, reason: str) -> None:
+        state = self._next("break_promise")
+        _require_text(reason, "reason")
+        if self.is_promise_covered():
+            raise RuleViolationError("promise.kept", "the promise is covered by payments; it cannot be broken")
+        self._record(self.PromiseBroken, ctx, state_after=state, reason=reason)
+
+    def escalate(self, ctx: Context, *, reason: str) -> None:
+        state = self._next("escalate")
+        _require_text(reason, "reason")
+        self._record(self.Escalated, ctx, state_after=state, reason=reason)
+
+    def refer_to_legal(self, ctx: Context, *, reason: str) -> None:
+        state = self._next("refer_to_legal")
+        _require_text(reason, "reason")
+        self._record(self.ReferredToLegal, ctx, state_after=state, reason=reason)
+
+    def _check_payment(self, ctx: Context, amount: object, reference: str, paid_on: date, method: str) -> Decimal:
+        money = to_money(amount, self.currency)
+        _require_choice(method, PAYMENT_METHODS, "method")
+        _require_text(reference, "reference")
+        if reference in self.payment_references:
+            raise RuleViolationError(
+                "payment.duplicate_reference", f"a payment with reference '{reference}' is recorded already", field="reference"
+            )
+        if paid_on > self.local_date(ctx.now):
+            raise RuleViolationError("payment.future_date", "paid_on is in the future", field="paid_on")
+        return money
+
+    def record_payment(self, ctx: Context, *, amount: object, method: str, paid_on: date, reference: str) -> None:
+        lifecycle.next_state(self.state, "record_payment")  # refuse in final states before anything else
+        money = self._check_payment(ctx, amount, reference, paid_on, method)
+        if money > self.balance:
+            raise RuleViolationError(
+                "payment.overpayment", f"payment {money} exceeds the balance {self.balance}", field="amount"
+            )
+        state = self._next("record_payment", settles=money == self.balance)
+        self._record(
+            self.PaymentRecorded, ctx, state_after=state, amount=money, method=method, paid_on=paid_on, reference=reference
+        )
+
+    def request_write_off(self, ctx: Context, *, reason: str) -> None:
+        state = self._next("request_write_off")
+        _require_text(reason, "reason")
+        if self.write_off_request is not None:
+            raise RuleViolationError("write_off.already_requested", "a write-off request is pending already")
+        self._record(self.WriteOffRequested, ctx, state_after=state, reason=reason)
+
+    def approve_write_off(self, ctx: Context, *, note: str | None = None) -> None:
+        state = self._next("approve_write_off")
+        if self.write_off_request is None:
+            raise RuleViolationError("write_off.not_requested", "no write-off has been requested")
+        if self.write_off_request["requested_by"] == ctx.actor.id:
+            raise RuleViolationError("write_off.four_eyes", "the approver must not be the requester")
+        self._record(self.WriteOffApproved, ctx, state_after=state, note=note, amount=self.balance)
+
+    def raise_dispute(self, ctx: Context, *, reason: str) -> None:
+        state = self._next("raise_dispute")
+        _require_text(reason, "reason")
+        if self.is_disputed:
+            raise RuleViolationError("dispute.already_open", "a dispute is open already")
+        self._record(self.DisputeRaised, ctx, state_after=state, reason=reason)
+
+    def resolve_dispute(self, ctx: Context, *, resolution: str, adjusted_amount: object | None = None) -> None:
+        lifecycle.next_state(self.state, "resolve_dispute")
+        _require_text(resolution, "resolution")
+        if not self.is_disputed:
+            raise RuleViolationError("dispute.not_open", "there is no open dispute")
+        adjusted: Decimal | None = None
+        settles = False
+        if adjusted_amount is not None:
+            adjusted = to_money(adjusted_amount, self.currency, field="adjusted_amount", allow_zero=True)
+            if adjusted > self.amount - self.adjustment:
+                raise RuleViolationError(
+                    "dispute.adjustment_increase", "a resolution may lower the amount owed, never raise it", field="adjusted_amount"
+                )
+            if adjusted < self.paid:
+                raise RuleViolationError(
+                    "dispute.adjustment_below_paid", f"{self.paid} is paid already", field="adjusted_amount"
+                )
+            settles = adjusted == self.paid
+        state = self._next("resolve_dispute", settles=settles)
+        self._record(self.DisputeResolved, ctx, state_after=state, resolution=resolution, adjusted_amount=adjusted)
+
+    def assign_collector(self, ctx: Context, *, collector: str) -> None:
+        state = self._next("assign_collector")
+        _require_text(collector, "collector")
+        self._record(self.CollectorAssigned, ctx, state_after=state, collector=collector)
+
+    def record_recovery(self, ctx: Context, *, amount: object, method: str, paid_on: date, reference: str) -> None:
+        state = self._next("record_recovery")
+        money = self._check_payment(ctx, amount, reference, paid_on, method)
+        if money > self.written_off_amount - self.recovered:
+            raise RuleViolationError(
+                "recovery.exceeds_written_off",
+                f"recovery {money} exceeds what is written off and not yet recovered",
+                field="amount",
+            )
+        self._record(
+            self.RecoveryRecorded, ctx, state_after=state, amount=money, method=method, paid_on=paid_on, reference=reference
+        )

@@ -1,0 +1,81 @@
+"""Who did what, why, under which policy: the context every event records,
+and the hash chain that makes the trail tamper-evident."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from .policy import CollectionPolicy
+
+GENESIS_HASH = "0" * 64
+SCHEDULER_ACTOR = "system:scheduler"
+
+
+@dataclass(frozen=True)
+class Actor:
+    id: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a command needs besides its own fields; `now` comes from the injected clock."""
+
+    actor: Actor
+    now: datetime
+    correlation_id: str
+    policy: CollectionPolicy
+    scheduled_for: datetime | None = None
+    override_rule_id: str | None = None
+    override_reason: str | None = None
+
+    def trail_fields(self) -> dict[str, Any]:
+        """The fields every event carries (besides its hash-chain links)."""
+        return {
+            "timestamp": self.now,
+            "actor_id": self.actor.id,
+            "actor_role": self.actor.role,
+            "correlation_id": self.correlation_id,
+            "policy_version": self.policy.version,
+            "scheduled_for": self.scheduled_for,
+        }
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def event_hash(event_type: str, content: dict[str, Any]) -> str:
+    """SHA-256 over the event's type and every field but `hash`, canonically encoded."""
+    body = {k: v for k, v in content.items() if k != "hash"}
+    payload = json.dumps(
+        {"type": event_type, "content": _canonical(body)},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def stored_event_hash(event: Any) -> str:
+    """Recompute the hash of a (decoded) event object, for verification."""
+    content = {f.name: getattr(event, f.name) for f in fields(event)}
+    return event_hash(type(event).__qualname__, content)
