@@ -43,6 +43,15 @@ class TrailedAggregate(Aggregate):
     policy_version = ""
 
     @classmethod
+    def event_classes(cls) -> list[type]:
+        """Every concrete event class this aggregate records."""
+        return [
+            value
+            for value in vars(cls).values()
+            if isinstance(value, type) and issubclass(value, TrailedAggregate.Event) and value.__name__ not in ("Event", "Created")
+        ]
+
+    @classmethod
     def _start(cls, event_class: type, ctx: Context, *, id: Any, **data: Any) -> Any:  # noqa: A002
         fields = _trail(ctx, prev_hash=GENESIS_HASH) | data
         content = {

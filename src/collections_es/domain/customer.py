@@ -34,7 +34,7 @@ def check_timezone(name: str) -> str:
 class Customer(TrailedAggregate):
     """A customer: who they are, how and when to reach them."""
 
-    class Registered(TrailedAggregate.Event, TrailedAggregate.Created):
+    class Registered(TrailedAggregate.Created):
         customer_id: str
         name: str
         timezone: str

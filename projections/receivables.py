@@ -1,0 +1,106 @@
+"""The receivables list: one row per receivable, for filtered, paginated lists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from collections_es.domain.lifecycle import FINAL_STATES
+from collections_es.domain.receivable import Receivable
+
+from .base import Projection, metadata
+
+receivables = sa.Table(
+    "rm_receivables",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("invoice_number", sa.String(128), nullable=False),
+    sa.Column("customer_id", sa.String(128), nullable=False, index=True),
+    sa.Column("collector", sa.String(128), nullable=True, index=True),
+    sa.Column("state", sa.String(32), nullable=False, index=True),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount", sa.Numeric(24, 4), nullable=False),
+    sa.Column("paid", sa.Numeric(24, 4), nullable=False),
+    sa.Column("adjustment", sa.Numeric(24, 4), nullable=False),
+    sa.Column("balance", sa.Numeric(24, 4), nullable=False),
+    sa.Column("issued_on", sa.Date, nullable=False),
+    sa.Column("due_on", sa.Date, nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+
+
+class ReceivablesList(Projection):
+    name = "receivables"
+    tables = (receivables,)
+
+    @property
+    def handles(self) -> Sequence[type]:
+        return Receivable.event_classes()
+
+    def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
+        rid = str(event.originator_id)
+        common = {"state": event.state_after, "version": event.originator_version, "position": position}
+        if isinstance(event, Receivable.Issued):
+            conn.execute(
+                receivables.insert().values(
+                    id=rid,
+                    invoice_number=event.invoice_number,
+                    customer_id=event.customer_id,
+                    collector=event.collector,
+                    currency=event.currency,
+                    amount=event.amount,
+                    paid=0,
+                    adjustment=0,
+                    balance=event.amount,
+                    issued_on=event.issued_on,
+                    due_on=event.due_on,
+                    **common,
+                )
+            )
+            return
+        row = receivables.c
+        values: dict[str, Any] = dict(common)
+        if isinstance(event, Receivable.PaymentRecorded):
+            values |= {"paid": row.paid + event.amount, "balance": row.balance - event.amount}
+        elif isinstance(event, Receivable.DisputeResolved) and event.adjusted_amount is not None:
+            values |= {
+                "adjustment": row.amount - event.adjusted_amount,
+                "balance": event.adjusted_amount - row.paid,
+            }
+        elif isinstance(event, Receivable.CollectorAssigned):
+            values |= {"collector": event.collector}
+        conn.execute(receivables.update().where(row.id == rid).values(**values))
+
+
+def list_receivables(
+    conn: sa.Connection,
+    *,
+    state: str | None = None,
+    customer_id: str | None = None,
+    collector: str | None = None,
+    currency: str | None = None,
+    overdue_on: date | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Rows ordered by id; `after` is the last id of the previous page (the cursor)."""
+    row = receivables.c
+    query = sa.select(receivables).order_by(row.id).limit(limit)
+    if state:
+        query = query.where(row.state == state)
+    if customer_id:
+        query = query.where(row.customer_id == customer_id)
+    if collector:
+        query = query.where(row.collector == collector)
+    if currency:
+        query = query.where(row.currency == currency)
+    if overdue_on is not None:
+        query = query.where(row.due_on < overdue_on, row.state.not_in(FINAL_STATES), row.balance > Decimal(0))
+    if after:
+        query = query.where(row.id > after)
+    return [dict(r._mapping) for r in conn.execute(query)]

@@ -1,0 +1,1 @@
+"""Adapters: persistence wiring, policy files, and (later) notification senders."""

@@ -1,0 +1,112 @@
+"""API keys: stored as SHA-256 of the token, in the database or a TOML file.
+
+Tokens are 256-bit random strings, so a plain SHA-256 is the right hash: there
+is nothing to brute-force (ADR 0005).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ..domain.errors import CollectionsError, NotFoundError
+from ..domain.trail import Actor
+
+metadata = sa.MetaData()
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+
+class KeyFileError(CollectionsError):
+    pass
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: int
+    actor: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyStore:
+    def __init__(self, engine: sa.Engine, roles: tuple[str, ...], keys_file: Path | None = None) -> None:
+        self.engine = engine
+        self.roles = roles
+        metadata.create_all(engine)
+        self.file_keys = _load_file(keys_file, roles) if keys_file else {}
+
+    def add(self, actor: str, role: str, now: datetime) -> str:
+        """Create a key and return its token; only its hash is kept."""
+        if role not in self.roles:
+            raise KeyFileError(f"unknown role '{role}'; roles: {', '.join(self.roles)}")
+        if not actor.strip():
+            raise KeyFileError("actor must not be empty")
+        token = "ces_" + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.insert().values(actor=actor, role=role, token_sha256=token_digest(token), created_at=now))
+        return token
+
+    def list(self) -> list[ApiKey]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(api_keys).order_by(api_keys.c.id)).all()
+        return [ApiKey(r.id, r.actor, r.role, r.created_at, r.revoked_at) for r in rows]
+
+    def revoke(self, key_id: int, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)).values(revoked_at=now)
+            )
+        if done.rowcount != 1:
+            raise NotFoundError(f"no active key {key_id}")
+
+    def authenticate(self, token: str) -> Actor | None:
+        digest = token_digest(token)
+        if digest in self.file_keys:
+            return self.file_keys[digest]
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(api_keys.c.actor, api_keys.c.role).where(
+                    api_keys.c.token_sha256 == digest, api_keys.c.revoked_at.is_(None)
+                )
+            ).first()
+        return Actor(row.actor, row.role) if row else None
+
+
+def _load_file(path: Path, roles: tuple[str, ...]) -> dict[str, Actor]:
+    try:
+        data = tomllib.loads(Path(path).read_text("utf-8"))
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise KeyFileError(f"{path}: not valid TOML: {exc}") from None
+    keys: dict[str, Actor] = {}
+    for i, entry in enumerate(data.get("keys", [])):
+        where = f"{path}: keys[{i}]"
+        actor, role, digest = entry.get("actor"), entry.get("role"), entry.get("token_sha256", "")
+        if not actor or role not in roles:
+            raise KeyFileError(f"{where}: needs an actor and a role among {', '.join(roles)}")
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise KeyFileError(f"{where}: token_sha256 must be 64 lowercase hex digits")
+        keys[digest] = Actor(actor, role)
+    return keys

@@ -1,0 +1,138 @@
+"""Persistence wiring: one DATABASE_URL chooses SQLite (embedded) or PostgreSQL.
+
+The event store is eventsourcing's core recorder for that database (ADR 0001);
+read models, API keys and the like are SQLAlchemy tables in the same database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from eventsourcing.persistence import JSONTranscoder, Transcoding, TranscodingNotRegisteredError
+from sqlalchemy.engine import URL, make_url
+
+from ..domain.errors import CollectionsError
+
+
+class DatabaseUrlError(CollectionsError):
+    pass
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class MROJSONTranscoder(JSONTranscoder):
+    """Looks a value's type up along its MRO, so freezegun's FakeDatetime and
+    FakeDate encode as datetime and date (LIBRARIES.md)."""
+
+    def _encode_obj(self, o: Any) -> dict[str, Any]:
+        for klass in type(o).__mro__:
+            transcoding = self.types.get(klass)
+            if transcoding is not None:
+                return {"_type_": transcoding.name, "_data_": transcoding.encode(o)}
+        raise TranscodingNotRegisteredError(f"Object of type {type(o)} is not serializable")
+
+
+@dataclass(frozen=True)
+class Database:
+    """A parsed DATABASE_URL."""
+
+    url: URL
+    schema: str | None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url.get_backend_name() == "postgresql"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    @classmethod
+    def parse(cls, database_url: str) -> Database:
+        try:
+            url = make_url(database_url)
+        except Exception:  # sqlalchemy raises ArgumentError with the URL in it
+            raise DatabaseUrlError("DATABASE_URL is not a database URL") from None
+        backend = url.get_backend_name()
+        schema = url.query.get("schema")
+        if isinstance(schema, tuple):
+            schema = schema[-1]
+        url = url.difference_update_query(["schema"])
+        if backend == "sqlite":
+            if not url.database or url.database == ":memory:":
+                raise DatabaseUrlError("DATABASE_URL for SQLite must name a file (sqlite:///path/to/file.db)")
+            return cls(url.set(drivername="sqlite"), None)
+        if backend == "postgresql":
+            if not url.database:
+                raise DatabaseUrlError("DATABASE_URL for PostgreSQL must name a database")
+            return cls(url.set(drivername="postgresql+psycopg"), schema or None)
+        raise DatabaseUrlError(f"unsupported database '{backend}': use sqlite:/// or postgresql://")
+
+    def event_store_env(self) -> dict[str, str]:
+        """eventsourcing settings for this database."""
+        if self.is_sqlite:
+            assert self.url.database
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": self.url.database,
+                "SQLITE_LOCK_TIMEOUT": "30",
+                "CREATE_TABLE": "y",
+            }
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.url.database or "",
+            "POSTGRES_HOST": self.url.host or "127.0.0.1",
+            "POSTGRES_PORT": str(self.url.port or 5432),
+            "POSTGRES_USER": self.url.username or "postgres",
+            "POSTGRES_PASSWORD": self.url.password or "",
+            "POSTGRES_SCHEMA": self.schema or "",
+            "POSTGRES_POOL_SIZE": "10",
+            "POSTGRES_MAX_OVERFLOW": "20",
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_PRE_PING": "y",
+            "CREATE_TABLE": "y",
+        }
+
+    def make_engine(self) -> sa.Engine:
+        """The SQLAlchemy engine for read models and service tables."""
+        if self.is_sqlite:
+            engine = sa.create_engine(self.url, connect_args={"timeout": 30, "check_same_thread": False})
+
+            @sa.event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+                cursor = dbapi_conn.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=FULL")
+                cursor.execute("PRAGMA busy_timeout=30000")
+                cursor.close()
+
+            @sa.event.listens_for(engine, "begin")
+            def _begin_immediate(conn: Any) -> None:
+                # Take the write lock up front: a deferred transaction that later
+                # writes can fail at once with SQLITE_BUSY instead of waiting.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+            return engine
+        connect_args: dict[str, Any] = {"connect_timeout": 5}
+        if self.schema:
+            connect_args["options"] = f"-csearch_path={self.schema}"
+        engine = sa.create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
+        if self.schema:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+        return engine

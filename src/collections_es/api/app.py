@@ -1,0 +1,109 @@
+"""The FastAPI app factory."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..bootstrap import Services, follow_projections
+from . import errors
+from .errors import problem
+from .routes import customers, health, receivables, sandbox
+
+
+class BodyLimit:
+    """Refuse bodies over `limit` bytes with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        too_large = problem(413, f"the body exceeds {self.limit} bytes")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await too_large(scope, receive, send)
+
+
+class _TooLarge(StarletteHTTPException):
+    """An HTTPException, so FastAPI's body parsing lets it through as a 413."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "the request body is too large")
+
+
+class CorrelationId:
+    """Echo X-Correlation-ID (or the one generated) on every response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        cid = headers.get(b"x-correlation-id", b"")[:128] or str(uuid.uuid4()).encode()
+        if b"x-correlation-id" not in headers:
+            scope["headers"] = [*scope.get("headers", []), (b"x-correlation-id", cid)]
+
+        async def send_with_id(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-correlation-id", cid)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def create_app(services: Services, *, follow: bool = False) -> FastAPI:
+    """Build the app over wired services. `follow` runs the projection loop in-process."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if follow:
+            follow_projections(services)
+        yield
+        services.stop.set()
+
+    app = FastAPI(
+        title="collections-es",
+        version=__version__,
+        description="Event-sourced accounts-receivable collection service.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(customers.router)
+    app.include_router(receivables.router)
+    if services.sandbox is not None:
+        app.include_router(sandbox.router)
+    app.add_middleware(CorrelationId)
+    app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
+    return app

@@ -1,0 +1,81 @@
+"""Request dependencies: the wired services, the authenticated actor, request metadata."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ..application.service import Idempotency, Override, Request as CommandRequest
+from ..application.idempotency import MAX_KEY_LENGTH, request_fingerprint
+from ..bootstrap import Services
+from ..domain.errors import PermissionDeniedError
+from ..domain.trail import Actor
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <token>`")
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def current_actor(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "credentials required: Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
+    actor = services.keys.authenticate(credentials.credentials)
+    if actor is None:
+        raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    return actor
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def correlation_id(x_correlation_id: Annotated[str | None, Header(max_length=128)] = None) -> str:
+    return x_correlation_id or str(uuid.uuid4())
+
+
+def parse_if_match(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    value = if_match.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    value = value.strip('"')
+    if not value.isdigit() or len(value) > 12:
+        raise HTTPException(400, 'If-Match must be a version in quotes, e.g. "3"')
+    return int(value)
+
+
+def command_request(
+    http: Request,
+    actor: CurrentActor,
+    body: dict | None,
+    *,
+    idempotency_key: str | None,
+    if_match: str | None = None,
+    override: Override | None = None,
+) -> CommandRequest:
+    """Everything the application needs to know about who asks and how."""
+    idempotency = None
+    if idempotency_key is not None:
+        if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
+            raise HTTPException(400, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+        idempotency = Idempotency(idempotency_key, request_fingerprint(http.method, http.url.path, body))
+    if override is not None and actor.role != "supervisor":
+        raise PermissionDeniedError("only a supervisor may override a rule")
+    return CommandRequest(
+        actor=actor,
+        correlation_id=http.headers.get("x-correlation-id") or str(uuid.uuid4()),
+        idempotency=idempotency,
+        expected_version=parse_if_match(if_match),
+        override=override,
+    )

@@ -1,0 +1,136 @@
+"""Domain objects → response schemas (types converted at the edge)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ..domain import lifecycle
+from ..domain.customer import Customer
+from ..domain.money import format_money
+from ..domain.receivable import Receivable
+from . import schemas
+
+_TRAIL_FIELDS = {
+    "originator_id",
+    "originator_version",
+    "originator_topic",
+    "timestamp",
+    "actor_id",
+    "actor_role",
+    "correlation_id",
+    "policy_version",
+    "scheduled_for",
+    "override",
+    "prev_hash",
+    "hash",
+    "state_after",
+}
+
+
+def receivable(r: Receivable, now: datetime, *, as_of: datetime | None = None) -> schemas.ReceivablePublic:
+    promise = None
+    if r.promise is not None:
+        promise = schemas.PromiseOut(
+            amount=format_money(r.promise["amount"]),
+            promised_on=r.promise["promised_on"],
+            paid_towards=format_money(r.paid_towards_promise()),
+        )
+    plan = None
+    if r.installment_plan is not None:
+        plan = schemas.InstallmentPlanOut(
+            installments=[
+                schemas.InstallmentOut(due_on=i["due_on"], amount=format_money(i["amount"]))
+                for i in r.installment_plan["installments"]
+            ],
+            paid_towards=format_money(r.paid_towards_promise()),
+        )
+    return schemas.ReceivablePublic(
+        id=str(r.id),
+        invoice_number=r.invoice_number,
+        customer_id=r.customer_id,
+        state=r.state,
+        amount=format_money(r.amount),
+        currency=r.currency,
+        balance=format_money(r.balance),
+        paid=format_money(r.paid),
+        written_off_amount=format_money(r.written_off_amount),
+        recovered=format_money(r.recovered),
+        issued_on=r.issued_on,
+        due_on=r.due_on,
+        days_past_due=r.days_past_due(now) if r.state not in lifecycle.FINAL_STATES else 0,
+        collector=r.collector,
+        promise=promise,
+        installment_plan=plan,
+        dispute=schemas.DisputeOut(**r.dispute) if r.dispute else None,
+        write_off_request=schemas.WriteOffRequestOut(**r.write_off_request) if r.write_off_request else None,
+        timezone=r.timezone,
+        version=r.version,
+        allowed_commands=lifecycle.allowed_commands(r.state),
+        policy_version=r.policy_version,
+        as_of=as_of,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format_money(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def history_entry(event: Any) -> schemas.HistoryEntry:
+    data = {
+        f.name: _jsonable(getattr(event, f.name))
+        for f in dataclasses.fields(event)
+        if f.name not in _TRAIL_FIELDS
+    }
+    reason = data.get("reason") or data.get("note") or data.get("resolution")
+    return schemas.HistoryEntry(
+        version=event.originator_version,
+        type=type(event).__name__,
+        occurred_at=event.timestamp,
+        actor=event.actor_id,
+        role=event.actor_role,
+        reason=reason,
+        data=data,
+        state_after=event.state_after,
+        correlation_id=event.correlation_id,
+        policy_version=event.policy_version,
+        scheduled_for=event.scheduled_for,
+        override=event.override,
+        hash=event.hash,
+        prev_hash=event.prev_hash,
+    )
+
+
+def mask(field: str, value: str) -> str:
+    """`13812345678` → `138****5678`; `zhang@example.com` → `z****@example.com`."""
+    if field == "email" and "@" in value:
+        local, domain = value.split("@", 1)
+        return f"{local[:1]}****@{domain}"
+    if field == "phone":
+        digits = value.replace(" ", "")
+        return f"{digits[:3]}****{digits[-4:]}" if len(digits) > 7 else "****"
+    return value[:6] + "****" if len(value) > 6 else "****"
+
+
+def customer(c: Customer, *, show_pii: bool) -> schemas.CustomerPublic:
+    contacts = {k: (v if show_pii else mask(k, v)) for k, v in c.contacts.items()}
+    return schemas.CustomerPublic(
+        customer_id=c.customer_id,
+        name=c.name,
+        timezone=c.timezone,
+        tier=c.tier,
+        preferred_channel=c.preferred_channel,
+        contacts=contacts,
+        contacts_masked=not show_pii,
+        version=c.version,
+    )

@@ -1,0 +1,29 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from ..deps import ServicesDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(services: ServicesDep) -> JSONResponse:
+    """The database answers; each projection's lag behind the event log."""
+    try:
+        with services.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        lag = services.projections.lag()
+    except Exception as exc:  # the database is down: not ready
+        return JSONResponse({"status": "unavailable", "detail": type(exc).__name__}, status_code=503)
+    return JSONResponse({"status": "ready", "projections": {n: {"lag": v} for n, v in lag.items()}})

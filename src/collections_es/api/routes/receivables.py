@@ -1,0 +1,193 @@
+"""Receivables: issue, read (now, as of an instant, at a version), list, history,
+and one POST route per lifecycle command of the state machine."""
+
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+
+from projections.receivables import list_receivables
+
+from ...application.access import check_view
+from ...application.service import Override
+from ...domain import lifecycle
+from ...domain.errors import NotFoundError
+from ...domain.money import format_money, minor_units
+from ...domain.receivable import receivable_id as derive_id
+from .. import present
+from ..deps import CurrentActor, ServicesDep, command_request
+from ..schemas import (
+    COMMAND_BODIES,
+    CommandBody,
+    HistoryEntry,
+    ReceivableCreate,
+    ReceivablePage,
+    ReceivablePublic,
+    ReceivableSummary,
+)
+
+router = APIRouter(prefix="/receivables", tags=["receivables"])
+
+assert set(COMMAND_BODIES) == set(lifecycle.COMMANDS), "every lifecycle command needs exactly one body schema"
+
+
+def resolve_id(ref: str) -> uuid.UUID:
+    """A receivable is named by its id, or by its invoice number (from which the id derives)."""
+    try:
+        return uuid.UUID(ref)
+    except ValueError:
+        return derive_id(ref)
+
+
+def _etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = f'"{version}"'
+
+
+@router.post("", status_code=201, response_model=ReceivablePublic)
+def issue_receivable(
+    body: ReceivableCreate,
+    http: Request,
+    response: Response,
+    services: ServicesDep,
+    actor: CurrentActor,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> ReceivablePublic:
+    """Issue a receivable; its id derives from the invoice number, so issuing twice is 409."""
+    request = command_request(http, actor, body.model_dump(mode="json"), idempotency_key=idempotency_key)
+    outcome = services.app.issue_receivable(request, **body.model_dump())
+    response.status_code = outcome.status
+    _etag(response, outcome.resource.version)
+    return present.receivable(outcome.resource, services.clock.now())
+
+
+@router.get("", response_model=ReceivablePage)
+def list_all(
+    services: ServicesDep,
+    actor: CurrentActor,
+    state: Annotated[str | None, Query(max_length=32)] = None,
+    customer_id: Annotated[str | None, Query(max_length=128)] = None,
+    collector: Annotated[str | None, Query(max_length=128)] = None,
+    currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
+    overdue: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> ReceivablePage:
+    """Receivables from the list read model, filtered, ordered by id, cursor-paginated."""
+    check_view(actor.role, "receivables.read")
+    if state is not None and state not in lifecycle.STATES:
+        raise RequestValidationError(
+            [{"type": "enum", "loc": ("query", "state"), "msg": f"must be one of {', '.join(lifecycle.STATES)}", "input": state}]
+        )
+    services.projections.catch_up(["receivables"])
+    overdue_on = services.clock.now().date() if overdue else None
+    with services.engine.connect() as conn:
+        rows = list_receivables(
+            conn,
+            state=state,
+            customer_id=customer_id,
+            collector=collector,
+            currency=currency,
+            overdue_on=overdue_on,
+            after=cursor,
+            limit=limit + 1,
+        )
+    page, more = rows[:limit], len(rows) > limit
+    items = [_summary(r) for r in page]
+    return ReceivablePage(items=items, next_cursor=items[-1].id if more and items else None)
+
+
+def _summary(row: dict[str, Any]) -> ReceivableSummary:
+    unit = Decimal(1).scaleb(-minor_units(row["currency"]))
+    return ReceivableSummary(
+        id=row["id"],
+        invoice_number=row["invoice_number"],
+        customer_id=row["customer_id"],
+        collector=row["collector"],
+        state=row["state"],
+        currency=row["currency"],
+        amount=format_money(Decimal(row["amount"]).quantize(unit)),
+        balance=format_money(Decimal(row["balance"]).quantize(unit)),
+        issued_on=row["issued_on"],
+        due_on=row["due_on"],
+        version=row["version"],
+    )
+
+
+@router.get("/{receivable_ref}", response_model=ReceivablePublic)
+def get_receivable(
+    receivable_ref: Annotated[str, ...],
+    response: Response,
+    services: ServicesDep,
+    actor: CurrentActor,
+    as_of: datetime | None = None,
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> ReceivablePublic:
+    """The receivable now, `as_of` an instant, or at a `version`."""
+    check_view(actor.role, "receivables.read")
+    rid = resolve_id(receivable_ref)
+    if as_of is not None and version is not None:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "as_of"), "msg": "give as_of or version, not both", "input": None}]
+        )
+    if as_of is not None:
+        if as_of.tzinfo is None:
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("query", "as_of"), "msg": "an instant needs a time zone (Z)", "input": None}]
+            )
+        r = services.app.get_receivable_as_of(rid, as_of)
+        return present.receivable(r, as_of, as_of=as_of)
+    r = services.app.get_receivable(rid, version=version)
+    _etag(response, r.version)
+    return present.receivable(r, services.clock.now())
+
+
+@router.get("/{receivable_ref}/history", response_model=list[HistoryEntry])
+def history(receivable_ref: str, services: ServicesDep, actor: CurrentActor) -> list[HistoryEntry]:
+    """Every event of the receivable, oldest first, with its hash-chain links."""
+    check_view(actor.role, "receivables.read")
+    return [present.history_entry(e) for e in services.app.history(resolve_id(receivable_ref))]
+
+
+def _command_route(command: str, body_type: type[CommandBody]) -> None:
+    # A command with no required field may be sent without a body.
+    body_default = None if not any(f.is_required() for f in body_type.model_fields.values()) else ...
+
+    def run(
+        receivable_ref: str,
+        http: Request,
+        response: Response,
+        services: ServicesDep,
+        actor: CurrentActor,
+        idempotency_key: Annotated[str | None, Header()] = None,
+        if_match: Annotated[str | None, Header()] = None,
+        body: Annotated[body_type | None, Body()] = body_default,  # type: ignore[valid-type]
+    ) -> ReceivablePublic:
+        body = body if body is not None else body_type()
+        override = Override(body.override.rule_id, body.override.reason) if body.override else None
+        request = command_request(
+            http, actor, body.model_dump(mode="json"), idempotency_key=idempotency_key, if_match=if_match, override=override
+        )
+        fields = body.model_dump(exclude={"override"})
+        outcome = services.app.execute(request, resolve_id(receivable_ref), command, **fields)
+        _etag(response, outcome.resource.version)
+        return present.receivable(outcome.resource, services.clock.now())
+
+    doc = (body_type.__doc__ or "").strip().splitlines()
+    run.__doc__ = f"Lifecycle command `{command}`." + (f" {doc[0]}" if doc and "Usage docs" not in doc[0] else "")
+    run.__name__ = command
+    router.add_api_route(
+        f"/{{receivable_ref}}/{command.replace('_', '-')}",
+        run,
+        methods=["POST"],
+        response_model=ReceivablePublic,
+        name=command,
+        summary=command.replace("_", " ").capitalize(),
+    )
+
+
+for _command in lifecycle.COMMANDS:
+    _command_route(_command, COMMAND_BODIES[_command])

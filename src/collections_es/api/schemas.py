@@ -1,0 +1,289 @@
+"""Request and response schemas. Every request model forbids unknown fields and
+bounds every string; money is a decimal string, never a JSON number."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from ..domain.policy import Channel
+from ..domain.receivable import ContactOutcome, PaymentMethod
+
+Money = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{1,15}(\.[0-9]{1,6})?$", strip_whitespace=False),
+    Field(description="A decimal string such as \"1200.50\"; never a JSON number", examples=["1200.50"]),
+]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), Field(examples=["CNY"])]
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OverrideIn(Strict):
+    rule_id: ShortText
+    reason: Text
+
+
+class CommandBody(Strict):
+    override: OverrideIn | None = Field(
+        default=None, description="Supervisors only: pass a preventive rule, with a reason that is recorded"
+    )
+
+
+# ---- customers -------------------------------------------------------------
+
+class ContactsIn(Strict):
+    email: Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    phone: Annotated[str, StringConstraints(max_length=32, pattern=r"^\+?[0-9 ()-]{3,32}$")] | None = None
+    address: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class CustomerCreate(Strict):
+    customer_id: Identifier
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(examples=["Asia/Shanghai"])
+    tier: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "standard"
+    preferred_channel: Channel = "email"
+    contacts: ContactsIn = Field(default_factory=ContactsIn)
+
+
+class CustomerPublic(BaseModel):
+    customer_id: str
+    name: str
+    timezone: str
+    tier: str
+    preferred_channel: str
+    contacts: dict[str, str]
+    contacts_masked: bool
+    version: int
+
+
+# ---- receivables -----------------------------------------------------------
+
+class ReceivableCreate(Strict):
+    invoice_number: Identifier
+    customer_id: Identifier
+    amount: Money
+    currency: Currency
+    issued_on: date
+    due_on: date
+    collector: ShortText | None = None
+
+
+class PromiseOut(BaseModel):
+    amount: str
+    promised_on: date
+    paid_towards: str
+
+
+class InstallmentOut(BaseModel):
+    due_on: date
+    amount: str
+
+
+class InstallmentPlanOut(BaseModel):
+    installments: list[InstallmentOut]
+    paid_towards: str
+
+
+class DisputeOut(BaseModel):
+    reason: str
+    raised_by: str
+    raised_at: datetime
+
+
+class WriteOffRequestOut(BaseModel):
+    requested_by: str
+    reason: str
+
+
+class ReceivablePublic(BaseModel):
+    id: str
+    invoice_number: str
+    customer_id: str
+    state: str
+    amount: str
+    currency: str
+    balance: str
+    paid: str
+    written_off_amount: str
+    recovered: str
+    issued_on: date
+    due_on: date
+    days_past_due: int
+    collector: str | None
+    promise: PromiseOut | None
+    installment_plan: InstallmentPlanOut | None
+    dispute: DisputeOut | None
+    write_off_request: WriteOffRequestOut | None
+    timezone: str
+    version: int
+    allowed_commands: list[str]
+    policy_version: str
+    as_of: datetime | None = None
+
+
+class ReceivableSummary(BaseModel):
+    id: str
+    invoice_number: str
+    customer_id: str
+    collector: str | None
+    state: str
+    currency: str
+    amount: str
+    balance: str
+    issued_on: date
+    due_on: date
+    version: int
+
+
+class ReceivablePage(BaseModel):
+    items: list[ReceivableSummary]
+    next_cursor: str | None
+
+
+class HistoryEntry(BaseModel):
+    version: int
+    type: str
+    occurred_at: datetime
+    actor: str
+    role: str
+    reason: str | None
+    data: dict[str, Any]
+    state_after: str
+    correlation_id: str
+    policy_version: str
+    scheduled_for: datetime | None
+    override: dict[str, str] | None
+    hash: str
+    prev_hash: str
+
+
+# ---- lifecycle command bodies (one per command of the state machine) --------
+
+class SendReminder(CommandBody):
+    channel: Channel
+
+
+class FallDue(CommandBody):
+    pass
+
+
+class StartFollowUp(CommandBody):
+    channel: Channel | None = None
+    note: Text | None = None
+
+
+class RecordContact(CommandBody):
+    channel: Channel
+    outcome: ContactOutcome
+    note: Text
+    customer_attitude: Text | None = None
+    next_step: Text | None = None
+    promised_on: date | None = None
+
+
+class PromiseToPay(CommandBody):
+    amount: Money
+    promised_on: date
+    note: Text | None = None
+
+
+class InstallmentIn(Strict):
+    due_on: date
+    amount: Money
+
+
+class AgreeInstallmentPlan(CommandBody):
+    installments: list[InstallmentIn] = Field(min_length=1, max_length=120)
+    reason: Text
+
+
+class Reasoned(CommandBody):
+    reason: Text
+
+
+class BreakPromise(Reasoned):
+    pass
+
+
+class Escalate(Reasoned):
+    pass
+
+
+class ReferToLegal(Reasoned):
+    pass
+
+
+class RequestWriteOff(Reasoned):
+    pass
+
+
+class RaiseDispute(Reasoned):
+    pass
+
+
+class Payment(CommandBody):
+    amount: Money
+    method: PaymentMethod
+    paid_on: date
+    reference: ShortText
+
+
+class RecordPayment(Payment):
+    pass
+
+
+class RecordRecovery(Payment):
+    pass
+
+
+class ApproveWriteOff(CommandBody):
+    note: Text | None = None
+
+
+class ResolveDispute(CommandBody):
+    resolution: Text
+    adjusted_amount: Money | None = None
+
+
+class AssignCollector(CommandBody):
+    collector: ShortText
+
+
+COMMAND_BODIES: dict[str, type[CommandBody]] = {
+    "send_reminder": SendReminder,
+    "fall_due": FallDue,
+    "start_follow_up": StartFollowUp,
+    "record_contact": RecordContact,
+    "promise_to_pay": PromiseToPay,
+    "agree_installment_plan": AgreeInstallmentPlan,
+    "break_promise": BreakPromise,
+    "escalate": Escalate,
+    "refer_to_legal": ReferToLegal,
+    "record_payment": RecordPayment,
+    "request_write_off": RequestWriteOff,
+    "approve_write_off": ApproveWriteOff,
+    "raise_dispute": RaiseDispute,
+    "resolve_dispute": ResolveDispute,
+    "assign_collector": AssignCollector,
+    "record_recovery": RecordRecovery,
+}
+
+
+# ---- time --------------------------------------------------------------------
+
+class ClockAdvance(Strict):
+    to: datetime
+
+
+class ClockOut(BaseModel):
+    now: datetime
+    fired: list[dict[str, Any]] = Field(default_factory=list)

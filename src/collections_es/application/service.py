@@ -1,0 +1,263 @@
+"""The application service: every use case as load → decide → save.
+
+Commands arrive with the actor and an optional idempotency key and expected
+version. On a concurrent write the command is re-loaded and re-decided
+(bounded retries), so it is never lost and never applied to a state it was
+not valid for; with an expected version (If-Match) a conflict is reported.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoder
+from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, UUIDAsHex
+
+from ..adapters.persistence import DateAsISO, MROJSONTranscoder
+from ..domain import lifecycle
+from ..domain.customer import Customer, customer_uuid
+from ..domain.errors import (
+    ConcurrencyExhaustedError,
+    DuplicateError,
+    IdempotencyKeyReusedError,
+    NotFoundError,
+    VersionMismatchError,
+)
+from ..domain.policy import CollectionPolicy
+from ..domain.receivable import Receivable, receivable_id
+from ..domain.trail import Actor, Context
+from .access import check_command
+from .clock import Clock
+from .idempotency import IdempotencyRecord, idempotency_record_id
+
+MAX_ATTEMPTS = 60
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command produced: the resource after it, and whether this was a replay."""
+
+    resource: Any
+    status: int
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Override:
+    rule_id: str
+    reason: str
+
+
+@dataclass
+class Request:
+    """Who is asking, and under which correlation id."""
+
+    actor: Actor
+    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    idempotency: Idempotency | None = None
+    expected_version: int | None = None
+    override: Override | None = None
+    scheduled_for: datetime | None = None
+
+
+class Collections(Application):
+    """Receivables and customers, event-sourced."""
+
+    name = "CollectionsES"
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        clock: Clock,
+        policy: Callable[[], CollectionPolicy],
+        snapshot_interval: int = 50,
+    ) -> None:
+        self.snapshotting_intervals = {Receivable: snapshot_interval, Customer: snapshot_interval}
+        super().__init__(env)
+        self.clock = clock
+        self.policy = policy
+
+    # -- wiring -------------------------------------------------------------
+
+    def construct_env(self, name: str, env: Any = None) -> Any:
+        """Only the settings the composition root passes: never stray os.environ."""
+        from eventsourcing.utils import Environment
+
+        values = dict(env or {})
+        values["IS_SNAPSHOTTING_ENABLED"] = "y"
+        return Environment(name, values)
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = MROJSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        transcoder.register(UUIDAsHex())
+        transcoder.register(DecimalAsStr())
+        transcoder.register(DatetimeAsISO())
+        transcoder.register(DateAsISO())
+
+    def take_snapshot(self, aggregate_id: Any, version: int | None = None, projector_func: Any = None) -> None:
+        """A snapshot is an optimisation: losing a race to write one is harmless,
+        and must never look like a failed command (whose events are saved)."""
+        try:
+            if projector_func is None:
+                super().take_snapshot(aggregate_id, version)
+            else:
+                super().take_snapshot(aggregate_id, version, projector_func)
+        except IntegrityError:
+            pass
+
+    def _context(self, request: Request) -> Context:
+        return Context(
+            actor=request.actor,
+            now=self.clock.now(),
+            correlation_id=request.correlation_id,
+            policy=self.policy(),
+            scheduled_for=request.scheduled_for,
+            override_rule_id=request.override.rule_id if request.override else None,
+            override_reason=request.override.reason if request.override else None,
+        )
+
+    # -- customers ----------------------------------------------------------
+
+    def register_customer(self, request: Request, **fields: Any) -> Outcome:
+        replay = self._replay(request)
+        if replay is not None:
+            return replay
+        customer = Customer.register(self._context(request), **fields)
+        try:
+            self.save(customer, self._key_record(request, 201, "customer", customer))
+        except IntegrityError:
+            return self._after_conflict(request, DuplicateError(f"customer '{fields['customer_id']}' exists already"))
+        return Outcome(customer, 201)
+
+    def get_customer(self, customer_id: str) -> Customer:
+        try:
+            return self.repository.get(customer_uuid(customer_id))
+        except AggregateNotFoundError:
+            raise NotFoundError(f"no customer '{customer_id}'") from None
+
+    # -- receivables --------------------------------------------------------
+
+    def issue_receivable(self, request: Request, **fields: Any) -> Outcome:
+        check_command(request.actor.role, "issue")
+        replay = self._replay(request)
+        if replay is not None:
+            return replay
+        customer = self.get_customer(fields["customer_id"])
+        if self._exists(receivable_id(fields["invoice_number"])):
+            raise DuplicateError(f"invoice '{fields['invoice_number']}' is issued already")
+        receivable = Receivable.issue(self._context(request), timezone=customer.timezone, **fields)
+        try:
+            self.save(receivable, self._key_record(request, 201, "receivable", receivable))
+        except IntegrityError:
+            return self._after_conflict(
+                request, DuplicateError(f"invoice '{fields['invoice_number']}' is issued already")
+            )
+        return Outcome(receivable, 201)
+
+    def execute(self, request: Request, receivable: uuid.UUID, command: str, **fields: Any) -> Outcome:
+        """Run one lifecycle command; re-decide on a concurrent write."""
+        check_command(request.actor.role, command)
+        if command not in lifecycle.COMMANDS:
+            raise NotFoundError(f"no command '{command}'")
+        for attempt in range(MAX_ATTEMPTS):
+            replay = self._replay(request)
+            if replay is not None:
+                return replay
+            aggregate = self.get_receivable(receivable)
+            if request.expected_version is not None and aggregate.version != request.expected_version:
+                raise VersionMismatchError(request.expected_version, aggregate.version)
+            getattr(aggregate, command)(self._context(request), **fields)
+            try:
+                self.save(aggregate, self._key_record(request, 200, "receivable", aggregate))
+            except IntegrityError:
+                if request.expected_version is not None:
+                    raise VersionMismatchError(request.expected_version, self.get_receivable(receivable).version) from None
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                continue
+            return Outcome(aggregate, 200)
+        raise ConcurrencyExhaustedError(f"{command} lost {MAX_ATTEMPTS} races in a row; retry it")
+
+    def get_receivable(self, rid: uuid.UUID, *, version: int | None = None) -> Receivable:
+        try:
+            aggregate = self.repository.get(rid, version=version)
+        except AggregateNotFoundError:
+            raise NotFoundError(f"no receivable {rid}") from None
+        if not isinstance(aggregate, Receivable):
+            raise NotFoundError(f"no receivable {rid}")
+        if version is not None and aggregate.version != version:
+            raise NotFoundError(f"receivable {rid} has no version {version}")
+        return aggregate
+
+    def get_receivable_as_of(self, rid: uuid.UUID, as_of: datetime) -> Receivable:
+        """The receivable as it was at `as_of`: the last version recorded at or before it."""
+        version = None
+        for event in self.events.get(rid):
+            if event.timestamp > as_of:
+                break
+            version = event.originator_version
+        if version is None:
+            raise NotFoundError(f"receivable {rid} did not exist at {as_of.isoformat()}")
+        return self.get_receivable(rid, version=version)
+
+    def history(self, rid: uuid.UUID) -> Iterator[Any]:
+        self.get_receivable(rid)
+        yield from self.events.get(rid)
+
+    # -- idempotency helpers ------------------------------------------------
+
+    def _exists(self, aggregate_id: uuid.UUID) -> bool:
+        return bool(self.recorder.select_events(aggregate_id, limit=1))
+
+    def _key_record(self, request: Request, status: int, resource: str, aggregate: Any) -> IdempotencyRecord | None:
+        if request.idempotency is None:
+            return None
+        pending = aggregate.pending_events
+        version = pending[-1].originator_version if pending else aggregate.version
+        return IdempotencyRecord._create(
+            IdempotencyRecord.Recorded,
+            id=idempotency_record_id(request.actor.id, request.idempotency.key),
+            timestamp=self.clock.now(),
+            request_hash=request.idempotency.request_hash,
+            status=status,
+            resource=resource,
+            resource_id=aggregate.id,
+            resource_version=version,
+        )
+
+    def _replay(self, request: Request) -> Outcome | None:
+        if request.idempotency is None:
+            return None
+        rid = idempotency_record_id(request.actor.id, request.idempotency.key)
+        try:
+            record: IdempotencyRecord = self.repository.get(rid)
+        except AggregateNotFoundError:
+            return None
+        if record.request_hash != request.idempotency.request_hash:
+            raise IdempotencyKeyReusedError("this Idempotency-Key was used with a different request")
+        resource = self.repository.get(record.resource_id, version=record.resource_version)
+        return Outcome(resource, record.status, replayed=True)
+
+    def _after_conflict(self, request: Request, error: Exception) -> Outcome:
+        replay = self._replay(request)
+        if replay is not None:
+            return replay
+        raise error
+
