@@ -9,6 +9,7 @@ not valid for; with an expected version (If-Match) a conflict is reported.
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,7 +38,8 @@ from .access import check_command
 from .clock import Clock
 from .idempotency import IdempotencyRecord, idempotency_record_id
 
-MAX_ATTEMPTS = 60
+MAX_ATTEMPTS = 100
+LOCK_STRIPES = 64
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,9 @@ class Collections(Application):
         super().__init__(env)
         self.clock = clock
         self.policy = policy
+        # Commands on one receivable within this process take turns, so they do
+        # not race each other; other processes are handled by optimistic retries.
+        self._stripes = [threading.Lock() for _ in range(LOCK_STRIPES)]
 
     # -- wiring -------------------------------------------------------------
 
@@ -177,6 +182,10 @@ class Collections(Application):
         check_command(request.actor.role, command)
         if command not in lifecycle.COMMANDS:
             raise NotFoundError(f"no command '{command}'")
+        with self._stripes[receivable.int % LOCK_STRIPES]:
+            return self._execute(request, receivable, command, fields)
+
+    def _execute(self, request: Request, receivable: uuid.UUID, command: str, fields: dict[str, Any]) -> Outcome:
         for attempt in range(MAX_ATTEMPTS):
             replay = self._replay(request)
             if replay is not None:
@@ -190,7 +199,7 @@ class Collections(Application):
             except IntegrityError:
                 if request.expected_version is not None:
                     raise VersionMismatchError(request.expected_version, self.get_receivable(receivable).version) from None
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
                 continue
             return Outcome(aggregate, 200)
         raise ConcurrencyExhaustedError(f"{command} lost {MAX_ATTEMPTS} races in a row; retry it")
