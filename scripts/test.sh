@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Quick start: run the tests (arguments go to pytest).
+#   bash scripts/test.sh [pytest args...]
+# Creates .venv with python3.11 when missing, installs the package with its
+# test extra, prepares the test database on the local PostgreSQL, runs pytest.
+# PostgreSQL: with COLLECTIONS_TEST_DATABASE_URL unset, the server on
+# 127.0.0.1:5432 is started if needed and the role `collections` and the
+# database `collections_test` are created (as superuser `postgres`); with it
+# set, that database is only checked. Unreachable: under CI=true this fails,
+# otherwise a warning is printed and the PostgreSQL tests skip.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! .venv/bin/python -c '' 2>/dev/null; then
+  echo "test.sh: creating .venv with ${PYTHON:-python3.11}" >&2
+  "${PYTHON:-python3.11}" -m venv --clear .venv
+fi
+# .venv/.installed holds "<sha256 of pyproject.toml> <extras>" of the last install.
+digest=$(.venv/bin/python -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')
+if [ "$(cat .venv/.installed 2>/dev/null)" != "$digest test" ]; then
+  echo "test.sh: installing collections-es[test] into .venv" >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+  echo "$digest test" > .venv/.installed
+fi
+
+url_given=${COLLECTIONS_TEST_DATABASE_URL:+yes}
+export COLLECTIONS_TEST_DATABASE_URL=${COLLECTIONS_TEST_DATABASE_URL:-postgresql://collections@127.0.0.1:5432/collections_test}
+shown_url=$(sed -E 's#//([^:/@]*):[^@]*@#//\1:***@#' <<<"$COLLECTIONS_TEST_DATABASE_URL")
+
+local_server_up() {
+  pg_isready -q -h 127.0.0.1 -p 5432 -t 2
+}
+
+start_local_server() {
+  local_server_up && return 0
+  command -v pg_ctlcluster >/dev/null || return 1
+  local conf
+  for conf in /etc/postgresql/*/main; do
+    [ -d "$conf" ] || continue
+    echo "test.sh: starting PostgreSQL cluster $conf" >&2
+    pg_ctlcluster --skip-systemctl-redirect "$(basename "$(dirname "$conf")")" main start >&2 || true
+  done
+  for _ in $(seq 30); do
+    local_server_up && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
+create_test_database() {
+  psql -h 127.0.0.1 -p 5432 -U postgres -w -X -q -v ON_ERROR_STOP=1 <<'SQL'
+SELECT 'CREATE ROLE collections LOGIN CREATEDB'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'collections') \gexec
+ALTER ROLE collections LOGIN CREATEDB;
+SELECT 'CREATE DATABASE collections_test OWNER collections'
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'collections_test') \gexec
+ALTER DATABASE collections_test OWNER TO collections;
+SQL
+}
+
+# Sets `problem` and returns 1 when the test database cannot be used.
+prepare_postgres() {
+  if ! command -v psql >/dev/null || ! command -v pg_isready >/dev/null; then
+    problem="the PostgreSQL client tools (psql, pg_isready) are not installed"
+    return 1
+  fi
+  if [ -z "$url_given" ]; then
+    start_local_server || { problem="no PostgreSQL server answers on 127.0.0.1:5432"; return 1; }
+    create_test_database || { problem="could not create role/database collections_test as user postgres"; return 1; }
+  fi
+  psql "$COLLECTIONS_TEST_DATABASE_URL" -w -X -q -t -c 'SELECT 1' >/dev/null \
+    || { problem="cannot connect to $shown_url"; return 1; }
+}
+
+problem=""
+if ! prepare_postgres; then
+  if [ "$(tr '[:upper:]' '[:lower:]' <<<"${CI:-}")" = "true" ]; then
+    echo "test.sh: error: $problem; CI=true requires the PostgreSQL tests to run" >&2
+    exit 1
+  fi
+  echo "test.sh: warning: $problem; the PostgreSQL tests will be skipped" >&2
+fi
+
+exec .venv/bin/python -m pytest "$@"
