@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import sqlalchemy as sa
 
 from projections.base import ProjectionRunner
 from projections.receivables import ReceivablesList
+from projections.timers import Timers
 
 from .adapters.api_keys import ApiKeyStore
 from .adapters.persistence import Database
 from .adapters.policy_file import load_policy
 from .application.access import ROLES
 from .application.clock import Clock, SandboxClock, SystemClock
+from .application.scheduler import Scheduler
 from .application.service import Collections
 from .config import Settings
-from .domain.policy import CollectionPolicy
-
-
-@dataclass
-class PolicyHolder:
-    """The policy in force; replaced whole, read lock-free."""
-
-    current: CollectionPolicy
-
-    def __call__(self) -> CollectionPolicy:
-        return self.current
 
 
 @dataclass
@@ -38,8 +28,8 @@ class Services:
     engine: sa.Engine
     app: Collections
     clock: Clock
-    policy: PolicyHolder
     projections: ProjectionRunner
+    scheduler: Scheduler
     keys: ApiKeyStore
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -58,13 +48,20 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
     engine = database.make_engine()
     if clock is None:
         clock = SandboxClock(SystemClock().now()) if settings.clock == "sandbox" else SystemClock()
-    policy = PolicyHolder(load_policy(settings.policy_file))
-    app = Collections(
-        database.event_store_env(), clock=clock, policy=policy, snapshot_interval=settings.snapshot_interval
+    policy = load_policy(settings.policy_file)
+    app = Collections(database.event_store_env(), clock=clock, snapshot_interval=settings.snapshot_interval)
+    app.install_policy(policy)
+    runner = ProjectionRunner(
+        app,
+        engine,
+        [
+            ReceivablesList(),
+            Timers(load=lambda rid, version: app.get_receivable(rid, version=version), policy=app.policy_version),
+        ],
     )
-    runner = ProjectionRunner(app, engine, [ReceivablesList()])
+    scheduler = Scheduler(app, runner, engine)
     keys = ApiKeyStore(engine, ROLES, settings.api_keys_file)
-    return Services(settings, database, engine, app, clock, policy, runner, keys)
+    return Services(settings, database, engine, app, clock, runner, scheduler, keys)
 
 
 def follow_projections(services: Services) -> threading.Thread:
@@ -85,5 +82,19 @@ def follow_projections(services: Services) -> threading.Thread:
     return thread
 
 
-def utcnow(services: Services) -> datetime:
-    return services.clock.now()
+def run_scheduler(services: Services, interval: float) -> threading.Thread:
+    """Tick the scheduler every `interval` seconds until `services.stop` is set (system clock)."""
+
+    def loop() -> None:
+        while not services.stop.is_set():
+            try:
+                services.scheduler.tick()
+            except Exception:  # a transient database error: log and try again
+                import logging
+
+                logging.getLogger(__name__).exception("scheduler tick failed; retrying")
+            services.stop.wait(interval)
+
+    thread = threading.Thread(target=loop, name="scheduler", daemon=True)
+    thread.start()
+    return thread

@@ -39,7 +39,7 @@ def serve(
 
     services = _services()
     typer.echo(f"collections-es on http://{host}:{port} ({services.database.url.get_backend_name()})", err=True)
-    uvicorn.run(create_app(services, follow=True), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(services, follow=True, schedule=True), host=host, port=port, log_level="info")
 
 
 @app.command()
@@ -59,6 +59,26 @@ def project(
             typer.echo(f"processed {done} notifications")
             return
         time.sleep(services.settings.projection_poll_seconds)
+
+
+@app.command()
+def tick() -> None:
+    """Fire every timer due now, once, and print what fired."""
+    services = _services()
+    for fired in services.scheduler.tick():
+        typer.echo(f"{fired.scheduled_for.isoformat()}\t{fired.receivable_id}\t{fired.command}\t{fired.outcome}")
+
+
+@app.command()
+def scheduler(
+    interval: Annotated[float, typer.Option(help="Seconds between ticks")] = 30.0,
+) -> None:
+    """Run the scheduler as a separate process: tick every INTERVAL seconds."""
+    services = _services()
+    while True:
+        for fired in services.scheduler.tick():
+            typer.echo(f"{fired.scheduled_for.isoformat()}\t{fired.receivable_id}\t{fired.command}\t{fired.outcome}")
+        time.sleep(interval)
 
 
 @app.command()

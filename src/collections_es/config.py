@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, validation_alias="COLLECTIONS_MAX_BODY_BYTES")
     snapshot_interval: int = Field(default=50, ge=2, validation_alias="COLLECTIONS_SNAPSHOT_INTERVAL")
     projection_poll_seconds: float = Field(default=0.5, gt=0, validation_alias="COLLECTIONS_PROJECTION_POLL_SECONDS")
+    scheduler_interval_seconds: float = Field(default=30.0, gt=0, validation_alias="COLLECTIONS_SCHEDULER_INTERVAL_SECONDS")
     log_level: str = Field(default="INFO", validation_alias="COLLECTIONS_LOG_LEVEL")
 
 

@@ -11,10 +11,10 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..bootstrap import Services, follow_projections
+from ..bootstrap import Services, follow_projections, run_scheduler
 from . import errors
 from .errors import problem
-from .routes import customers, health, receivables, sandbox
+from .routes import customers, health, receivables, time
 
 
 class BodyLimit:
@@ -81,13 +81,16 @@ class CorrelationId:
         await self.app(scope, receive, send_with_id)
 
 
-def create_app(services: Services, *, follow: bool = False) -> FastAPI:
-    """Build the app over wired services. `follow` runs the projection loop in-process."""
+def create_app(services: Services, *, follow: bool = False, schedule: bool = False) -> FastAPI:
+    """Build the app over wired services. `follow` runs the projection loop in-process,
+    `schedule` the scheduler loop (system clock only; the sandbox clock fires on advance)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if follow:
             follow_projections(services)
+        if schedule and services.sandbox is None:
+            run_scheduler(services, services.settings.scheduler_interval_seconds)
         yield
         services.stop.set()
 
@@ -102,8 +105,10 @@ def create_app(services: Services, *, follow: bool = False) -> FastAPI:
     app.include_router(health.router)
     app.include_router(customers.router)
     app.include_router(receivables.router)
+    app.include_router(time.policy_router)
+    app.include_router(time.admin_router)
     if services.sandbox is not None:
-        app.include_router(sandbox.router)
+        app.include_router(time.sandbox_router)
     app.add_middleware(CorrelationId)
     app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
     return app

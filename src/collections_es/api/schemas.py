@@ -258,6 +258,10 @@ class AssignCollector(CommandBody):
     collector: ShortText
 
 
+class WarnLimitation(CommandBody):
+    pass
+
+
 COMMAND_BODIES: dict[str, type[CommandBody]] = {
     "send_reminder": SendReminder,
     "fall_due": FallDue,
@@ -275,6 +279,7 @@ COMMAND_BODIES: dict[str, type[CommandBody]] = {
     "resolve_dispute": ResolveDispute,
     "assign_collector": AssignCollector,
     "record_recovery": RecordRecovery,
+    "warn_limitation": WarnLimitation,
 }
 
 
@@ -287,3 +292,21 @@ class ClockAdvance(Strict):
 class ClockOut(BaseModel):
     now: datetime
     fired: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class PolicyVersionOut(BaseModel):
+    version: str
+    adopted_at: datetime
+    adopted_by: str
+    changes: list[dict[str, Any]]
+
+
+class PolicyOut(BaseModel):
+    version: str
+    policy: dict[str, Any]
+    history: list[PolicyVersionOut]
+
+
+class TickOut(BaseModel):
+    now: datetime
+    fired: list[dict[str, Any]]

@@ -34,6 +34,7 @@ COMMAND_ROLES: dict[str, frozenset[str]] = {
     "resolve_dispute": frozenset({"supervisor", "customer_service"}),
     "assign_collector": frozenset({"supervisor"}),
     "record_recovery": _PAYMENTS | {"legal"},
+    "warn_limitation": _TIME,
 }
 
 VIEW_ROLES: dict[str, frozenset[str]] = {
@@ -42,6 +43,8 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "receivables.read": frozenset(ROLES),
     "sandbox.clock": frozenset({"service", "supervisor"}),
     "admin.tick": frozenset({"service", "supervisor"}),
+    "policy.read": frozenset(ROLES),
+    "policy.write": frozenset({"supervisor"}),
 }
 
 missing = set(lifecycle.COMMANDS) - set(COMMAND_ROLES)

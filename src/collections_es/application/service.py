@@ -12,7 +12,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -25,6 +25,7 @@ from ..adapters.persistence import DateAsISO, MROJSONTranscoder
 from ..domain import lifecycle
 from ..domain.customer import Customer, customer_uuid
 from ..domain.errors import (
+    CollectionsError,
     ConcurrencyExhaustedError,
     DuplicateError,
     IdempotencyKeyReusedError,
@@ -32,13 +33,18 @@ from ..domain.errors import (
     VersionMismatchError,
 )
 from ..domain.policy import CollectionPolicy
+from ..domain.policy_book import POLICY_BOOK_ID, PolicyBook
 from ..domain.receivable import Receivable, receivable_id
 from ..domain.trail import Actor, Context
-from .access import check_command
+from .access import check_command, check_view
 from .clock import Clock
 from .idempotency import IdempotencyRecord, idempotency_record_id
 
 MAX_ATTEMPTS = 100
+
+
+class PolicyConflictError(CollectionsError):
+    """The configured policy file reuses a version number with other figures."""
 LOCK_STRIPES = 64
 
 
@@ -85,13 +91,15 @@ class Collections(Application):
         env: dict[str, str],
         *,
         clock: Clock,
-        policy: Callable[[], CollectionPolicy],
         snapshot_interval: int = 50,
     ) -> None:
         self.snapshotting_intervals = {Receivable: snapshot_interval, Customer: snapshot_interval}
         super().__init__(env)
         self.clock = clock
-        self.policy = policy
+        self._policy: CollectionPolicy | None = None
+        self._policy_loaded_at = 0.0
+        self._policy_versions: dict[str, CollectionPolicy] = {}
+        self._policy_lock = threading.Lock()
         # Commands on one receivable within this process take turns, so they do
         # not race each other; other processes are handled by optimistic retries.
         self._stripes = [threading.Lock() for _ in range(LOCK_STRIPES)]
@@ -138,6 +146,79 @@ class Collections(Application):
             override_rule_id=request.override.rule_id if request.override else None,
             override_reason=request.override.reason if request.override else None,
         )
+
+    # -- the policy ---------------------------------------------------------
+
+    POLICY_REFRESH_SECONDS = 1.0
+
+    def install_policy(self, policy: CollectionPolicy) -> None:
+        """At start: adopt the configured policy unless its version is in the book already."""
+        book = self._policy_book()
+        ctx = Context(Actor("system:startup", "supervisor"), self.clock.now(), f"startup:{uuid.uuid4()}", policy)
+        if book is None:
+            book = PolicyBook.open(ctx)
+        if policy.version in book.versions:
+            if book.versions[policy.version] != policy.model_dump(mode="json"):
+                raise PolicyConflictError(
+                    f"policy version {policy.version} was adopted before with other figures; give the file a new version"
+                )
+        else:
+            book.adopt(ctx, policy)
+            try:
+                self.save(book)
+            except IntegrityError:  # another process adopted it at the same moment
+                pass
+        self._refresh_policy(force=True)
+
+    def policy(self) -> CollectionPolicy:
+        """The policy in force (re-read from the book at most once a second)."""
+        if self._policy is None or time.monotonic() - self._policy_loaded_at > self.POLICY_REFRESH_SECONDS:
+            self._refresh_policy()
+        assert self._policy is not None
+        return self._policy
+
+    def policy_version(self, version: str) -> CollectionPolicy:
+        """What a given version said (versions never change once adopted)."""
+        found = self._policy_versions.get(version)
+        if found is None:
+            book = self._policy_book()
+            if book is None or version not in book.versions:
+                raise NotFoundError(f"no policy version '{version}'")
+            found = self._policy_versions[version] = book.policy(version)
+        return found
+
+    def adopt_policy(self, request: Request, policy: CollectionPolicy) -> PolicyBook:
+        check_view(request.actor.role, "policy.write")
+        book = self._policy_book()
+        assert book is not None, "install_policy runs at start"
+        book.adopt(self._context(request), policy)
+        try:
+            self.save(book)
+        except IntegrityError:
+            raise VersionMismatchError(book.version - 1, book.version) from None
+        self._refresh_policy(force=True)
+        return book
+
+    def policy_book(self) -> PolicyBook:
+        book = self._policy_book()
+        if book is None:
+            raise NotFoundError("no policy adopted yet")
+        return book
+
+    def _policy_book(self) -> PolicyBook | None:
+        try:
+            return self.repository.get(POLICY_BOOK_ID)
+        except AggregateNotFoundError:
+            return None
+
+    def _refresh_policy(self, force: bool = False) -> None:
+        with self._policy_lock:
+            if not force and self._policy is not None and time.monotonic() - self._policy_loaded_at <= self.POLICY_REFRESH_SECONDS:
+                return
+            book = self.policy_book()
+            assert book.current is not None
+            self._policy = self.policy_version(book.current)
+            self._policy_loaded_at = time.monotonic()
 
     # -- customers ----------------------------------------------------------
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from functools import lru_cache
 from typing import Any
-from zoneinfo import available_timezones
 
 from .aggregate import TrailedAggregate
+from .calendar import check_timezone
 from .errors import RuleViolationError
 from .policy import CHANNELS
 from .trail import Context
@@ -18,17 +17,6 @@ CONTACT_FIELDS: tuple[str, ...] = ("email", "phone", "address")
 
 def customer_uuid(customer_id: str) -> uuid.UUID:
     return uuid.uuid5(CUSTOMER_NAMESPACE, customer_id)
-
-
-@lru_cache(maxsize=1)
-def _timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
-def check_timezone(name: str) -> str:
-    if name not in _timezones():
-        raise RuleViolationError("customer.timezone", f"'{name}' is not an IANA time zone", field="timezone")
-    return name
 
 
 class Customer(TrailedAggregate):

@@ -109,6 +109,15 @@ class ReceivableLifecycle(StateMachine):
         | legal.to.itself()
     )
     record_recovery = written_off.to.itself()
+    warn_limitation = (
+        issued.to.itself()
+        | reminded.to.itself()
+        | due.to.itself()
+        | following_up.to.itself()
+        | promised.to.itself()
+        | overdue_escalated.to.itself()
+        | legal.to.itself()
+    )
 
     def settles(self, settles: bool = False) -> bool:
         """Condition: the command brings the balance to zero."""
@@ -122,7 +131,9 @@ COMMANDS: tuple[str, ...] = tuple(
     dict.fromkeys(t.event for s in ReceivableLifecycle.states for t in s.transitions)
 )
 #: Commands the scheduler sends when their moment comes; people may send them too.
-TIME_DRIVEN: frozenset[str] = frozenset({"fall_due", "start_follow_up", "escalate", "break_promise"})
+TIME_DRIVEN: frozenset[str] = frozenset(
+    {"send_reminder", "fall_due", "start_follow_up", "escalate", "break_promise", "warn_limitation"}
+)
 
 
 class _Holder:

@@ -53,6 +53,8 @@ def to_money(value: object, currency: str, *, field: str = "amount", allow_zero:
         raise RuleViolationError("money.format", f"'{value}' is not a decimal amount", field=field) from None
     if not amount.is_finite():
         raise RuleViolationError("money.format", f"'{value}' is not a finite amount", field=field)
+    if amount > MAX_AMOUNT or amount < -MAX_AMOUNT:
+        raise RuleViolationError("money.too_large", f"'{value}' exceeds {MAX_AMOUNT}", field=field)
     places = minor_units(currency)
     exponent = amount.as_tuple().exponent
     assert isinstance(exponent, int)
@@ -62,9 +64,8 @@ def to_money(value: object, currency: str, *, field: str = "amount", allow_zero:
         )
     if amount < 0 or (amount == 0 and not allow_zero):
         raise RuleViolationError("money.positive", f"'{value}' must be greater than zero", field=field)
-    if amount > MAX_AMOUNT:
-        raise RuleViolationError("money.too_large", f"'{value}' exceeds {MAX_AMOUNT}", field=field)
-    return amount.quantize(Decimal(1).scaleb(-places))
+    # `+ 0` turns a negative zero into zero.
+    return amount.quantize(Decimal(1).scaleb(-places)) + 0
 
 
 def format_money(amount: Decimal) -> str:

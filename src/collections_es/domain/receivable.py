@@ -8,7 +8,7 @@ only assigns. Money is Decimal in the receivable's currency.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 from . import lifecycle
 from .aggregate import TrailedAggregate
 from .errors import RuleViolationError
+from .calendar import check_timezone
 from .money import check_currency, to_money
-from .policy import CHANNELS
+from .policy import CHANNELS, CollectionPolicy
 from .trail import Context
 
 RECEIVABLE_NAMESPACE = uuid.UUID("5b0c2f7e-4f4e-4c8e-9d43-3c1f7c0a9b11")
@@ -100,6 +101,8 @@ class Receivable(TrailedAggregate):
             r.dispute = None
             r.write_off_request = None
             r.last_acknowledged_at = None
+            r.limitation_from = self.due_on
+            r.limitation_warned_for = None
 
     class ReminderSent(Event):
         channel: str
@@ -122,6 +125,7 @@ class Receivable(TrailedAggregate):
         def evolve(self, r: Receivable) -> None:
             if self.outcome == "acknowledged":
                 r.last_acknowledged_at = self.timestamp
+                r.interrupt_limitation(r.local_date(self.timestamp))
 
     class PromiseMade(Event):
         amount: Decimal
@@ -131,6 +135,7 @@ class Receivable(TrailedAggregate):
         def evolve(self, r: Receivable) -> None:
             r.promise = {"amount": self.amount, "promised_on": self.promised_on, "paid_before": r.paid}
             r.installment_plan = None
+            r.interrupt_limitation(r.local_date(self.timestamp))
 
     class InstallmentPlanAgreed(Event):
         installments: list[dict[str, Any]]
@@ -139,6 +144,7 @@ class Receivable(TrailedAggregate):
         def evolve(self, r: Receivable) -> None:
             r.installment_plan = {"installments": self.installments, "paid_before": r.paid}
             r.promise = None
+            r.interrupt_limitation(r.local_date(self.timestamp))
 
     class PromiseBroken(Event):
         reason: str
@@ -162,6 +168,7 @@ class Receivable(TrailedAggregate):
         def evolve(self, r: Receivable) -> None:
             r.paid += self.amount
             r.payment_references = [*r.payment_references, self.reference]
+            r.interrupt_limitation(self.paid_on)
             if self.state_after == "settled":
                 r.promise = None
                 r.installment_plan = None
@@ -203,6 +210,12 @@ class Receivable(TrailedAggregate):
         def evolve(self, r: Receivable) -> None:
             r.collector = self.collector
 
+    class LimitationWarned(Event):
+        lapses_on: date
+
+        def evolve(self, r: Receivable) -> None:
+            r.limitation_warned_for = self.lapses_on
+
     class RecoveryRecorded(Event):
         amount: Decimal
         method: str
@@ -237,6 +250,53 @@ class Receivable(TrailedAggregate):
     def days_past_due(self, now: datetime) -> int:
         return max(0, (self.local_date(now) - self.due_on).days)
 
+    def interrupt_limitation(self, on: date) -> None:
+        """A demand met or a debt acknowledged restarts the limitation period (art. 195)."""
+        if on > self.limitation_from:
+            self.limitation_from = on
+
+    def limitation_lapses_on(self, policy: CollectionPolicy) -> date:
+        """Three years (by policy) from the due date or the last interruption (art. 188)."""
+        start = self.limitation_from
+        years = policy.limitation_period_years
+        try:
+            return start.replace(year=start.year + years)
+        except ValueError:  # 29 February
+            return start.replace(year=start.year + years, day=28)
+
+    def limitation_warning_on(self, policy: CollectionPolicy) -> date:
+        return self.limitation_lapses_on(policy) - timedelta(days=policy.limitation_warning_days)
+
+    def is_commitment_broken(self, today: date, grace_days: int) -> bool:
+        """A promise or an installment is past its date plus grace without being covered."""
+        paid = self.paid_towards_promise()
+        if self.promise is not None:
+            late = today > self.promise["promised_on"] + timedelta(days=grace_days)
+            return late and paid < self.promise["amount"]
+        if self.installment_plan is not None:
+            owed = Decimal(0)
+            for item in self.installment_plan["installments"]:
+                if today <= item["due_on"] + timedelta(days=grace_days):
+                    break
+                owed += item["amount"]
+            return paid < owed
+        return False
+
+    def next_commitment_check(self, grace_days: int) -> date | None:
+        """The first day on which the current promise or next unpaid installment is broken if still unpaid."""
+        paid = self.paid_towards_promise()
+        if self.promise is not None:
+            if paid >= self.promise["amount"]:
+                return None
+            return self.promise["promised_on"] + timedelta(days=grace_days + 1)
+        if self.installment_plan is not None:
+            owed = Decimal(0)
+            for item in self.installment_plan["installments"]:
+                owed += item["amount"]
+                if paid < owed:
+                    return item["due_on"] + timedelta(days=grace_days + 1)
+        return None
+
     def paid_towards_promise(self) -> Decimal:
         commitment = self.promise or self.installment_plan
         if commitment is None:
@@ -269,6 +329,7 @@ class Receivable(TrailedAggregate):
         collector: str | None = None,
     ) -> Receivable:
         _require_text(invoice_number, "invoice_number")
+        check_timezone(timezone)
         check_currency(currency)
         money = to_money(amount, currency)
         if due_on < issued_on:
@@ -380,8 +441,11 @@ class Receivable(TrailedAggregate):
     def break_promise(self, ctx: Context, *, reason: str) -> None:
         state = self._next("break_promise")
         _require_text(reason, "reason")
-        if self.is_promise_covered():
-            raise RuleViolationError("promise.kept", "the promise is covered by payments; it cannot be broken")
+        if not self.is_commitment_broken(self.local_date(ctx.now), ctx.policy.promise_grace_days):
+            raise RuleViolationError(
+                "promise.not_broken",
+                f"the promise is not broken: nothing is unpaid past its date plus {ctx.policy.promise_grace_days} days' grace",
+            )
         self._record(self.PromiseBroken, ctx, state_after=state, reason=reason)
 
     def escalate(self, ctx: Context, *, reason: str) -> None:
@@ -465,6 +529,17 @@ class Receivable(TrailedAggregate):
         state = self._next("assign_collector")
         _require_text(collector, "collector")
         self._record(self.CollectorAssigned, ctx, state_after=state, collector=collector)
+
+    def warn_limitation(self, ctx: Context) -> None:
+        state = self._next("warn_limitation")
+        lapses_on = self.limitation_lapses_on(ctx.policy)
+        if self.local_date(ctx.now) < self.limitation_warning_on(ctx.policy):
+            raise RuleViolationError(
+                "limitation.not_yet", f"the limitation period lapses on {lapses_on}; too early to warn"
+            )
+        if self.limitation_warned_for == lapses_on:
+            raise RuleViolationError("limitation.warned", f"already warned that it lapses on {lapses_on}")
+        self._record(self.LimitationWarned, ctx, state_after=state, lapses_on=lapses_on)
 
     def record_recovery(self, ctx: Context, *, amount: object, method: str, paid_on: date, reference: str) -> None:
         state = self._next("record_recovery")

@@ -1,0 +1,81 @@
+"""Time: the policy in force, firing timers, and the sandbox clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, HTTPException, Request
+
+from ...adapters.policy_file import PolicyFileError
+from ...application.access import check_view
+from ...domain.policy import CollectionPolicy
+from ..deps import CurrentActor, ServicesDep, command_request
+from ..schemas import ClockAdvance, ClockOut, PolicyOut, TickOut
+
+policy_router = APIRouter(prefix="/policy", tags=["policy"])
+admin_router = APIRouter(prefix="/admin", tags=["time"])
+sandbox_router = APIRouter(prefix="/sandbox", tags=["time"])
+
+
+def _policy_out(services: Any) -> PolicyOut:
+    book = services.app.policy_book()
+    history = [
+        {"version": e.version, "adopted_at": e.timestamp, "adopted_by": e.actor_id, "changes": e.changes}
+        for e in services.app.events.get(book.id)
+        if hasattr(e, "version") and hasattr(e, "changes")
+    ]
+    return PolicyOut(version=book.current, policy=book.versions[book.current], history=history)
+
+
+@policy_router.get("", response_model=PolicyOut)
+def get_policy(services: ServicesDep, actor: CurrentActor) -> PolicyOut:
+    """The policy in force, with every version adopted before it."""
+    check_view(actor.role, "policy.read")
+    return _policy_out(services)
+
+
+@policy_router.put("", response_model=PolicyOut)
+def put_policy(
+    http: Request,
+    services: ServicesDep,
+    actor: CurrentActor,
+    body: dict[str, Any] = Body(description="A whole policy document with a new `version`"),  # noqa: B008
+) -> PolicyOut:
+    """Adopt a new policy version (supervisors); recorded with who, when and what changed."""
+    check_view(actor.role, "policy.write")
+    from pydantic import ValidationError
+
+    try:
+        policy = CollectionPolicy.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
+        raise PolicyFileError(f"policy refused, the one in force is kept: {problems}") from None
+    services.app.adopt_policy(command_request(http, actor, body, idempotency_key=None), policy)
+    return _policy_out(services)
+
+
+@admin_router.post("/tick", response_model=TickOut)
+def tick(services: ServicesDep, actor: CurrentActor) -> TickOut:
+    """Fire every timer due now."""
+    check_view(actor.role, "admin.tick")
+    fired = services.scheduler.tick()
+    return TickOut(now=services.clock.now(), fired=[f.as_dict() for f in fired])
+
+
+@sandbox_router.get("/clock", response_model=ClockOut)
+def get_clock(services: ServicesDep, actor: CurrentActor) -> ClockOut:
+    """The sandbox clock's time."""
+    check_view(actor.role, "sandbox.clock")
+    if services.sandbox is None:
+        raise HTTPException(404, "not in sandbox mode")
+    return ClockOut(now=services.sandbox.now())
+
+
+@sandbox_router.post("/clock/advance", response_model=ClockOut)
+def advance_clock(body: ClockAdvance, services: ServicesDep, actor: CurrentActor) -> ClockOut:
+    """Move the sandbox clock forward (never back), firing every timer due on the way at its own instant."""
+    check_view(actor.role, "sandbox.clock")
+    if services.sandbox is None:
+        raise HTTPException(404, "not in sandbox mode")
+    fired = services.scheduler.advance(services.sandbox, body.to)
+    return ClockOut(now=services.sandbox.now(), fired=[f.as_dict() for f in fired])
