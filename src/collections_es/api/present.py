@@ -10,6 +10,7 @@ from typing import Any
 from ..domain import lifecycle
 from ..domain.customer import Customer
 from ..domain.money import format_money
+from ..domain.policy import CollectionPolicy
 from ..domain.receivable import Receivable
 from . import schemas
 
@@ -30,7 +31,9 @@ _TRAIL_FIELDS = {
 }
 
 
-def receivable(r: Receivable, now: datetime, *, as_of: datetime | None = None) -> schemas.ReceivablePublic:
+def receivable(
+    r: Receivable, now: datetime, policy: CollectionPolicy, *, as_of: datetime | None = None
+) -> schemas.ReceivablePublic:
     promise = None
     if r.promise is not None:
         promise = schemas.PromiseOut(
@@ -61,6 +64,7 @@ def receivable(r: Receivable, now: datetime, *, as_of: datetime | None = None) -
         issued_on=r.issued_on,
         due_on=r.due_on,
         days_past_due=r.days_past_due(now) if r.state not in lifecycle.FINAL_STATES else 0,
+        legal_referral_suggested=r.is_legal_referral_suggested(now, policy),
         collector=r.collector,
         promise=promise,
         installment_plan=plan,

@@ -118,6 +118,9 @@ class ReceivablePublic(BaseModel):
     issued_on: date
     due_on: date
     days_past_due: int
+    legal_referral_suggested: bool = Field(
+        description="Long overdue by the policy's figure: a person should consider referring it to legal"
+    )
     collector: str | None
     promise: PromiseOut | None
     installment_plan: InstallmentPlanOut | None

@@ -250,6 +250,12 @@ class Receivable(TrailedAggregate):
     def days_past_due(self, now: datetime) -> int:
         return max(0, (self.local_date(now) - self.due_on).days)
 
+    def is_legal_referral_suggested(self, now: datetime, policy: CollectionPolicy) -> bool:
+        """Suggested, never done automatically: open, not yet with legal, long past due."""
+        return self.state in ("due", "following_up", "promised", "overdue_escalated") and (
+            self.days_past_due(now) >= policy.legal_referral_suggested_after_days
+        )
+
     def interrupt_limitation(self, on: date) -> None:
         """A demand met or a debt acknowledged restarts the limitation period (art. 195)."""
         if on > self.limitation_from:

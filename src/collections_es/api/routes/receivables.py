@@ -61,7 +61,7 @@ def issue_receivable(
     outcome = services.app.issue_receivable(request, **body.model_dump())
     response.status_code = outcome.status
     _etag(response, outcome.resource.version)
-    return present.receivable(outcome.resource, services.clock.now())
+    return present.receivable(outcome.resource, services.clock.now(), services.app.policy())
 
 
 @router.get("", response_model=ReceivablePage)
@@ -139,10 +139,10 @@ def get_receivable(
                 [{"type": "value_error", "loc": ("query", "as_of"), "msg": "an instant needs a time zone (Z)", "input": None}]
             )
         r = services.app.get_receivable_as_of(rid, as_of)
-        return present.receivable(r, as_of, as_of=as_of)
+        return present.receivable(r, as_of, services.app.policy(), as_of=as_of)
     r = services.app.get_receivable(rid, version=version)
     _etag(response, r.version)
-    return present.receivable(r, services.clock.now())
+    return present.receivable(r, services.clock.now(), services.app.policy())
 
 
 @router.get("/{receivable_ref}/history", response_model=list[HistoryEntry])
@@ -174,7 +174,7 @@ def _command_route(command: str, body_type: type[CommandBody]) -> None:
         fields = body.model_dump(exclude={"override"})
         outcome = services.app.execute(request, resolve_id(receivable_ref), command, **fields)
         _etag(response, outcome.resource.version)
-        return present.receivable(outcome.resource, services.clock.now())
+        return present.receivable(outcome.resource, services.clock.now(), services.app.policy())
 
     doc = (body_type.__doc__ or "").strip().splitlines()
     run.__doc__ = f"Lifecycle command `{command}`." + (f" {doc[0]}" if doc and "Usage docs" not in doc[0] else "")
