@@ -6,6 +6,7 @@ hand-typed list.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -14,6 +15,7 @@ from babel.numbers import get_currency_precision, list_currencies
 from .errors import RuleViolationError
 
 MAX_AMOUNT = Decimal("1000000000000")  # one trillion: far above any real invoice
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 @lru_cache(maxsize=1)
@@ -47,6 +49,8 @@ def to_money(value: object, currency: str, *, field: str = "amount", allow_zero:
     """
     if isinstance(value, float | bool):
         raise RuleViolationError("money.not_decimal", "money must be a decimal string, never a float", field=field)
+    if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value):
+        raise RuleViolationError("money.format", f"'{value}' is not a plain decimal amount such as 1200.50", field=field)
     try:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):

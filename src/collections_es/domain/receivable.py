@@ -335,6 +335,7 @@ class Receivable(TrailedAggregate):
         collector: str | None = None,
     ) -> Receivable:
         _require_text(invoice_number, "invoice_number")
+        _require_text(customer_id, "customer_id")
         check_timezone(timezone)
         check_currency(currency)
         money = to_money(amount, currency)
@@ -427,8 +428,10 @@ class Receivable(TrailedAggregate):
         schedule: list[dict[str, Any]] = []
         previous: date | None = None
         for i, item in enumerate(installments):
-            due_on = item["due_on"]
-            money = to_money(item["amount"], self.currency, field=f"installments[{i}].amount")
+            due_on = item.get("due_on")
+            if not isinstance(due_on, date):
+                raise RuleViolationError("field.required", "each installment needs a due_on date", field=f"installments[{i}].due_on")
+            money = to_money(item.get("amount"), self.currency, field=f"installments[{i}].amount")
             if due_on < today:
                 raise RuleViolationError("installments.date_in_past", "installment date is in the past", field=f"installments[{i}].due_on")
             if previous is not None and due_on <= previous:
