@@ -15,7 +15,7 @@ from babel.numbers import get_currency_precision, list_currencies
 from .errors import RuleViolationError
 
 MAX_AMOUNT = Decimal("1000000000000")  # one trillion: far above any real invoice
-_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")  # no spaces, no underscores
 
 
 @lru_cache(maxsize=1)
