@@ -28,10 +28,6 @@ tracking = sa.Table(
 )
 
 
-class PositionMoved(Exception):
-    """Another worker advanced this projection first; the batch was rolled back."""
-
-
 class Projection(ABC):
     """A read model: its tables, the event types it reads, and how it applies them."""
 
@@ -43,8 +39,12 @@ class Projection(ABC):
     def handles(self) -> Sequence[type]:
         """Event classes this projection reads; other events only advance its position."""
 
+    def prepare(self, events: list[Any]) -> Any:
+        """Reads a batch needs, done before its transaction opens (default: none)."""
+        return None
+
     @abstractmethod
-    def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
+    def apply(self, conn: sa.Connection, event: Any, position: int, prepared: Any) -> None:
         """Write what `event` changes. Runs inside the batch's transaction."""
 
     def topics(self) -> list[str]:
@@ -72,7 +72,7 @@ class ProjectionRunner:
                     conn.execute(tracking.insert().values(name=name, position=0))
 
     def position(self, name: str) -> int:
-        with self.engine.connect() as conn:
+        with self.engine.execution_options(read_only=True).connect() as conn:
             return int(conn.execute(sa.select(tracking.c.position).where(tracking.c.name == name)).scalar_one())
 
     def head(self) -> int:
@@ -83,7 +83,14 @@ class ProjectionRunner:
         return {name: head - self.position(name) for name in self.projections}
 
     def run_once(self, name: str) -> int:
-        """Apply one batch to one projection; returns how many notifications it consumed."""
+        """Apply one batch to one projection; returns how many notifications it consumed.
+
+        Reads the projection needs (`prepare`) happen before the transaction, so
+        it never waits on the event store while holding a database write lock.
+        The transaction first locks this projection's tracking row (PostgreSQL;
+        SQLite's BEGIN IMMEDIATE already serialises writers), so a second worker
+        waits, then sees the position moved and applies nothing.
+        """
         projection = self.projections[name]
         start = self.position(name)
         notifications = self.app.recorder.select_notifications(
@@ -92,20 +99,17 @@ class ProjectionRunner:
         if not notifications:
             return 0
         wanted = set(projection.topics())
-        try:
-            with self.engine.begin() as conn:
-                for notification in notifications:
-                    if notification.topic in wanted:
-                        projection.apply(conn, self._decode(notification), notification.id)
-                moved = conn.execute(
-                    tracking.update()
-                    .where(tracking.c.name == name, tracking.c.position == start)
-                    .values(position=notifications[-1].id)
-                )
-                if moved.rowcount != 1:
-                    raise PositionMoved(name)
-        except PositionMoved:
-            return 0
+        events = [(self._decode(n), n.id) for n in notifications if n.topic in wanted]
+        prepared = projection.prepare([event for event, _ in events])
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                sa.select(tracking.c.position).where(tracking.c.name == name).with_for_update()
+            ).scalar_one()
+            if current != start:
+                return 0  # another worker applied this batch first
+            for event, position in events:
+                projection.apply(conn, event, position, prepared)
+            conn.execute(tracking.update().where(tracking.c.name == name).values(position=notifications[-1].id))
         return len(notifications)
 
     def catch_up(self, names: Iterable[str] | None = None) -> int:

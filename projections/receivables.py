@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
+from collections_es.domain.calendar import start_of_day
 from collections_es.domain.lifecycle import FINAL_STATES
 from collections_es.domain.receivable import Receivable
 
 from .base import Projection, metadata
+
+# Nothing is left to collect: settled (final) and written off (open only to recoveries).
+CLOSED_STATES = FINAL_STATES | {"written_off"}
 
 receivables = sa.Table(
     "rm_receivables",
@@ -29,6 +33,8 @@ receivables = sa.Table(
     sa.Column("balance", sa.Numeric(24, 4), nullable=False),
     sa.Column("issued_on", sa.Date, nullable=False),
     sa.Column("due_on", sa.Date, nullable=False, index=True),
+    # The instant (naive UTC) the receivable becomes one day past due in its customer's zone.
+    sa.Column("overdue_from", sa.DateTime(), nullable=False, index=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("position", sa.BigInteger, nullable=False),
 )
@@ -42,7 +48,7 @@ class ReceivablesList(Projection):
     def handles(self) -> Sequence[type]:
         return Receivable.event_classes()
 
-    def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
+    def apply(self, conn: sa.Connection, event: Any, position: int, prepared: Any = None) -> None:
         rid = str(event.originator_id)
         common = {"state": event.state_after, "version": event.originator_version, "position": position}
         if isinstance(event, Receivable.Issued):
@@ -59,6 +65,7 @@ class ReceivablesList(Projection):
                     balance=event.amount,
                     issued_on=event.issued_on,
                     due_on=event.due_on,
+                    overdue_from=start_of_day(event.due_on + timedelta(days=1), event.timezone).replace(tzinfo=None),
                     **common,
                 )
             )
@@ -84,7 +91,7 @@ def list_receivables(
     customer_id: str | None = None,
     collector: str | None = None,
     currency: str | None = None,
-    overdue_on: date | None = None,
+    overdue_at: datetime | None = None,
     after: str | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
@@ -99,8 +106,9 @@ def list_receivables(
         query = query.where(row.collector == collector)
     if currency:
         query = query.where(row.currency == currency)
-    if overdue_on is not None:
-        query = query.where(row.due_on < overdue_on, row.state.not_in(FINAL_STATES), row.balance > Decimal(0))
+    if overdue_at is not None:
+        naive = overdue_at.astimezone(UTC).replace(tzinfo=None)
+        query = query.where(row.overdue_from <= naive, row.state.not_in(CLOSED_STATES), row.balance > Decimal(0))
     if after:
         query = query.where(row.id > after)
     return [dict(r._mapping) for r in conn.execute(query)]

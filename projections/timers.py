@@ -47,20 +47,33 @@ class Timers(Projection):
     def handles(self) -> Sequence[type]:
         return Receivable.event_classes()
 
-    def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
-        receivable = self.load(event.originator_id, event.originator_version)
+    def prepare(self, events: list[Any]) -> dict[str, list[dict[str, Any]]]:
+        """Each receivable's timers after the last of its events in the batch:
+        timers are replaced whole, so earlier events of the batch need no load."""
+        last: dict[Any, Any] = {}
+        for event in events:
+            last[event.originator_id] = event
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for rid, event in last.items():
+            receivable = self.load(rid, event.originator_version)
+            rows[str(rid)] = [
+                {
+                    "receivable_id": str(rid),
+                    "kind": t.kind,
+                    "at": t.at.astimezone(UTC).replace(tzinfo=None),
+                    "command": t.command,
+                    "reason": t.reason,
+                    "policy_version": event.policy_version,
+                }
+                for t in owed(receivable, self.policy(event.policy_version), event.timestamp)
+            ]
+        return rows
+
+    def apply(self, conn: sa.Connection, event: Any, position: int, prepared: Any = None) -> None:
         rid = str(event.originator_id)
+        rows = prepared.pop(rid, None)
+        if rows is None:
+            return  # an earlier event of this receivable in the batch wrote its final timers
         conn.execute(timers.delete().where(timers.c.receivable_id == rid))
-        rows = [
-            {
-                "receivable_id": rid,
-                "kind": t.kind,
-                "at": t.at.astimezone(UTC).replace(tzinfo=None),
-                "command": t.command,
-                "reason": t.reason,
-                "policy_version": event.policy_version,
-            }
-            for t in owed(receivable, self.policy(event.policy_version), event.timestamp)
-        ]
         if rows:
             conn.execute(timers.insert(), rows)

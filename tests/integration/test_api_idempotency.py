@@ -163,17 +163,6 @@ def test_a_refused_request_records_no_key_so_its_retry_is_decided_again(api, iss
 def test_an_issue_that_races_past_the_key_check_still_replays_the_first_201(api, monkeypatch, request):
     """The loser of two simultaneous issues with one key misses the key record (the
     winner has not committed yet) and then finds the invoice issued (it has)."""
-    request.applymarker(
-        pytest.mark.xfail(
-            reason=(
-                "BUG: Collections.issue_receivable checks `_exists(invoice)` after the key lookup and raises "
-                "DuplicateError directly, so a concurrent duplicate POST /receivables with the same "
-                "Idempotency-Key and body gets 409 instead of the first 201 (seen with 8 threads on PostgreSQL); "
-                "only the IntegrityError path goes through _after_conflict's replay"
-            ),
-            strict=True,
-        )
-    )
     assert api.as_("supervisor").post("/customers", json=CUSTOMER).status_code == 201
     first = api.as_("service").post("/receivables", json=invoice(INVOICE), headers=key("issue-1"))
     assert first.status_code == 201

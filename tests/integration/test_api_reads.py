@@ -179,14 +179,6 @@ def test_the_list_filters_by_state_customer_collector_currency_and_overdue(api, 
     assert (paid["invoice_number"], paid["balance"], paid["amount"]) == ("INV-L-10", "0.00", "110.00")
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: GET /receivables?overdue=true compares due_on with the UTC date (services.clock.now().date()), "
-        "not the customer's local date: at 2026-04-01T17:00Z a Shanghai receivable due 04-01 has days_past_due 1 "
-        "but is not listed; at 2026-04-02T02:00Z a Los Angeles one with days_past_due 0 is listed"
-    ),
-    strict=True,
-)
 def test_the_overdue_filter_agrees_with_days_past_due_in_the_customers_time_zone(api):
     register(api, CUSTOMER, LA_CUSTOMER)
     ok(api.as_("service").post("/receivables", json=invoice("INV-SH")), 201)
@@ -201,14 +193,6 @@ def test_the_overdue_filter_agrees_with_days_past_due_in_the_customers_time_zone
         assert set(listed(api, overdue="true")) == late, at
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: a written-off receivable is listed by GET /receivables?overdue=true (the filter excludes "
-        "lifecycle.FINAL_STATES, and written_off is not final in the machine because of record_recovery, "
-        "ADR 0002), though DESIGN.md calls written_off final and nothing is left to collect"
-    ),
-    strict=True,
-)
 def test_a_written_off_receivable_is_not_listed_as_overdue(api):
     register(api, CUSTOMER)
     ok(api.as_("service").post("/receivables", json=invoice()), 201)

@@ -138,15 +138,6 @@ def test_commands_see_the_sandbox_time_and_the_due_date_comes_at_midnight_in_sha
     assert datetime.fromisoformat(history[-1]["occurred_at"]) == due_starts + timedelta(days=1, hours=2)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: when due_on - reminder_lead_days falls on a weekend or holiday, the reminder timer "
-        "(domain/schedule.py) is set on the business day BEFORE it, but Receivable.send_reminder refuses "
-        "anything before due_on - 7 days (reminder.too_early): the scheduler notes the timer 'skipped' and "
-        "the pre-due reminder is never sent (invoice due Saturday: timer Friday 9 days before due, refused)"
-    ),
-    strict=True,
-)
 def test_the_pre_due_reminder_is_sent_even_when_a_week_before_due_is_a_weekend(sandbox_api):
     api = sandbox_api
     start = advance_to_a_monday_morning_in_shanghai(api)
@@ -162,14 +153,6 @@ def test_the_pre_due_reminder_is_sent_even_when_a_week_before_due_is_a_weekend(s
     assert (receivable["state"], receivable["version"]) == ("reminded", 2)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: an invoice due 9999-12-31 is accepted (201), then the timers projection computes its "
-        "limitation date past year 9999 (ValueError: year 10002 is out of range) on every catch-up: every "
-        "POST /sandbox/clock/advance and POST /admin/tick is a 500 and no timer fires for any receivable"
-    ),
-    strict=True,
-)
 def test_an_invoice_due_at_the_end_of_the_calendar_does_not_stop_the_timers_of_the_others(sandbox_api):
     api = sandbox_api
     start = advance_to_a_monday_morning_in_shanghai(api)
@@ -184,13 +167,6 @@ def test_an_invoice_due_at_the_end_of_the_calendar_does_not_stop_the_timers_of_t
     assert ok(api.as_("auditor").get("/receivables/INV-NEAR"))["state"] == "due"
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: POST /sandbox/clock/advance with a naive instant {\"to\": \"2099-01-01T00:00:00\"} is a 500: "
-        "Scheduler.advance compares it with the aware clock time (TypeError) before the clock can refuse it"
-    ),
-    strict=True,
-)
 def test_advancing_the_sandbox_clock_to_an_instant_without_a_time_zone_is_422(sandbox_api):
     start = sandbox_now(sandbox_api)
     naive = sandbox_api.as_("supervisor").post("/sandbox/clock/advance", json={"to": "2099-01-01T00:00:00"})

@@ -74,12 +74,6 @@ def test_a_policy_file_without_a_version_is_refused_naming_the_field():
         parse_policy(BUNDLED.replace('version = "2026.1"', ""), source="p.toml")
 
 
-@pytest.mark.xfail(
-    reason="BUG: adapters/policy_file._line_of's pattern starts with ^\\s* under re.MULTILINE, and \\s also "
-    "matches newlines, so a key written after blank lines is reported on the first of those blank lines "
-    "(reminder_lead_days, line 6 of the bundled file, is reported as line 5)",
-    strict=True,
-)
 def test_a_refused_key_written_after_a_blank_line_is_reported_on_its_own_line():
     text, line = edited("reminder_lead_days = 7", "reminder_lead_days = -1")
     assert text.splitlines()[line - 2] == ""  # a blank line above it
@@ -98,12 +92,6 @@ def test_a_refused_key_written_after_a_blank_line_is_reported_on_its_own_line():
             "escalate_after_days = 30", "escalate_after_days = 1", id="escalation not after follow-up",
         ),
     ],
-)
-@pytest.mark.xfail(
-    reason="BUG: adapters/policy_file._line_of finds no line for a key written inside an inline table "
-    "(contact.windows.tue.0.start) nor for a cross-field rule (CollectionPolicy._consistent has an empty loc, "
-    "reported as field ''), so these refusals name no line",
-    strict=True,
 )
 def test_every_policy_file_refusal_names_a_line(old, new):
     text, line = edited(old, new)

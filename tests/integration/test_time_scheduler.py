@@ -311,11 +311,7 @@ def test_two_schedulers_over_one_database_ticking_at_once_record_each_event_once
         for t in threads:
             t.join(60)
         assert set(results) == {"first", "second"}
-        for outcome in results.values():
-            # The one failure seen here is the projection conflict shown (xfail) by
-            # test_two_projection_workers_applying_the_same_batch_at_once_let_the_first_win_without_an_error.
-            if isinstance(outcome, Exception):
-                assert "rm_timers_pkey" in str(outcome) or "UNIQUE constraint failed: rm_timers" in str(outcome), outcome
+        assert not any(isinstance(outcome, Exception) for outcome in results.values()), results
         events = [e for e in receivable_events(first) if e.actor_id == SCHEDULER_ACTOR]
         keys = [(e.originator_id, type(e).__name__, e.scheduled_for) for e in events]
         assert len(keys) == len(set(keys)) == 12 * 4  # reminder, falls due, follow-up, escalation: once each
@@ -330,14 +326,6 @@ def test_two_schedulers_over_one_database_ticking_at_once_record_each_event_once
 
 
 def test_two_projection_workers_applying_the_same_batch_at_once_let_the_first_win_without_an_error(request, database_url):
-    if "postgresql" in database_url:
-        request.applymarker(pytest.mark.xfail(
-            reason="BUG: projections/base.py only expects a concurrent worker to show up at the conditional "
-            "position update (PositionMoved); on PostgreSQL the second worker's INSERT into rm_timers hits the "
-            "first worker's rows first and UniqueViolation (IntegrityError) escapes run_once/catch_up, so "
-            "Scheduler.tick raises when two schedulers (or the API and a scheduler) catch up at once",
-            strict=True,
-        ))
     first = make_services(database_url, FixedClock(START))
     second = make_services(database_url, FixedClock(START))
     try:
@@ -346,8 +334,8 @@ def test_two_projection_workers_applying_the_same_batch_at_once_let_the_first_wi
         applied, go = threading.Event(), threading.Event()
         original = projection.apply
 
-        def apply_then_wait(conn: Any, event: Any, position: int) -> None:
-            original(conn, event, position)
+        def apply_then_wait(conn: Any, event: Any, position: int, prepared: Any) -> None:
+            original(conn, event, position, prepared)
             applied.set()
             assert go.wait(30)
 
@@ -365,7 +353,7 @@ def test_two_projection_workers_applying_the_same_batch_at_once_let_the_first_wi
         assert applied.wait(30)  # the first worker holds its batch open, rows written
         b = threading.Thread(target=run, args=("second", second))
         b.start()
-        b.join(1.0)  # the second worker reads the same batch and runs into the first one's rows
+        b.join(1.0)  # the second worker reads the same batch and waits on the first one's lock
         go.set()
         a.join(30)
         b.join(30)
@@ -492,11 +480,6 @@ def test_the_sandbox_clock_only_moves_forward_and_only_for_services_and_supervis
         services.close()
 
 
-@pytest.mark.xfail(
-    reason="BUG: POST /sandbox/clock/advance with an instant without a time zone answers 500: Scheduler.advance "
-    "compares it with the aware clock (TypeError) before SandboxClock.advance can refuse it with ClockError",
-    strict=True,
-)
 def test_advancing_the_sandbox_clock_to_an_instant_without_a_time_zone_is_refused_with_422(sqlite_url):
     services = make_services(sqlite_url, SandboxClock(START), COLLECTIONS_CLOCK="sandbox")
     try:

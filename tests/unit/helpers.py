@@ -26,7 +26,10 @@ from collections_es.domain.policy import CollectionPolicy
 from collections_es.domain.receivable import Receivable
 from collections_es.domain.trail import SCHEDULER_ACTOR, Actor, Context
 
-POLICY = CollectionPolicy(version="test-1", contact={"windows": {"mon": [{"start": "09:00", "end": "12:00"}]}})
+_MORNINGS = [{"start": "09:00", "end": "12:00"}]
+POLICY = CollectionPolicy(
+    version="test-1", contact={"windows": {day: _MORNINGS for day in ("mon", "tue", "wed", "thu", "fri")}}
+)
 
 TZ = "Asia/Shanghai"
 INVOICE = "INV-2024-0001"

@@ -230,12 +230,6 @@ def test_a_reminder_whose_day_is_a_holiday_is_owed_on_the_business_day_before():
     assert timers[0].at == utc("2026-03-25T01:00:00Z")  # Wednesday
 
 
-@pytest.mark.xfail(
-    reason="BUG: schedule.owed moves a weekend/holiday reminder day back to the preceding business day, "
-    "but Receivable.send_reminder refuses any reminder before due_on - reminder_lead_days (reminder.too_early), "
-    "so the timer fires and is skipped, and no reminder is ever sent",
-    strict=True,
-)
 def test_the_reminder_owed_on_the_friday_before_a_weekend_reminder_day_is_accepted_by_the_receivable():
     r = issued(date(2026, 4, 4))
     reminder = owed(r, POLICY, utc("2026-03-02T01:00:00Z"))[0]

@@ -68,7 +68,7 @@ class ApiKeyStore:
         return token
 
     def list(self) -> list[ApiKey]:
-        with self.engine.connect() as conn:
+        with self.engine.execution_options(read_only=True).connect() as conn:
             rows = conn.execute(sa.select(api_keys).order_by(api_keys.c.id)).all()
         return [ApiKey(r.id, r.actor, r.role, r.created_at, r.revoked_at) for r in rows]
 
@@ -84,7 +84,7 @@ class ApiKeyStore:
         digest = token_digest(token)
         if digest in self.file_keys:
             return self.file_keys[digest]
-        with self.engine.connect() as conn:
+        with self.engine.execution_options(read_only=True).connect() as conn:
             row = conn.execute(
                 sa.select(api_keys.c.actor, api_keys.c.role).where(
                     api_keys.c.token_sha256 == digest, api_keys.c.revoked_at.is_(None)

@@ -122,10 +122,14 @@ class Database:
                 cursor.close()
 
             @sa.event.listens_for(engine, "begin")
-            def _begin_immediate(conn: Any) -> None:
-                # Take the write lock up front: a deferred transaction that later
-                # writes can fail at once with SQLITE_BUSY instead of waiting.
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            def _begin(conn: Any) -> None:
+                # Writers take the write lock up front: a deferred transaction that
+                # later writes can fail at once with SQLITE_BUSY instead of waiting.
+                # Readers (`read_only` execution option) don't block anyone in WAL mode.
+                if conn.get_execution_options().get("read_only"):
+                    conn.exec_driver_sql("BEGIN")
+                else:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
             return engine
         connect_args: dict[str, Any] = {"connect_timeout": 5}

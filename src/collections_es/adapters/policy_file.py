@@ -35,7 +35,7 @@ def parse_policy(text: str, *, source: str = "policy") -> CollectionPolicy:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            path = ".".join(str(p) for p in err["loc"])
+            path = ".".join(str(p) for p in err["loc"]) or "(whole policy)"
             line = _line_of(text, err["loc"])
             where = f"line {line}, " if line else ""
             problems.append(f"{where}field '{path}': {err['msg']}")
@@ -53,12 +53,16 @@ def load_policy(path: Path | None) -> CollectionPolicy:
 
 
 def _line_of(text: str, loc: tuple[object, ...]) -> int | None:
-    """Best effort: the line where the last named key of `loc` is written."""
+    """Best effort: the line where the path's keys are written, following them in
+    order (so `contact.windows.tue.0.start` finds `start` on the `tue` line)."""
     keys = [str(p) for p in loc if isinstance(p, str)]
-    if not keys:
-        return None
-    pattern = re.compile(rf"^\s*(\[.*\b{re.escape(keys[-1])}\b.*\]|{re.escape(keys[-1])}\s*=)", re.MULTILINE)
-    match = pattern.search(text)
-    if match is None:
-        return None
-    return text.count("\n", 0, match.start()) + 1
+    pos, line = 0, None
+    for key in keys:
+        k = re.escape(key)
+        pattern = re.compile(rf"^[ \t]*\[[^\]\n]*\b{k}\b[^\]\n]*\]|^[ \t]*{k}[ \t]*=|[{{,][ \t]*{k}[ \t]*=", re.MULTILINE)
+        match = pattern.search(text, pos)
+        if match is None:
+            continue
+        pos = match.start()
+        line = text.count("\n", 0, pos) + 1 + (1 if text[pos] == "\n" else 0)
+    return line

@@ -58,6 +58,24 @@ class _TooLarge(StarletteHTTPException):
         super().__init__(413, "the request body is too large")
 
 
+class RefuseNul:
+    """A NUL in the path or query string is a malformed request (PostgreSQL text cannot hold it)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"").lower()
+            raw_path = (scope.get("raw_path") or b"").lower()
+            if b"%00" in query or b"\x00" in query or b"%00" in raw_path or "\x00" in scope.get("path", ""):
+                await problem(400, "the URL must not contain NUL characters", type_="/problems/malformed")(
+                    scope, receive, send
+                )
+                return
+        await self.app(scope, receive, send)
+
+
 class CorrelationId:
     """Echo X-Correlation-ID (or the one generated) on every response."""
 
@@ -109,6 +127,7 @@ def create_app(services: Services, *, follow: bool = False, schedule: bool = Fal
     app.include_router(time.admin_router)
     if services.sandbox is not None:
         app.include_router(time.sandbox_router)
+    app.add_middleware(RefuseNul)
     app.add_middleware(CorrelationId)
     app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
     return app

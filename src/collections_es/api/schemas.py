@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from ..domain.policy import Channel
 from ..domain.receivable import ContactOutcome, PaymentMethod
@@ -24,6 +24,14 @@ Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """NUL characters are refused everywhere: PostgreSQL text cannot hold them."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class OverrideIn(Strict):
@@ -289,7 +297,7 @@ COMMAND_BODIES: dict[str, type[CommandBody]] = {
 # ---- time --------------------------------------------------------------------
 
 class ClockAdvance(Strict):
-    to: datetime
+    to: AwareDatetime = Field(description="An instant with its zone, e.g. 2026-04-01T00:00:00Z")
 
 
 class ClockOut(BaseModel):

@@ -88,7 +88,7 @@ class Scheduler:
             .order_by(timers.c.at, timers.c.receivable_id, timers.c.kind)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self.engine.execution_options(read_only=True).connect() as conn:
             return list(conn.execute(query))
 
     def tick(self, now: datetime | None = None) -> list[Fired]:
@@ -136,18 +136,15 @@ class Scheduler:
         except (CommandNotAllowedError, RuleViolationError, NotFoundError) as exc:
             outcome = f"skipped: {exc}"[:300]
         fired_at = self.app.clock.now()
-        with self.engine.begin() as conn:
-            exists = conn.execute(
-                sa.select(firings.c.outcome).where(
-                    firings.c.receivable_id == row.receivable_id, firings.c.kind == row.kind, firings.c.at == row.at
-                )
-            ).first()
-            if exists is None:
+        try:
+            with self.engine.begin() as conn:
                 conn.execute(
                     firings.insert().values(
                         receivable_id=row.receivable_id, kind=row.kind, at=row.at, fired_at=_naive(fired_at), outcome=outcome
                     )
                 )
+        except sa.exc.IntegrityError:
+            pass  # another scheduler noted this firing first; its command was recorded once either way
         return Fired(row.receivable_id, row.kind, row.command, scheduled_for, fired_at, outcome)
 
     def _fields(self, row: Any, rid: uuid.UUID) -> dict[str, Any]:

@@ -248,7 +248,8 @@ class Collections(Application):
             return replay
         customer = self.get_customer(fields["customer_id"])
         if self._exists(receivable_id(fields["invoice_number"])):
-            raise DuplicateError(f"invoice '{fields['invoice_number']}' is issued already")
+            # A duplicate racing its first request with the same key gets the first response.
+            return self._after_conflict(request, DuplicateError(f"invoice '{fields['invoice_number']}' is issued already"))
         receivable = Receivable.issue(self._context(request), timezone=customer.timezone, **fields)
         try:
             self.save(receivable, self._key_record(request, 201, "receivable", receivable))
@@ -274,7 +275,15 @@ class Collections(Application):
             aggregate = self.get_receivable(receivable)
             if request.expected_version is not None and aggregate.version != request.expected_version:
                 raise VersionMismatchError(request.expected_version, aggregate.version)
-            getattr(aggregate, command)(self._context(request), **fields)
+            try:
+                getattr(aggregate, command)(self._context(request), **fields)
+            except CollectionsError:
+                # A duplicate that committed between our key check and our load made
+                # this command moot: answer as the first request was answered.
+                replay = self._replay(request)
+                if replay is not None:
+                    return replay
+                raise
             try:
                 self.save(aggregate, self._key_record(request, 200, "receivable", aggregate))
             except IntegrityError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Channel = Literal["phone", "sms", "email", "letter", "visit", "wechat", "other"]
 CHANNELS: tuple[str, ...] = ("phone", "sms", "email", "letter", "visit", "wechat", "other")
@@ -55,8 +55,10 @@ class CollectionPolicy(_Strict):
     legal_referral_requires_approval: bool = False
     write_off_approver_roles: list[str] = Field(default_factory=lambda: ["supervisor"])
 
-    @model_validator(mode="after")
-    def _consistent(self) -> CollectionPolicy:
-        if self.escalate_after_days <= self.follow_up_after_days:
-            raise ValueError("escalate_after_days must be greater than follow_up_after_days")
-        return self
+    @field_validator("escalate_after_days")
+    @classmethod
+    def _escalation_after_follow_up(cls, value: int, info: ValidationInfo) -> int:
+        follow_up = info.data.get("follow_up_after_days")
+        if follow_up is not None and value <= follow_up:
+            raise ValueError(f"escalate_after_days must be greater than follow_up_after_days ({follow_up})")
+        return value

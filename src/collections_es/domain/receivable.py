@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from . import lifecycle
 from .aggregate import TrailedAggregate
 from .errors import RuleViolationError
-from .calendar import check_timezone
+from .calendar import business_day_on_or_before, check_timezone
 from .money import check_currency, to_money
 from .policy import CHANNELS, CollectionPolicy
 from .trail import Context
@@ -50,6 +50,19 @@ def _require_text(value: str | None, field: str) -> str:
     if value is None or not str(value).strip():
         raise RuleViolationError("field.required", f"'{field}' must not be empty", field=field)
     return str(value)
+
+
+EARLIEST_DATE = date(1970, 1, 1)
+LATEST_DATE = date(2199, 12, 31)
+
+
+def _check_date(value: date, field: str) -> date:
+    """Dates far outside any real invoice's life are refused (they would overflow calendars)."""
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise RuleViolationError(
+            "field.date_range", f"{value.isoformat()} is outside {EARLIEST_DATE} to {LATEST_DATE}", field=field
+        )
+    return value
 
 
 def _require_choice(value: str, choices: tuple[str, ...], field: str) -> str:
@@ -339,6 +352,8 @@ class Receivable(TrailedAggregate):
         check_timezone(timezone)
         check_currency(currency)
         money = to_money(amount, currency)
+        _check_date(issued_on, "issued_on")
+        _check_date(due_on, "due_on")
         if due_on < issued_on:
             raise RuleViolationError("receivable.due_before_issue", "due_on must not be before issued_on", field="due_on")
         return cls._start(
@@ -362,7 +377,8 @@ class Receivable(TrailedAggregate):
     def send_reminder(self, ctx: Context, *, channel: str) -> None:
         state = self._next("send_reminder")
         _require_choice(channel, CHANNELS, "channel")
-        earliest = date.fromordinal(self.due_on.toordinal() - ctx.policy.reminder_lead_days)
+        # A week before due, or the nearest earlier business day when that is not one.
+        earliest = business_day_on_or_before(self.due_on - timedelta(days=ctx.policy.reminder_lead_days), ctx.policy)
         if self.local_date(ctx.now) < earliest:
             raise RuleViolationError(
                 "reminder.too_early", f"a reminder may be sent from {earliest.isoformat()} (due {self.due_on})"
@@ -396,6 +412,8 @@ class Receivable(TrailedAggregate):
         _require_choice(channel, CHANNELS, "channel")
         _require_choice(outcome, CONTACT_OUTCOMES, "outcome")
         _require_text(note, "note")
+        if promised_on is not None:
+            _check_date(promised_on, "promised_on")
         self._record(
             self.ContactRecorded,
             ctx,
@@ -415,6 +433,7 @@ class Receivable(TrailedAggregate):
             raise RuleViolationError(
                 "promise.exceeds_balance", f"promised {money} exceeds the balance {self.balance}", field="amount"
             )
+        _check_date(promised_on, "promised_on")
         if promised_on < self.local_date(ctx.now):
             raise RuleViolationError("promise.date_in_past", "promised_on is in the past", field="promised_on")
         self._record(self.PromiseMade, ctx, state_after=state, amount=money, promised_on=promised_on, note=note)
@@ -431,6 +450,7 @@ class Receivable(TrailedAggregate):
             due_on = item.get("due_on")
             if not isinstance(due_on, date):
                 raise RuleViolationError("field.required", "each installment needs a due_on date", field=f"installments[{i}].due_on")
+            _check_date(due_on, f"installments[{i}].due_on")
             money = to_money(item.get("amount"), self.currency, field=f"installments[{i}].amount")
             if due_on < today:
                 raise RuleViolationError("installments.date_in_past", "installment date is in the past", field=f"installments[{i}].due_on")
@@ -475,6 +495,7 @@ class Receivable(TrailedAggregate):
             raise RuleViolationError(
                 "payment.duplicate_reference", f"a payment with reference '{reference}' is recorded already", field="reference"
             )
+        _check_date(paid_on, "paid_on")
         if paid_on > self.local_date(ctx.now):
             raise RuleViolationError("payment.future_date", "paid_on is in the future", field="paid_on")
         return money

@@ -21,7 +21,7 @@ def healthz() -> dict[str, str]:
 def readyz(services: ServicesDep) -> JSONResponse:
     """The database answers; each projection's lag behind the event log."""
     try:
-        with services.engine.connect() as conn:
+        with services.engine.execution_options(read_only=True).connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         lag = services.projections.lag()
     except Exception as exc:  # the database is down: not ready

@@ -83,15 +83,15 @@ def list_all(
             [{"type": "enum", "loc": ("query", "state"), "msg": f"must be one of {', '.join(lifecycle.STATES)}", "input": state}]
         )
     services.projections.catch_up(["receivables"])
-    overdue_on = services.clock.now().date() if overdue else None
-    with services.engine.connect() as conn:
+    overdue_at = services.clock.now() if overdue else None
+    with services.engine.execution_options(read_only=True).connect() as conn:
         rows = list_receivables(
             conn,
             state=state,
             customer_id=customer_id,
             collector=collector,
             currency=currency,
-            overdue_on=overdue_on,
+            overdue_at=overdue_at,
             after=cursor,
             limit=limit + 1,
         )
@@ -129,6 +129,8 @@ def get_receivable(
     """The receivable now, `as_of` an instant, or at a `version`."""
     check_view(actor.role, "receivables.read")
     rid = resolve_id(receivable_ref)
+    if version is not None and version > 2**31 - 1:
+        raise NotFoundError(f"receivable {rid} has no version {version}")
     if as_of is not None and version is not None:
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("query", "as_of"), "msg": "give as_of or version, not both", "input": None}]
@@ -153,8 +155,8 @@ def history(receivable_ref: str, services: ServicesDep, actor: CurrentActor) -> 
 
 
 def _command_route(command: str, body_type: type[CommandBody]) -> None:
-    # A command with no required field may be sent without a body.
-    body_default = None if not any(f.is_required() for f in body_type.model_fields.values()) else ...
+    # A command with no required field may be sent without a body; others must have one.
+    body_optional = not any(f.is_required() for f in body_type.model_fields.values())
 
     def run(
         receivable_ref: str,
@@ -164,8 +166,12 @@ def _command_route(command: str, body_type: type[CommandBody]) -> None:
         actor: CurrentActor,
         idempotency_key: Annotated[str | None, Header()] = None,
         if_match: Annotated[str | None, Header()] = None,
-        body: Annotated[body_type | None, Body()] = body_default,  # type: ignore[valid-type]
+        body: Annotated[body_type | None, Body()] = None,  # type: ignore[valid-type]
     ) -> ReceivablePublic:
+        if body is None and not body_optional:
+            raise RequestValidationError(
+                [{"type": "missing", "loc": ("body",), "msg": "a JSON object body is required", "input": None}]
+            )
         body = body if body is not None else body_type()
         override = Override(body.override.rule_id, body.override.reason) if body.override else None
         request = command_request(
