@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..application.service import Idempotency, Override, Request as CommandRequest
@@ -37,10 +37,6 @@ def current_actor(
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
-
-
-def correlation_id(x_correlation_id: Annotated[str | None, Header(max_length=128)] = None) -> str:
-    return x_correlation_id or str(uuid.uuid4())
 
 
 def parse_if_match(if_match: str | None) -> int | None:
