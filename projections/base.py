@@ -1,22 +1,33 @@
 """Projection machinery: follow the event log, write view rows and the position
 in one transaction, so an event is applied exactly once even across crashes.
 
-The position is advanced with a conditional UPDATE (`WHERE position = :old`):
-if another worker moved it first, this transaction rolls back and nothing is
-applied twice (LIBRARIES.md: never trust a read-then-write tracking update).
+Each batch of a projection runs in one transaction that first locks the
+projection's tracking row and checks the position is still the one the batch
+was read from; if another worker moved it first, nothing is applied (LIBRARIES.md:
+never trust a read-then-write tracking update). A crash before the commit loses
+the whole batch, rows and position together, so it is read again.
+
+Projections at the same position share one read and one decoding of each batch.
+Long-running followers (`serve`, `collections-es project`) are elected per
+projection with a PostgreSQL advisory lock, so one worker is active at a time;
+on SQLite the write lock already makes workers take turns (ADR 0010).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
+
+log = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
 
@@ -27,110 +38,262 @@ tracking = sa.Table(
     sa.Column("position", sa.BigInteger, nullable=False),
 )
 
+Item = tuple[Any, int]  # (event, notification id)
+Progress = Callable[[int, int], None]  # (position reached, head)
 
-class Projection(ABC):
-    """A read model: its tables, the event types it reads, and how it applies them."""
+
+class Projection:
+    """A read model: its tables, the event types it reads, and how it applies them.
+
+    Implement `apply` (one event at a time) or `apply_batch` (a whole batch, for
+    projections that gain from bulk reads and writes). Both run inside the
+    batch's transaction; `prepare` runs before it, for reads elsewhere.
+    """
 
     name: str
     tables: Sequence[sa.Table]
 
     @property
-    @abstractmethod
     def handles(self) -> Sequence[type]:
         """Event classes this projection reads; other events only advance its position."""
+        raise NotImplementedError
 
     def prepare(self, events: list[Any]) -> Any:
         """Reads a batch needs, done before its transaction opens (default: none)."""
         return None
 
-    @abstractmethod
     def apply(self, conn: sa.Connection, event: Any, position: int, prepared: Any) -> None:
-        """Write what `event` changes. Runs inside the batch's transaction."""
+        """Write what `event` changes."""
+        raise NotImplementedError
 
-    def topics(self) -> list[str]:
-        return [get_topic(cls) for cls in self.handles]
+    def apply_batch(self, conn: sa.Connection, items: list[Item], prepared: Any) -> None:
+        """Write what a batch of events changes (default: `apply` each in turn)."""
+        for event, position in items:
+            self.apply(conn, event, position, prepared)
+
+    def topics(self) -> frozenset[str]:
+        return frozenset(get_topic(cls) for cls in self.handles)
 
     def clear(self, conn: sa.Connection) -> None:
         for table in reversed(self.tables):
             conn.execute(table.delete())
 
 
+class Leadership:
+    """Which projections this process may follow. On PostgreSQL a session-level
+    advisory lock per projection (and schema) elects one follower at a time; the
+    lock goes with the connection, so a crashed worker's turn passes at once."""
+
+    def __init__(self, engine: sa.Engine, scope: str) -> None:
+        self.engine = engine
+        self.scope = scope
+        self.elects = engine.dialect.name == "postgresql"
+        self._conn: sa.Connection | None = None
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+
+    def key(self, name: str) -> int:
+        digest = hashlib.sha256(f"collections-es:{self.scope}:{name}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+    def acquire(self, names: Iterable[str]) -> list[str]:
+        """The names this process leads now (trying to take the ones it does not)."""
+        names = list(names)
+        if not self.elects:
+            return names
+        with self._lock:
+            try:
+                if self._conn is None:
+                    self._conn = self.engine.connect()
+                    self._held.clear()
+                else:
+                    self._conn.execute(sa.text("SELECT 1"))  # still connected, so still holding
+                for name in names:
+                    if name not in self._held:
+                        got = self._conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key(name)}).scalar()
+                        self._conn.commit()
+                        if got:
+                            self._held.add(name)
+            except sa.exc.DBAPIError:
+                log.warning("lost the leadership connection; will try again", exc_info=True)
+                self._drop()
+                return []
+            return [n for n in names if n in self._held]
+
+    def held(self) -> set[str]:
+        return set(self._held) if self.elects else set()
+
+    def release(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()  # the server ends the session's advisory locks
+            except sa.exc.DBAPIError:
+                pass
+        self._conn = None
+        self._held.clear()
+
+
 class ProjectionRunner:
     """Pulls notifications from the application's log into each projection."""
 
-    def __init__(self, app: Application, engine: sa.Engine, projections: Iterable[Projection], *, batch_size: int = 500):
+    def __init__(
+        self,
+        app: Application,
+        engine: sa.Engine,
+        projections: Iterable[Projection],
+        *,
+        batch_size: int = 500,
+        scope: str = "",
+    ):
         self.app = app
         self.engine = engine
         self.projections = {p.name: p for p in projections}
         self.batch_size = batch_size
-        self._lock = threading.Lock()
+        self.leadership = Leadership(engine, scope)
+        self._lock = threading.RLock()
         metadata.create_all(engine)
         with engine.begin() as conn:
+            known = set(conn.execute(sa.select(tracking.c.name)).scalars())
             for name in self.projections:
-                exists = conn.execute(sa.select(tracking.c.position).where(tracking.c.name == name)).first()
-                if exists is None:
+                if name not in known:
                     conn.execute(tracking.insert().values(name=name, position=0))
 
-    def position(self, name: str) -> int:
+    # -- positions ------------------------------------------------------------
+
+    def positions(self, names: Iterable[str] | None = None) -> dict[str, int]:
+        wanted = list(names or self.projections)
         with self.engine.execution_options(read_only=True).connect() as conn:
-            return int(conn.execute(sa.select(tracking.c.position).where(tracking.c.name == name)).scalar_one())
+            rows = conn.execute(sa.select(tracking.c.name, tracking.c.position).where(tracking.c.name.in_(wanted)))
+            found = {name: int(position) for name, position in rows}
+        return {name: found[name] for name in wanted}
+
+    def position(self, name: str) -> int:
+        return self.positions([name])[name]
 
     def head(self) -> int:
         return self.app.recorder.max_notification_id() or 0
 
     def lag(self) -> dict[str, int]:
         head = self.head()
-        return {name: head - self.position(name) for name in self.projections}
+        return {name: max(0, head - position) for name, position in self.positions().items()}
+
+    # -- applying -------------------------------------------------------------
 
     def run_once(self, name: str) -> int:
-        """Apply one batch to one projection; returns how many notifications it consumed.
-
-        Reads the projection needs (`prepare`) happen before the transaction, so
-        it never waits on the event store while holding a database write lock.
-        The transaction first locks this projection's tracking row (PostgreSQL;
-        SQLite's BEGIN IMMEDIATE already serialises writers), so a second worker
-        waits, then sees the position moved and applies nothing.
-        """
-        projection = self.projections[name]
+        """Apply one batch to one projection; returns how many notifications it consumed."""
         start = self.position(name)
-        notifications = self.app.recorder.select_notifications(
-            start=start, limit=self.batch_size, inclusive_of_start=False
-        )
+        notifications = self._read(start, self.batch_size)
         if not notifications:
             return 0
-        wanted = set(projection.topics())
-        events = [(self._decode(n), n.id) for n in notifications if n.topic in wanted]
-        prepared = projection.prepare([event for event, _ in events])
+        decoded = self._decode(notifications, self.projections[name].topics())
+        return len(notifications) if self._apply(name, start, notifications, decoded) else 0
+
+    def catch_up(self, names: Iterable[str] | None = None, *, batch_size: int | None = None,
+                 progress: Progress | None = None) -> int:
+        """Run every (or the named) projection until it reaches the head of the log.
+
+        Projections at the same position share each batch's read and decoding.
+        Returns the number of notifications read.
+        """
+        wanted = list(names or self.projections)
+        size = batch_size or self.batch_size
+        total = 0
+        with self._lock:
+            head = self.head()
+            while True:
+                positions = self.positions(wanted)
+                behind = {n: p for n, p in positions.items() if p < head}
+                if not behind:
+                    return total
+                start = min(behind.values())
+                group = [n for n, p in behind.items() if p == start]
+                notifications = self._read(start, size)
+                if not notifications:
+                    return total
+                topics = frozenset().union(*(self.projections[n].topics() for n in group))
+                decoded = self._decode(notifications, topics)
+                for name in group:
+                    self._apply(name, start, notifications, decoded)
+                total += len(notifications)
+                if progress is not None:
+                    progress(notifications[-1].id, head)
+
+    def follow(self, stop: threading.Event, names: Iterable[str] | None = None, *, poll: float = 0.5) -> None:
+        """Keep the projections this process is elected for at the head of the log until `stop`."""
+        wanted = list(names or self.projections)
+        try:
+            while not stop.is_set():
+                try:
+                    mine = self.leadership.acquire(wanted)
+                    if mine:
+                        self.catch_up(mine)
+                except Exception:  # a transient database error: log and try again
+                    log.exception("projection catch-up failed; retrying")
+                stop.wait(poll)
+        finally:
+            self.leadership.release()
+
+    def wait_until_current(self, names: Iterable[str], *, apply: bool, timeout: float) -> int:
+        """Read-your-writes: bring (or, when another process applies, wait for) the named
+        projections up to the log's head as of now. Returns the lag left (0 when current)."""
+        wanted = list(names)
+        target = self.head()
+        if apply:
+            self.catch_up(wanted)
+        step = 0.02
+        for _ in range(max(1, int(timeout / step))):  # counted, not timed: clocks may be frozen
+            lag = max(0, target - min(self.positions(wanted).values()))
+            if lag == 0:
+                return 0
+            time.sleep(step)
+        return max(0, target - min(self.positions(wanted).values()))
+
+    def rebuild(self, name: str, *, batch_size: int | None = None, progress: Progress | None = None) -> int:
+        """Empty the projection's tables and replay the whole log into them."""
+        projection = self.projections[name]
+        with self._lock:
+            with self.engine.begin() as conn:
+                conn.execute(sa.select(tracking.c.position).where(tracking.c.name == name).with_for_update()).scalar_one()
+                projection.clear(conn)
+                conn.execute(tracking.update().where(tracking.c.name == name).values(position=0))
+            return self.catch_up([name], batch_size=batch_size, progress=progress)
+
+    def close(self) -> None:
+        self.leadership.release()
+
+    # -- internals --------------------------------------------------------------
+
+    def _read(self, start: int, limit: int) -> list[Notification]:
+        return self.app.recorder.select_notifications(start=start, limit=limit, inclusive_of_start=False)
+
+    def _decode(self, notifications: list[Notification], topics: frozenset[str]) -> list[tuple[Any, int, str]]:
+        to_event = self.app.mapper.to_domain_event
+        return [(to_event(n), n.id, n.topic) for n in notifications if n.topic in topics]
+
+    def _apply(self, name: str, start: int, notifications: list[Notification], decoded: list[tuple[Any, int, str]]) -> bool:
+        """One batch into one projection, in one transaction with its position.
+
+        Reads the projection needs (`prepare`) happen before the transaction, so it
+        never waits on the event store while holding a database write lock. The
+        transaction first locks this projection's tracking row (PostgreSQL; SQLite's
+        BEGIN IMMEDIATE already serialises writers), so a second worker waits, then
+        sees the position moved and applies nothing.
+        """
+        projection = self.projections[name]
+        topics = projection.topics()
+        items = [(event, position) for event, position, topic in decoded if topic in topics]
+        prepared = projection.prepare([event for event, _ in items])
         with self.engine.begin() as conn:
             current = conn.execute(
                 sa.select(tracking.c.position).where(tracking.c.name == name).with_for_update()
             ).scalar_one()
             if current != start:
-                return 0  # another worker applied this batch first
-            for event, position in events:
-                projection.apply(conn, event, position, prepared)
+                return False  # another worker applied this batch first
+            if items:
+                projection.apply_batch(conn, items, prepared)
             conn.execute(tracking.update().where(tracking.c.name == name).values(position=notifications[-1].id))
-        return len(notifications)
-
-    def catch_up(self, names: Iterable[str] | None = None) -> int:
-        """Run every (or the named) projection until it reaches the head of the log."""
-        total = 0
-        with self._lock:
-            for name in names or list(self.projections):
-                while True:
-                    done = self.run_once(name)
-                    total += done
-                    if done < self.batch_size:
-                        break
-        return total
-
-    def rebuild(self, name: str) -> int:
-        projection = self.projections[name]
-        with self._lock:
-            with self.engine.begin() as conn:
-                projection.clear(conn)
-                conn.execute(tracking.update().where(tracking.c.name == name).values(position=0))
-        return self.catch_up([name])
-
-    def _decode(self, notification: Notification) -> Any:
-        return self.app.mapper.to_domain_event(notification)
+        return True

@@ -13,7 +13,8 @@ from collections_es.domain.calendar import start_of_day
 from collections_es.domain.lifecycle import FINAL_STATES
 from collections_es.domain.receivable import Receivable
 
-from .base import Projection, metadata
+from . import rows as rowlib
+from .base import Item, Projection, metadata
 
 # Nothing is left to collect: settled (final) and written off (open only to recoveries).
 CLOSED_STATES = FINAL_STATES | {"written_off"}
@@ -48,40 +49,38 @@ class ReceivablesList(Projection):
     def handles(self) -> Sequence[type]:
         return Receivable.event_classes()
 
-    def apply(self, conn: sa.Connection, event: Any, position: int, prepared: Any = None) -> None:
-        rid = str(event.originator_id)
-        common = {"state": event.state_after, "version": event.originator_version, "position": position}
-        if isinstance(event, Receivable.Issued):
-            conn.execute(
-                receivables.insert().values(
-                    id=rid,
-                    invoice_number=event.invoice_number,
-                    customer_id=event.customer_id,
-                    collector=event.collector,
-                    currency=event.currency,
-                    amount=event.amount,
-                    paid=0,
-                    adjustment=0,
-                    balance=event.amount,
-                    issued_on=event.issued_on,
-                    due_on=event.due_on,
-                    overdue_from=start_of_day(event.due_on + timedelta(days=1), event.timezone).replace(tzinfo=None),
-                    **common,
-                )
-            )
-            return
-        row = receivables.c
-        values: dict[str, Any] = dict(common)
-        if isinstance(event, Receivable.PaymentRecorded):
-            values |= {"paid": row.paid + event.amount, "balance": row.balance - event.amount}
-        elif isinstance(event, Receivable.DisputeResolved) and event.adjusted_amount is not None:
-            values |= {
-                "adjustment": row.amount - event.adjusted_amount,
-                "balance": event.adjusted_amount - row.paid,
-            }
-        elif isinstance(event, Receivable.CollectorAssigned):
-            values |= {"collector": event.collector}
-        conn.execute(receivables.update().where(row.id == rid).values(**values))
+    def apply_batch(self, conn: sa.Connection, batch: list[Item], prepared: Any) -> None:
+        known = rowlib.load(conn, receivables, {str(e.originator_id) for e, _ in batch if not isinstance(e, Receivable.Issued)})
+        existing = set(known)
+        for event, position in batch:
+            rid = str(event.originator_id)
+            if isinstance(event, Receivable.Issued):
+                row = known[rid] = {
+                    "id": rid,
+                    "invoice_number": event.invoice_number,
+                    "customer_id": event.customer_id,
+                    "collector": event.collector,
+                    "currency": event.currency,
+                    "amount": event.amount,
+                    "paid": Decimal(0),
+                    "adjustment": Decimal(0),
+                    "balance": event.amount,
+                    "issued_on": event.issued_on,
+                    "due_on": event.due_on,
+                    "overdue_from": start_of_day(event.due_on + timedelta(days=1), event.timezone).replace(tzinfo=None),
+                }
+            else:
+                row = known[rid]
+            if isinstance(event, Receivable.PaymentRecorded):
+                row["paid"] += event.amount
+                row["balance"] -= event.amount
+            elif isinstance(event, Receivable.DisputeResolved) and event.adjusted_amount is not None:
+                row["adjustment"] = row["amount"] - event.adjusted_amount
+                row["balance"] = event.adjusted_amount - row["paid"]
+            elif isinstance(event, Receivable.CollectorAssigned):
+                row["collector"] = event.collector
+            row |= {"state": event.state_after, "version": event.originator_version, "position": position}
+        rowlib.save(conn, receivables, known, existing)
 
 
 def list_receivables(

@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from projections.aging import Aging
 from projections.base import ProjectionRunner
+from projections.kpis import Kpis
 from projections.receivables import ReceivablesList
 from projections.timers import Timers
+from projections.worklist import Worklist
 
 from .adapters.api_keys import ApiKeyStore
 from .adapters.persistence import Database
@@ -37,8 +40,17 @@ class Services:
     def sandbox(self) -> SandboxClock | None:
         return self.clock if isinstance(self.clock, SandboxClock) else None
 
+    def read_models(self, *names: str) -> int:
+        """Read-your-writes: the named projections reach the log's head as of now
+        (applied here when embedded, awaited when external workers apply them).
+        Returns the lag left after `read_wait_seconds` (0 when current)."""
+        return self.projections.wait_until_current(
+            names, apply=self.settings.projections == "embedded", timeout=self.settings.read_wait_seconds
+        )
+
     def close(self) -> None:
         self.stop.set()
+        self.projections.close()
         self.app.close()
         self.engine.dispose()
 
@@ -57,7 +69,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         [
             ReceivablesList(),
             Timers(load=lambda rid, version: app.get_receivable(rid, version=version), policy=app.policy_version),
+            Aging(),
+            Worklist(),
+            Kpis(),
         ],
+        scope=database.schema or "",
     )
     scheduler = Scheduler(app, runner, engine)
     keys = ApiKeyStore(engine, ROLES, settings.api_keys_file)
@@ -68,14 +84,7 @@ def follow_projections(services: Services) -> threading.Thread:
     """Keep the read models following the log until `services.stop` is set."""
 
     def loop() -> None:
-        while not services.stop.is_set():
-            try:
-                services.projections.catch_up()
-            except Exception:  # a transient database error: log and try again
-                import logging
-
-                logging.getLogger(__name__).exception("projection catch-up failed; retrying")
-            services.stop.wait(services.settings.projection_poll_seconds)
+        services.projections.follow(services.stop, poll=services.settings.projection_poll_seconds)
 
     thread = threading.Thread(target=loop, name="projections", daemon=True)
     thread.start()

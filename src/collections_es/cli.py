@@ -39,7 +39,7 @@ def serve(
 
     services = _services()
     typer.echo(f"collections-es on http://{host}:{port} ({services.database.url.get_backend_name()})", err=True)
-    uvicorn.run(create_app(services, follow=True, schedule=True), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(services, follow=services.settings.projections == "embedded", schedule=True), host=host, port=port, log_level="info")
 
 
 @app.command()

@@ -26,6 +26,14 @@ class Settings(BaseSettings):
     snapshot_interval: int = Field(default=50, ge=2, validation_alias="COLLECTIONS_SNAPSHOT_INTERVAL")
     projection_poll_seconds: float = Field(default=0.5, gt=0, validation_alias="COLLECTIONS_PROJECTION_POLL_SECONDS")
     scheduler_interval_seconds: float = Field(default=30.0, gt=0, validation_alias="COLLECTIONS_SCHEDULER_INTERVAL_SECONDS")
+    projections: Literal["embedded", "external"] = Field(
+        default="embedded",
+        validation_alias="COLLECTIONS_PROJECTIONS",
+        description="embedded: this process follows the log and reads catch up themselves; "
+        "external: `collections-es project` workers do, and reads wait for them",
+    )
+    read_wait_seconds: float = Field(default=5.0, ge=0, le=60, validation_alias="COLLECTIONS_READ_WAIT_SECONDS")
+    report_timezone: str = Field(default="UTC", validation_alias="COLLECTIONS_TIMEZONE")
     log_level: str = Field(default="INFO", validation_alias="COLLECTIONS_LOG_LEVEL")
 
 

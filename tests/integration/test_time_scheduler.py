@@ -332,14 +332,14 @@ def test_two_projection_workers_applying_the_same_batch_at_once_let_the_first_wi
         rid = issue(first, "INV-PROJ-RACE", "SH", "2026-04-03")
         projection = first.projections.projections["timers"]
         applied, go = threading.Event(), threading.Event()
-        original = projection.apply
+        original = projection.apply_batch
 
-        def apply_then_wait(conn: Any, event: Any, position: int, prepared: Any) -> None:
-            original(conn, event, position, prepared)
+        def apply_then_wait(conn: Any, batch: Any, prepared: Any) -> None:
+            original(conn, batch, prepared)
             applied.set()
             assert go.wait(30)
 
-        projection.apply = apply_then_wait  # type: ignore[method-assign]
+        projection.apply_batch = apply_then_wait  # type: ignore[method-assign]
         outcomes: dict[str, Any] = {}
 
         def run(name: str, services: Any) -> None:
@@ -357,7 +357,7 @@ def test_two_projection_workers_applying_the_same_batch_at_once_let_the_first_wi
         go.set()
         a.join(30)
         b.join(30)
-        projection.apply = original  # type: ignore[method-assign]
+        projection.apply_batch = original  # type: ignore[method-assign]
         assert outcomes["first"] >= 1
         assert outcomes["second"] == 0, outcomes["second"]
         assert {row[1] for row in timer_rows(first) if row[0] == str(rid)} == {"reminder", "fall_due", "limitation_warning"}

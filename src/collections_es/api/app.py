@@ -14,7 +14,7 @@ from .. import __version__
 from ..bootstrap import Services, follow_projections, run_scheduler
 from . import errors
 from .errors import problem
-from .routes import customers, health, receivables, time
+from .routes import customers, health, receivables, reports, time
 
 
 class BodyLimit:
@@ -123,6 +123,7 @@ def create_app(services: Services, *, follow: bool = False, schedule: bool = Fal
     app.include_router(health.router)
     app.include_router(customers.router)
     app.include_router(receivables.router)
+    app.include_router(reports.router)
     app.include_router(time.policy_router)
     app.include_router(time.admin_router)
     if services.sandbox is not None:

@@ -43,6 +43,9 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "receivables.read": frozenset(ROLES),
     "sandbox.clock": frozenset({"service", "supervisor"}),
     "admin.tick": frozenset({"service", "supervisor"}),
+    "reports.aging": frozenset({"service", "collector", "supervisor", "legal", "auditor"}),
+    "reports.kpis": frozenset({"supervisor", "auditor"}),
+    "worklist.read": frozenset({"collector", "supervisor", "legal"}),
     "policy.read": frozenset(ROLES),
     "policy.write": frozenset({"supervisor"}),
 }
@@ -55,6 +58,11 @@ def check_command(role: str, command: str) -> None:
     if role not in COMMAND_ROLES.get(command, frozenset()):
         allowed = ", ".join(sorted(COMMAND_ROLES.get(command, ())))
         raise PermissionDeniedError(f"role '{role}' may not {command}; allowed roles: {allowed}")
+
+
+def commands_for(role: str, commands: list[str]) -> list[str]:
+    """Those of `commands` the role may send."""
+    return [c for c in commands if role in COMMAND_ROLES.get(c, frozenset())]
 
 
 def check_view(role: str, view: str) -> None:

@@ -67,6 +67,7 @@ def issue_receivable(
 @router.get("", response_model=ReceivablePage)
 def list_all(
     services: ServicesDep,
+    response: Response,
     actor: CurrentActor,
     state: Annotated[str | None, Query(max_length=32)] = None,
     customer_id: Annotated[str | None, Query(max_length=128)] = None,
@@ -82,7 +83,9 @@ def list_all(
         raise RequestValidationError(
             [{"type": "enum", "loc": ("query", "state"), "msg": f"must be one of {', '.join(lifecycle.STATES)}", "input": state}]
         )
-    services.projections.catch_up(["receivables"])
+    lag = services.read_models("receivables")
+    if lag:
+        response.headers["X-Projection-Lag"] = str(lag)
     overdue_at = services.clock.now() if overdue else None
     with services.engine.execution_options(read_only=True).connect() as conn:
         rows = list_receivables(

@@ -1,0 +1,245 @@
+"""Collection KPIs: the facts they are computed from, and the formulas.
+
+The projection records dated facts (issued, collected, settled, promise made /
+kept / broken, written off, recovered), each credited to the collector
+responsible when it happened. Receivables outstanding at the start and end of
+a period come from the aging projection's balance history. The formulas and
+their sources are in docs/kpis.md.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from collections_es.domain.receivable import Receivable
+
+from . import aging
+from . import rows as rowlib
+from .base import Item, Projection, metadata
+
+items = sa.Table(
+    "rm_kpi_items",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("collector", sa.String(128), nullable=False),  # "" when unassigned
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("issued_on", sa.Date, nullable=False),
+    sa.Column("due_on", sa.Date, nullable=False),
+    sa.Column("paid", sa.BigInteger, nullable=False),
+    sa.Column("last_paid_on", sa.Date, nullable=True),
+    # The promise or plan in force: total promised (minor units) and what was paid before it.
+    sa.Column("promised", sa.BigInteger, nullable=True),
+    sa.Column("promised_paid_before", sa.BigInteger, nullable=False),
+)
+
+facts = sa.Table(
+    "rm_kpi_facts",
+    metadata,
+    sa.Column("receivable_id", sa.String(36), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("collector", sa.String(128), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("on", sa.Date, nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),  # minor units; 0 where none
+    sa.Column("days", sa.Integer, nullable=True),  # settled: days from issue to settlement
+    sa.Column("days_late", sa.Integer, nullable=True),  # settled: days after the due date (0 if on time)
+    sa.Index("ix_rm_kpi_facts_kind_on", "kind", "on"),
+)
+
+KINDS = ("issued", "collected", "settled", "promise_made", "promise_kept", "promise_broken", "written_off", "recovered")
+
+
+class Kpis(Projection):
+    name = "kpis"
+    tables = (items, facts)
+
+    @property
+    def handles(self) -> Sequence[type]:
+        return (
+            Receivable.Issued,
+            Receivable.PaymentRecorded,
+            Receivable.PromiseMade,
+            Receivable.InstallmentPlanAgreed,
+            Receivable.PromiseBroken,
+            Receivable.WriteOffApproved,
+            Receivable.DisputeResolved,
+            Receivable.CollectorAssigned,
+            Receivable.RecoveryRecorded,
+        )
+
+    def apply_batch(self, conn: sa.Connection, batch: list[Item], prepared: Any) -> None:
+        known = rowlib.load(conn, items, {str(e.originator_id) for e, _ in batch if not isinstance(e, Receivable.Issued)})
+        existing = set(known)
+        out: list[dict[str, Any]] = []
+
+        def fact(item: dict[str, Any], event: Any, kind: str, on: date, amount: int = 0, **extra: Any) -> None:
+            out.append(
+                {
+                    "receivable_id": item["id"],
+                    "version": event.originator_version,
+                    "kind": kind,
+                    "collector": item["collector"],
+                    "currency": item["currency"],
+                    "on": on,
+                    "amount": amount,
+                    "days": extra.get("days"),
+                    "days_late": extra.get("days_late"),
+                }
+            )
+
+        for event, _ in batch:
+            rid = str(event.originator_id)
+            if isinstance(event, Receivable.Issued):
+                item = known[rid] = {
+                    "id": rid,
+                    "collector": event.collector or "",
+                    "currency": event.currency,
+                    "timezone": event.timezone,
+                    "issued_on": event.issued_on,
+                    "due_on": event.due_on,
+                    "paid": 0,
+                    "last_paid_on": None,
+                    "promised": None,
+                    "promised_paid_before": 0,
+                }
+                fact(item, event, "issued", event.issued_on, rowlib.to_minor(event.amount, event.currency))
+                continue
+            item = known[rid]
+            today = rowlib.local_date(event.timestamp, item["timezone"])
+            currency = item["currency"]
+            if isinstance(event, Receivable.PaymentRecorded):
+                amount = rowlib.to_minor(event.amount, currency)
+                item["paid"] += amount
+                item["last_paid_on"] = max(event.paid_on, item["last_paid_on"] or event.paid_on)
+                fact(item, event, "collected", event.paid_on, amount)
+                promised = item["promised"]
+                if promised is not None and item["paid"] - item["promised_paid_before"] >= promised:
+                    fact(item, event, "promise_kept", today)
+                    item["promised"] = None
+                if event.state_after == "settled":
+                    settled_on = item["last_paid_on"]
+                    fact(
+                        item,
+                        event,
+                        "settled",
+                        settled_on,
+                        days=(settled_on - item["issued_on"]).days,
+                        days_late=max(0, (settled_on - item["due_on"]).days),
+                    )
+                    item["promised"] = None
+            elif isinstance(event, Receivable.PromiseMade | Receivable.InstallmentPlanAgreed):
+                if isinstance(event, Receivable.PromiseMade):
+                    promised = rowlib.to_minor(event.amount, currency)
+                else:
+                    promised = sum(rowlib.to_minor(i["amount"], currency) for i in event.installments)
+                item["promised"] = promised
+                item["promised_paid_before"] = item["paid"]
+                fact(item, event, "promise_made", today, promised)
+            elif isinstance(event, Receivable.PromiseBroken):
+                item["promised"] = None
+                fact(item, event, "promise_broken", today)
+            elif isinstance(event, Receivable.WriteOffApproved):
+                item["promised"] = None
+                fact(item, event, "written_off", today, rowlib.to_minor(event.amount, currency))
+            elif isinstance(event, Receivable.RecoveryRecorded):
+                fact(item, event, "recovered", event.paid_on, rowlib.to_minor(event.amount, currency))
+            elif isinstance(event, Receivable.CollectorAssigned):
+                item["collector"] = event.collector or ""
+        rowlib.save(conn, items, known, existing)
+        if out:
+            conn.execute(facts.insert(), out)
+
+
+# ---- the formulas --------------------------------------------------------------------
+
+
+def _ratio(numerator: Decimal, denominator: Decimal, places: str) -> Decimal | None:
+    if denominator == 0:
+        return None
+    return (numerator / denominator).quantize(Decimal(places), rounding=ROUND_HALF_EVEN)
+
+
+def compute(conn: sa.Connection, start: date, end: date, *, collector: str | None = None) -> dict[str, Any]:
+    """KPIs over the days `start`..`end` (both included), overall and per collector, per currency.
+
+    DSO  = receivables at end ÷ credit sales in the period × days in the period
+    CEI  = (receivables at start + credit sales − receivables at end)
+           ÷ (receivables at start + credit sales − current receivables at end) × 100
+    promise-kept rate = promises kept ÷ (kept + broken), by the day each was decided
+    average days to collect = mean of (settled on − issued on) over receivables settled in the period
+    """
+    days = (end - start).days + 1
+    f = facts.c
+    query = (
+        sa.select(
+            f.collector, f.currency, f.kind, sa.func.count(), sa.func.sum(f.amount), sa.func.sum(f.days), sa.func.sum(f.days_late)
+        )
+        .where(f.on >= start, f.on <= end)
+        .group_by(f.collector, f.currency, f.kind)
+    )
+    sums: dict[tuple[str, str], dict[str, tuple[int, int, int, int]]] = defaultdict(dict)
+    for who, cur, kind, count, amount, total_days, total_late in conn.execute(query):
+        sums[(who, cur)][kind] = (int(count), int(amount or 0), int(total_days or 0), int(total_late or 0))
+
+    before = aging.balances_as_of(conn, "collector", start - timedelta(days=1))
+    after = aging.balances_as_of(conn, "collector", end)
+    ar: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: {"start": 0, "end": 0, "end_current": 0})
+    for (who, cur, _due), (balance, _n) in before.items():
+        ar[(who, cur)]["start"] += balance
+    for (who, cur, due), (balance, _n) in after.items():
+        ar[(who, cur)]["end"] += balance
+        if due >= end:
+            ar[(who, cur)]["end_current"] += balance
+
+    keys = set(sums) | set(ar)
+    if collector is not None:
+        keys = {k for k in keys if k[0] == collector}
+
+    def block(key_sums: list[dict[str, tuple[int, int, int, int]]], key_ar: list[dict[str, int]], currency: str) -> dict[str, Any]:
+        def total(kind: str, part: int) -> int:
+            return sum(s.get(kind, (0, 0, 0, 0))[part] for s in key_sums)
+
+        sales = total("issued", 1)
+        ar_start = sum(a["start"] for a in key_ar)
+        ar_end = sum(a["end"] for a in key_ar)
+        ar_current = sum(a["end_current"] for a in key_ar)
+        kept, broken, settled = total("promise_kept", 0), total("promise_broken", 0), total("settled", 0)
+        money = lambda v: rowlib.from_minor(v, currency)  # noqa: E731
+        return {
+            "currency": currency,
+            "receivables_at_start": money(ar_start),
+            "receivables_at_end": money(ar_end),
+            "current_at_end": money(ar_current),
+            "credit_sales": money(sales),
+            "collected": money(total("collected", 1)),
+            "recovered": money(total("recovered", 1)),
+            "written_off": money(total("written_off", 1)),
+            "dso": _ratio(Decimal(ar_end) * days, Decimal(sales), "0.1"),
+            "cei": _ratio(Decimal(ar_start + sales - ar_end) * 100, Decimal(ar_start + sales - ar_current), "0.1"),
+            "promises_made": total("promise_made", 0),
+            "promises_kept": kept,
+            "promises_broken": broken,
+            "promise_kept_rate": _ratio(Decimal(kept), Decimal(kept + broken), "0.0001"),
+            "settled": settled,
+            "average_days_to_collect": _ratio(Decimal(total("settled", 2)), Decimal(settled), "0.1"),
+            "average_days_late": _ratio(Decimal(total("settled", 3)), Decimal(settled), "0.1"),
+        }
+
+    per_collector = [
+        {"collector": who or None, **block([sums.get((who, cur), {})], [ar[(who, cur)]], cur)}
+        for who, cur in sorted(keys)
+    ]
+    overall = []
+    for cur in sorted({cur for _, cur in keys}):
+        mine = [k for k in keys if k[1] == cur]
+        overall.append(block([sums.get(k, {}) for k in mine], [ar[k] for k in mine], cur))
+    return {"from": start, "to": end, "days": days, "overall": overall, "collectors": per_collector}
+

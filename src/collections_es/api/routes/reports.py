@@ -1,0 +1,160 @@
+"""Views for supervisors and collectors: aging, the worklist, KPIs.
+
+Each is served from its read model; before reading, the read model is brought
+up to the log's head as of the request (read-your-writes). If it cannot get
+there within COLLECTIONS_READ_WAIT_SECONDS the answer is served as it is, with
+`X-Projection-Lag: <events behind>`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+
+from projections import aging, kpis, worklist
+from projections.rows import from_minor
+
+from ...application.access import check_view, commands_for
+from ...domain import lifecycle
+from ...domain.money import format_money
+from ..deps import CurrentActor, ServicesDep
+from ..schemas import AgingReportOut, KpisOut, WorklistOut
+
+router = APIRouter(tags=["views"])
+
+MAX_KPI_DAYS = 3660
+
+
+def _current(services: Any, response: Response, *names: str) -> None:
+    lag = services.read_models(*names)
+    if lag:
+        response.headers["X-Projection-Lag"] = str(lag)
+
+
+def _today(services: Any) -> date:
+    return services.clock.now().astimezone(ZoneInfo(services.settings.report_timezone)).date()
+
+
+def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
+    return RequestValidationError([{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}])
+
+
+def _money(value: Any) -> Any:
+    """Decimals to wire strings, recursively."""
+    if isinstance(value, dict):
+        return {k: _money(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_money(v) for v in value]
+    if isinstance(value, Decimal):
+        return format_money(value)
+    return value
+
+
+@router.get("/reports/aging", response_model=AgingReportOut, responses={200: {"content": {"text/csv": {}}}})
+def aging_report(
+    services: ServicesDep,
+    actor: CurrentActor,
+    response: Response,
+    as_of: Annotated[date | None, Query(description="The day to report as of (default: today)")] = None,
+    group_by: Literal["customer", "collector", "currency"] = "currency",
+    currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
+    format: Literal["json", "csv"] = "json",  # noqa: A002 - the query parameter's public name
+) -> Any:
+    """Open balances by days past due as of any day, per customer, collector or currency."""
+    check_view(actor.role, "reports.aging")
+    if as_of is not None and not date(1970, 1, 1) <= as_of <= date(2199, 12, 31):
+        raise _invalid("as_of", "must be between 1970-01-01 and 2199-12-31", str(as_of))
+    _current(services, response, "aging")
+    with services.engine.execution_options(read_only=True).connect() as conn:
+        data = _money(aging.report(conn, as_of or _today(services), group_by=group_by, currency=currency))
+    if format == "csv":
+        return _aging_csv(data, response.headers.get("X-Projection-Lag"))
+    return data
+
+
+def _aging_csv(data: dict[str, Any], lag: str | None) -> StreamingResponse:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["as_of", data["group_by"], "currency", *aging.BUCKET_NAMES, "total", "count"])
+    rows = [*data["groups"]]
+    if data["group_by"] != "currency":
+        rows += [{"key": "TOTAL", **t} for t in data["totals"]]
+    for group in rows:
+        writer.writerow(
+            [data["as_of"], group["key"] or "", group["currency"], *(b["balance"] for b in group["buckets"]), group["balance"], group["count"]]
+        )
+    headers = {"Content-Disposition": f'attachment; filename="aging-{data["as_of"]}-{data["group_by"]}.csv"'}
+    if lag:
+        headers["X-Projection-Lag"] = lag
+    return StreamingResponse(iter([out.getvalue()]), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.get("/worklist", response_model=WorklistOut)
+def worklist_items(
+    services: ServicesDep,
+    actor: CurrentActor,
+    response: Response,
+    collector: Annotated[str | None, Query(max_length=128, description="Default: the caller, if a collector; else everyone")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    """Open items needing action, highest priority first, each with why and what may be done next."""
+    check_view(actor.role, "worklist.read")
+    if collector is None and actor.role == "collector":
+        collector = actor.id
+    _current(services, response, "worklist")
+    now = services.clock.now()
+    with services.engine.execution_options(read_only=True).connect() as conn:
+        rows = worklist.items_for(conn, collector=collector, now=now, policy=services.app.policy())[:limit]
+    items = [
+        {
+            "receivable_id": row["id"],
+            "invoice_number": row["invoice_number"],
+            "customer_id": row["customer_id"],
+            "tier": row["tier"],
+            "collector": row["collector"],
+            "state": row["state"],
+            "currency": row["currency"],
+            "balance": format_money(from_minor(row["balance"], row["currency"])),
+            "due_on": row["due_on"],
+            "days_past_due": row["days_past_due"],
+            "priority": row["priority"],
+            "reason": row["reasons"][0] if row["reasons"] else "",
+            "reasons": row["reasons"],
+            "allowed_commands": commands_for(actor.role, lifecycle.allowed_commands(row["state"])),
+        }
+        for row in rows
+    ]
+    return {"collector": collector, "as_of": now, "items": items}
+
+
+@router.get("/reports/kpis", response_model=KpisOut, response_model_by_alias=True)
+def kpi_report(
+    services: ServicesDep,
+    actor: CurrentActor,
+    response: Response,
+    from_: Annotated[date | None, Query(alias="from", description="First day (default: 30 days before `to`)")] = None,
+    to: Annotated[date | None, Query(description="Last day, included (default: today)")] = None,
+    collector: Annotated[str | None, Query(max_length=128)] = None,
+) -> Any:
+    """DSO, CEI, promise-kept rate, days to collect, amounts collected: overall and per collector."""
+    check_view(actor.role, "reports.kpis")
+    end = to or _today(services)
+    start = from_ or end - timedelta(days=29)
+    for name, value in (("from", start), ("to", end)):
+        if not date(1970, 1, 2) <= value <= date(2199, 12, 31):
+            raise _invalid(name, "must be between 1970-01-02 and 2199-12-31", str(value))
+    if start > end:
+        raise _invalid("from", "must not be after 'to'", str(start))
+    if (end - start).days >= MAX_KPI_DAYS:
+        raise _invalid("from", f"a period is at most {MAX_KPI_DAYS} days", str(start))
+    _current(services, response, "kpis", "aging")
+    with services.engine.execution_options(read_only=True).connect() as conn:
+        return _money(kpis.compute(conn, start, end, collector=collector))
