@@ -130,9 +130,12 @@ class Leadership:
     def _drop(self) -> None:
         if self._conn is not None:
             try:
-                self._conn.close()  # the server ends the session's advisory locks
+                # The connection goes back to the pool, still open: let go explicitly.
+                self._conn.execute(sa.text("SELECT pg_advisory_unlock_all()"))
+                self._conn.commit()
+                self._conn.close()
             except sa.exc.DBAPIError:
-                pass
+                self._conn.invalidate()  # closes it for good, and the server ends its locks
         self._conn = None
         self._held.clear()
 

@@ -27,7 +27,14 @@ from .base import Item, Projection, metadata
 
 CLOSED_STATES = lifecycle.FINAL_STATES | {"written_off"}
 LEGAL_SUGGESTED_STATES = frozenset({"due", "following_up", "promised", "overdue_escalated"})
-CONTACT_EVENTS = (Receivable.ContactRecorded, Receivable.ReminderSent, Receivable.FollowUpStarted)
+# Events that mean someone reached the customer (a promise or plan is agreed with them).
+CONTACT_EVENTS = (
+    Receivable.ContactRecorded,
+    Receivable.ReminderSent,
+    Receivable.FollowUpStarted,
+    Receivable.PromiseMade,
+    Receivable.InstallmentPlanAgreed,
+)
 
 # The weights of the priority formula (docs/worklist.md explains each).
 TIER_POINTS: dict[str, float] = {"A": 30.0, "B": 15.0}
@@ -120,7 +127,7 @@ class Worklist(Projection):
         else:
             row = known[rid]
         currency = row["currency"]
-        if isinstance(event, CONTACT_EVENTS) and getattr(event, "channel", None):
+        if isinstance(event, CONTACT_EVENTS) and (getattr(event, "channel", None) or not hasattr(event, "channel")):
             row["last_contact_at"] = rowlib.naive_utc(event.timestamp)
         if isinstance(event, Receivable.PaymentRecorded):
             amount = rowlib.to_minor(event.amount, currency)
