@@ -246,7 +246,11 @@ class ProjectionRunner:
         wanted = list(names)
         target = self.head()
         if apply:
-            self.catch_up(wanted)
+            try:
+                self.catch_up(wanted)
+            except Exception:  # a read is still served, marked stale, and the failure logged
+                log.exception("projection catch-up failed during a read")
+                return max(0, target - min(self.positions(wanted).values()))
         step = 0.02
         for _ in range(max(1, int(timeout / step))):  # counted, not timed: clocks may be frozen
             lag = max(0, target - min(self.positions(wanted).values()))

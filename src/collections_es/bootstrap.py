@@ -22,6 +22,8 @@ from .application.clock import Clock, SandboxClock, SystemClock
 from .application.scheduler import Scheduler
 from .application.service import Collections
 from .config import Settings
+from .domain.calendar import check_timezone
+from .domain.errors import CollectionsError, RuleViolationError
 
 
 @dataclass
@@ -56,6 +58,10 @@ class Services:
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> Services:
+    try:
+        check_timezone(settings.report_timezone)
+    except RuleViolationError as exc:
+        raise CollectionsError(f"COLLECTIONS_TIMEZONE: {exc}") from None
     database = Database.parse(settings.database_url)
     engine = database.make_engine()
     if clock is None:
