@@ -42,23 +42,70 @@ def serve(
     uvicorn.run(create_app(services, follow=services.settings.projections == "embedded", schedule=True), host=host, port=port, log_level="info")
 
 
+def _projection_names(services, names: list[str] | None) -> list[str]:  # noqa: ANN001
+    unknown = set(names or []) - set(services.projections.projections)
+    if unknown:
+        known = ", ".join(services.projections.projections)
+        typer.echo(f"error: unknown projection(s) {', '.join(sorted(unknown))}; known: {known}", err=True)
+        raise typer.Exit(2)
+    return list(names or services.projections.projections)
+
+
 @app.command()
 def project(
     names: Annotated[list[str] | None, typer.Argument(help="Projections to run (default: all)")] = None,
     once: Annotated[bool, typer.Option(help="Catch up once and exit")] = False,
 ) -> None:
-    """Run the projections as a separate process, following the event log."""
+    """Run the projections as a separate process, following the event log.
+
+    On PostgreSQL one worker per projection is active at a time (an advisory
+    lock elects it); others stand by and take over when it stops.
+    """
     services = _services()
-    unknown = set(names or []) - set(services.projections.projections)
-    if unknown:
-        typer.echo(f"error: unknown projection(s) {', '.join(sorted(unknown))}", err=True)
-        raise typer.Exit(2)
-    while True:
-        done = services.projections.catch_up(names or None)
-        if once:
-            typer.echo(f"processed {done} notifications")
-            return
-        time.sleep(services.settings.projection_poll_seconds)
+    wanted = _projection_names(services, names)
+    if once:
+        done = services.projections.catch_up(wanted)
+        typer.echo(f"processed {done} notifications")
+        return
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    typer.echo(f"following the event log for: {', '.join(wanted)}", err=True)
+    try:
+        services.projections.follow(stop, wanted, poll=services.settings.projection_poll_seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        services.close()
+
+
+@app.command()
+def rebuild(
+    names: Annotated[list[str] | None, typer.Argument(help="Projections to rebuild (default: all)")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Notifications per transaction")] = 5000,
+) -> None:
+    """Empty projections and rebuild them from the whole event log, with a progress bar."""
+    services = _services()
+    try:
+        for name in _projection_names(services, names):
+            head = services.projections.head()
+            started = time.perf_counter()
+            with typer.progressbar(length=max(head, 1), label=f"{name:<12}", file=sys.stderr) as bar:
+                reached = 0
+
+                def progress(position: int, _head: int) -> None:
+                    nonlocal reached
+                    bar.update(max(0, min(position, head) - reached))
+                    reached = max(reached, min(position, head))
+
+                done = services.projections.rebuild(name, batch_size=batch_size, progress=progress)
+            seconds = time.perf_counter() - started
+            rate = done / seconds if seconds else 0.0
+            typer.echo(f"{name}: {done} notifications in {seconds:.1f} s ({rate:,.0f}/s)")
+    finally:
+        services.close()
 
 
 @app.command()
