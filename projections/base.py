@@ -259,15 +259,19 @@ class ProjectionRunner:
             time.sleep(step)
         return max(0, target - min(self.positions(wanted).values()))
 
-    def rebuild(self, name: str, *, batch_size: int | None = None, progress: Progress | None = None) -> int:
-        """Empty the projection's tables and replay the whole log into them."""
-        projection = self.projections[name]
+    def rebuild(
+        self, names: str | Iterable[str] | None = None, *, batch_size: int | None = None, progress: Progress | None = None
+    ) -> int:
+        """Empty the named (default: all) projections' tables and replay the whole log
+        into them, together, so each batch is read and decoded once for all of them."""
+        wanted = [names] if isinstance(names, str) else list(names or self.projections)
         with self._lock:
             with self.engine.begin() as conn:
-                conn.execute(sa.select(tracking.c.position).where(tracking.c.name == name).with_for_update()).scalar_one()
-                projection.clear(conn)
-                conn.execute(tracking.update().where(tracking.c.name == name).values(position=0))
-            return self.catch_up([name], batch_size=batch_size, progress=progress)
+                for name in wanted:
+                    conn.execute(sa.select(tracking.c.position).where(tracking.c.name == name).with_for_update()).scalar_one()
+                    self.projections[name].clear(conn)
+                    conn.execute(tracking.update().where(tracking.c.name == name).values(position=0))
+            return self.catch_up(wanted, batch_size=batch_size, progress=progress)
 
     def close(self) -> None:
         self.leadership.release()

@@ -86,24 +86,24 @@ def rebuild(
     names: Annotated[list[str] | None, typer.Argument(help="Projections to rebuild (default: all)")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Notifications per transaction")] = 5000,
 ) -> None:
-    """Empty projections and rebuild them from the whole event log, with a progress bar."""
+    """Empty projections and rebuild them together from the whole event log, with a progress bar."""
     services = _services()
     try:
-        for name in _projection_names(services, names):
-            head = services.projections.head()
-            started = time.perf_counter()
-            with typer.progressbar(length=max(head, 1), label=f"{name:<12}", file=sys.stderr) as bar:
-                reached = 0
+        wanted = _projection_names(services, names)
+        head = services.projections.head()
+        started = time.perf_counter()
+        with typer.progressbar(length=max(head, 1), label=", ".join(wanted), file=sys.stderr) as bar:
+            reached = 0
 
-                def progress(position: int, _head: int) -> None:
-                    nonlocal reached
-                    bar.update(max(0, min(position, head) - reached))
-                    reached = max(reached, min(position, head))
+            def progress(position: int, _head: int) -> None:
+                nonlocal reached
+                bar.update(max(0, min(position, head) - reached))
+                reached = max(reached, min(position, head))
 
-                done = services.projections.rebuild(name, batch_size=batch_size, progress=progress)
-            seconds = time.perf_counter() - started
-            rate = done / seconds if seconds else 0.0
-            typer.echo(f"{name}: {done} notifications in {seconds:.1f} s ({rate:,.0f}/s)")
+            done = services.projections.rebuild(wanted, batch_size=batch_size, progress=progress)
+        seconds = time.perf_counter() - started
+        rate = done / seconds if seconds else 0.0
+        typer.echo(f"rebuilt {', '.join(wanted)}: {done} notifications in {seconds:.1f} s ({rate:,.0f}/s)")
     finally:
         services.close()
 

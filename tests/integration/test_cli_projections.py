@@ -50,13 +50,12 @@ def test_rebuild_replays_the_log_into_every_read_model_and_reports_its_rate(data
 
         result = cli.invoke(app, ["rebuild"])
         assert result.exit_code == 0, result.output
-        for name in services.projections.projections:
-            assert f"{name}: " in result.output and "notifications in" in result.output
+        assert "rebuilt receivables, timers, aging, worklist, kpis: " in result.output and "notifications in" in result.output
         assert read_models(services.engine) == live
         assert set(services.projections.lag().values()) == {0}
 
         one = cli.invoke(app, ["rebuild", "aging", "--batch-size", "2"])
-        assert one.exit_code == 0 and "aging: " in one.output and "kpis: " not in one.output
+        assert one.exit_code == 0 and "rebuilt aging: " in one.output
         assert read_models(services.engine) == live
     finally:
         services.close()
