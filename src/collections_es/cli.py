@@ -128,6 +128,114 @@ def scheduler(
         time.sleep(interval)
 
 
+def _event_log(settings: Settings | None = None):  # noqa: ANN202
+    """The event store and the database engine, opened to read only: no policy
+    installed, no projection run, so even a store whose events no longer decode
+    can be verified and exported. Its settings must stay those `bootstrap.build` uses."""
+    from .adapters.persistence import Database
+    from .application.clock import SystemClock
+    from .application.service import Collections
+
+    settings = settings or get_settings()
+    try:
+        database = Database.parse(settings.database_url)
+        engine = database.make_engine()
+        log = Collections(database.event_store_env(), clock=SystemClock(), snapshot_interval=settings.snapshot_interval)
+    except CollectionsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # noqa: BLE001 - the database is unreachable or refuses us
+        typer.echo(f"error: cannot open the event store: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return log, engine
+
+
+def _instant(value: str | None, option: str):  # noqa: ANN202
+    from datetime import datetime
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        typer.echo(f"error: {option} '{value}' is not an ISO 8601 instant (e.g. 2026-03-01T09:00:00Z)", err=True)
+        raise typer.Exit(2) from None
+    if parsed.tzinfo is None:
+        typer.echo(f"error: {option} '{value}' needs a time zone (e.g. Z or +08:00)", err=True)
+        raise typer.Exit(2)
+    return parsed
+
+
+@app.command()
+def verify() -> None:
+    """Walk every hash chain in the event log; exit 1 and print the first break when one is found."""
+    from .application import audit
+
+    log, engine = _event_log()
+    try:
+        report = audit.verify(log, engine)
+    finally:
+        log.close()
+        engine.dispose()
+    typer.echo(
+        f"checked {report.checked_events} events of {report.checked_aggregates} aggregates "
+        f"(log up to {report.up_to}; read model {'compared' if report.read_model_compared else 'not found'})"
+    )
+    if report.ok:
+        typer.echo("ok: every hash chain is intact")
+        if report.up_to == 0:
+            typer.echo("note: the event log is empty; is DATABASE_URL the right database?", err=True)
+        return
+    first = report.first_break
+    assert first is not None
+    typer.echo(f"BROKEN: {report.break_count} break(s); the first:", err=True)
+    typer.echo(
+        f"  {first.kind} at {first.aggregate_type or 'aggregate'} {first.aggregate_id} version {first.version}"
+        f" (notification {first.notification_id}): {first.detail}",
+        err=True,
+    )
+    raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    output: Annotated[str, typer.Option("--output", "-o", help="File to write, or - for stdout")],
+    format: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",  # noqa: A002
+    from_: Annotated[str | None, typer.Option("--from", help="Events at or after this instant (with a zone)")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Events before this instant (with a zone)")] = None,
+) -> None:
+    """Write every event of the log, oldest first, as JSON lines or CSV (the same as GET /audit/export)."""
+    from .application import audit
+
+    if format not in audit.SERIALISERS:
+        typer.echo(f"error: --format must be one of {', '.join(audit.SERIALISERS)}", err=True)
+        raise typer.Exit(2)
+    since, until = _instant(from_, "--from"), _instant(to, "--to")
+    if since is not None and until is not None and since > until:
+        typer.echo("error: --from must not be after --to", err=True)
+        raise typer.Exit(2)
+    log, engine = _event_log()
+    try:
+        chunks = audit.chunks(audit.SERIALISERS[format](audit.export_events(log, since=since, until=until)))
+        if output == "-":
+            for chunk in chunks:
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+        else:
+            written = 0
+            with open(output, "wb") as file:
+                for chunk in chunks:
+                    file.write(chunk)
+                    written += len(chunk)
+            typer.echo(f"wrote {written} bytes to {output}", err=True)
+    except OSError as exc:
+        typer.echo(f"error: cannot write {output}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        log.close()
+        engine.dispose()
+
+
 @app.command()
 def docs(out: Annotated[Path, typer.Option(help="Docs folder")] = Path("docs")) -> None:
     """Regenerate docs/lifecycle.md and docs/access.md from the code."""

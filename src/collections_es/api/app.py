@@ -15,6 +15,7 @@ from ..bootstrap import Services, follow_projections, run_scheduler
 from . import errors
 from .errors import problem
 from .routes import customers, health, receivables, reports, time
+from .routes import audit
 
 
 class BodyLimit:
@@ -124,6 +125,7 @@ def create_app(services: Services, *, follow: bool = False, schedule: bool = Fal
     app.include_router(customers.router)
     app.include_router(receivables.router)
     app.include_router(reports.router)
+    app.include_router(audit.router)
     app.include_router(time.policy_router)
     app.include_router(time.admin_router)
     if services.sandbox is not None:

@@ -48,6 +48,7 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "worklist.read": frozenset({"collector", "supervisor", "legal"}),
     "policy.read": frozenset(ROLES),
     "policy.write": frozenset({"supervisor"}),
+    "audit.read": frozenset({"supervisor", "auditor"}),
 }
 
 missing = set(lifecycle.COMMANDS) - set(COMMAND_ROLES)

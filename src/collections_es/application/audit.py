@@ -1,0 +1,554 @@
+"""The audit: verify every hash chain in the stored log, and export the log.
+
+Both read the application sequence (the notification log) in bounded pages, so
+memory grows with the number of aggregates at most (verify keeps one small
+record per aggregate: its last version and hash), never with the number of
+events. A stored event that cannot be read is reported, never raised.
+
+What verify checks, per event of every hash-chained aggregate (receivables,
+customers, the policy book; idempotency records carry no trail and are skipped):
+
+- the stored bytes decode (JSON, cipher, known topic, fields of its type);
+- the hash recomputed over its type and fields equals its stored `hash`;
+- its `prev_hash` equals the previous version's hash (the genesis hash for
+  version 1);
+- versions run 1, 2, 3, ... in log order with nothing missing;
+- and, after the walk, no receivable's read-model row (`rm_receivables.version`)
+  is ahead of its last stored version (the last events were removed).
+
+See docs/audit.md for what each kind of break means and what cannot be seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import resolve_topic
+
+from ..domain.aggregate import TrailedAggregate
+from ..domain.trail import GENESIS_HASH, event_hash, stored_event_hash
+
+PAGE_SIZE = 1000
+MAX_BREAKS = 100
+# A content whose hash does not match at its stored version is tried at the
+# aggregate's other versions (and this many past the highest seen so far), to
+# tell an event moved to another version (reordered) from an edited one.
+REORDER_WINDOW = 64
+
+EDITED = "edited"
+DELETED = "deleted"
+REORDERED = "reordered"
+UNDECODABLE = "undecodable"
+BROKEN_LINK = "broken_link"
+KINDS = (EDITED, DELETED, REORDERED, UNDECODABLE, BROKEN_LINK)
+
+# Fields every trailed event carries; the rest of an event is its `data`.
+TRAIL_FIELDS = frozenset(
+    {
+        "originator_id",
+        "originator_version",
+        "originator_topic",
+        "timestamp",
+        "actor_id",
+        "actor_role",
+        "correlation_id",
+        "policy_version",
+        "scheduled_for",
+        "override",
+        "prev_hash",
+        "hash",
+        "state_after",
+    }
+)
+
+
+# ---- verify -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Break:
+    """One place where the stored log differs from what was recorded."""
+
+    kind: str
+    aggregate_id: str
+    aggregate_type: str | None
+    version: int
+    notification_id: int | None
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "aggregate_id": self.aggregate_id,
+            "aggregate_type": self.aggregate_type,
+            "receivable_id": self.aggregate_id if self.aggregate_type == "Receivable" else None,
+            "version": self.version,
+            "notification_id": self.notification_id,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class VerifyReport:
+    """What verify found. `breaks` is capped; `break_count` counts them all."""
+
+    checked_events: int = 0
+    checked_aggregates: int = 0
+    skipped_events: int = 0
+    up_to: int = 0
+    read_model_compared: bool = False
+    breaks: list[Break] = field(default_factory=list)
+    break_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.break_count == 0
+
+    @property
+    def first_break(self) -> Break | None:
+        return self.breaks[0] if self.breaks else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checked_events": self.checked_events,
+            "checked_aggregates": self.checked_aggregates,
+            "skipped_events": self.skipped_events,
+            "up_to": self.up_to,
+            "read_model_compared": self.read_model_compared,
+            "first_break": self.first_break.as_dict() if self.first_break else None,
+            "break_count": self.break_count,
+            "breaks": [b.as_dict() for b in self.breaks],
+        }
+
+
+class _Chain:
+    """What verify remembers of one aggregate: little, whatever its length."""
+
+    __slots__ = ("type", "version", "last_hash", "gaps")
+
+    def __init__(self, type_: str | None) -> None:
+        self.type = type_
+        self.version = 0  # the highest version seen so far
+        self.last_hash: str | None = GENESIS_HASH  # None: unknown (the last event was broken)
+        self.gaps: list[list[int]] | None = None  # [first missing, last missing, notification seen at]
+
+
+def verify(
+    app: Application,
+    engine: sa.Engine | None = None,
+    *,
+    page_size: int = PAGE_SIZE,
+    max_breaks: int = MAX_BREAKS,
+) -> VerifyReport:
+    """Walk every hash chain in the stored log (up to its head as of now) and report the breaks.
+
+    `engine`, when given, is used to compare the receivables read model with the
+    store, which is how removing the last events of a receivable is seen.
+    """
+    return _Verifier(app, max_breaks).run(engine, page_size)
+
+
+class _Verifier:
+    def __init__(self, app: Application, max_breaks: int) -> None:
+        self.app = app
+        self.max_breaks = max_breaks
+        self.report = VerifyReport()
+        self.chains: dict[uuid.UUID | str, _Chain] = {}
+        self.found: list[Break] = []
+
+    def run(self, engine: sa.Engine | None, page_size: int) -> VerifyReport:
+        report = self.report
+        head = self.app.recorder.max_notification_id() or 0
+        report.up_to = head
+        for notification in _pages(self.app, page_size, stop=head):
+            self.check(notification)
+        for aggregate_id, chain in self.chains.items():
+            for first, last, seen_at in chain.gaps or ():
+                versions = f"version {first}" if first == last else f"versions {first} to {last}"
+                self.add(DELETED, aggregate_id, chain.type, first, seen_at,
+                         f"{versions} missing from the store (the chain goes on at version {last + 1})")
+        if engine is not None:
+            report.read_model_compared = self.compare_read_model(engine)
+        report.checked_aggregates = len(self.chains)
+        self._trim()
+        report.breaks = self.found
+        return report
+
+    def add(self, kind: str, aggregate_id: Any, aggregate_type: str | None, version: int,
+            notification_id: int | None, detail: str) -> None:
+        self.report.break_count += 1
+        self.found.append(Break(kind, str(aggregate_id), aggregate_type, version, notification_id, detail))
+        if len(self.found) >= 2 * self.max_breaks:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Keep the first `max_breaks` breaks in log order (gaps and read-model
+        breaks are found after the walk, but may lie earlier in the log)."""
+        self.found.sort(key=lambda b: (b.notification_id is None, b.notification_id or 0))
+        del self.found[self.max_breaks :]
+
+    # -- one stored event ---------------------------------------------------------
+
+    def check(self, n: Notification) -> None:
+        event_class = _event_class(n.topic)
+        trailed = event_class is not None and issubclass(event_class, TrailedAggregate.Event)
+        aggregate_type = _aggregate_type(n.topic)
+        try:
+            event = self.app.mapper.to_domain_event(n)
+            if trailed:
+                stored_hash, prev_hash = event.hash, event.prev_hash
+                recomputed = stored_event_hash(event)
+                unknown = set(vars(event)) - {f.name for f in dataclasses.fields(event)}
+        except Exception as exc:  # noqa: BLE001 - whatever the store holds, it is reported
+            self.report.checked_events += 1
+            if event_class is not None and not trailed:  # not in any chain, but still unreadable
+                self.add(UNDECODABLE, n.originator_id, aggregate_type, n.originator_version, n.id, _reason(exc))
+                return
+            chain = self.chain(n.originator_id, aggregate_type)
+            self.add(UNDECODABLE, n.originator_id, chain.type, n.originator_version, n.id, _reason(exc))
+            self.advance(chain, n, None)
+            return
+        if not trailed:
+            if "hash" in vars(event) and "prev_hash" in vars(event):  # a chained event stored under another type
+                self.report.checked_events += 1
+                chain = self.chain(n.originator_id, None)
+                self.add(EDITED, n.originator_id, chain.type, n.originator_version, n.id,
+                         f"a chained event is stored under the type {n.topic}")
+                self.advance(chain, n, None)
+                return
+            self.report.skipped_events += 1
+            return
+        self.report.checked_events += 1
+        chain = self.chain(n.originator_id, aggregate_type)
+        version = n.originator_version
+        problem: tuple[str, str] | None = None
+        late = version <= chain.version
+        if unknown:
+            problem = (EDITED, f"the stored event has fields its type does not: {', '.join(sorted(unknown))}")
+        elif recomputed != stored_hash:
+            moved_from = None
+            if self.report.break_count < self.max_breaks:  # bounded work on a badly damaged log
+                moved_from = _version_matching(event, stored_hash, version, max(version, chain.version))
+            if moved_from is not None:
+                problem = (REORDERED, f"the content of version {moved_from} is stored at version {version}")
+            else:
+                problem = (EDITED, "the stored content does not match its hash")
+        elif late:
+            problem = (REORDERED, f"version {version} is stored after version {chain.version}")
+        elif version == chain.version + 1 and chain.last_hash is not None and prev_hash != chain.last_hash:
+            previous = "the genesis hash" if version == 1 else f"the hash of version {chain.version}"
+            problem = (BROKEN_LINK, f"prev_hash is not {previous}: one of them was rewritten and re-hashed")
+        if problem is not None:
+            self.add(problem[0], n.originator_id, aggregate_type, version, n.id, problem[1])
+        if late:
+            _fill(chain, version)
+        else:
+            self.advance(chain, n, stored_hash if problem is None else None)
+
+    def chain(self, aggregate_id: Any, aggregate_type: str | None) -> _Chain:
+        chain = self.chains.get(aggregate_id)
+        if chain is None:
+            chain = self.chains[aggregate_id] = _Chain(aggregate_type)
+        elif chain.type is None:
+            chain.type = aggregate_type
+        return chain
+
+    def advance(self, chain: _Chain, n: Notification, stored_hash: str | None) -> None:
+        """Move the chain to this event (its hash None when it could not be trusted)."""
+        version = n.originator_version
+        if version <= chain.version:
+            _fill(chain, version)
+            return
+        if version > chain.version + 1:
+            chain.gaps = [*(chain.gaps or []), [chain.version + 1, version - 1, n.id]]
+        chain.version = version
+        chain.last_hash = stored_hash
+
+    # -- the read model -----------------------------------------------------------
+
+    def compare_read_model(self, engine: sa.Engine) -> bool:
+        """A receivable the read model has seen at a higher version than the store
+        holds lost its last events (unless they were appended after the walk began)."""
+        from projections.receivables import receivables as table
+
+        query = sa.select(table.c.id, table.c.version, table.c.position)
+        with engine.execution_options(read_only=True).connect() as conn:  # never takes SQLite's write lock
+            if not sa.inspect(conn).has_table(table.name):
+                return False
+            for rid, projected, position in conn.execution_options(yield_per=PAGE_SIZE).execute(query):
+                try:
+                    key = uuid.UUID(rid)
+                except ValueError:
+                    continue
+                chain = self.chains.get(key)
+                stored = chain.version if chain is not None else 0
+                if projected > stored and not self.app.recorder.select_events(key, gt=stored or None, limit=1):
+                    first = stored + 1
+                    versions = f"version {first}" if first == projected else f"versions {first} to {projected}"
+                    where = f"ends at version {stored}" if stored else "holds no event of it"
+                    self.add(DELETED, key, "Receivable", first, position,
+                             f"{versions} missing: the read model saw version {projected}, the store {where}")
+        return True
+
+
+def _fill(chain: _Chain, version: int) -> None:
+    """A late version arrived: it is no longer missing."""
+    remaining = []
+    for first, last, seen_at in chain.gaps or ():
+        if first <= version <= last:
+            if first < version:
+                remaining.append([first, version - 1, seen_at])
+            if version < last:
+                remaining.append([version + 1, last, seen_at])
+        else:
+            remaining.append([first, last, seen_at])
+    chain.gaps = remaining or None
+
+
+def _content(event: Any) -> dict[str, Any]:
+    return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+
+
+def _version_matching(event: Any, stored_hash: str, version: int, highest: int) -> int | None:
+    """The other version of its aggregate (up to a little past the highest seen)
+    at which this content matches its stored hash, if any."""
+    content = _content(event)
+    name = type(event).__qualname__
+    for candidate in range(1, highest + REORDER_WINDOW + 1):
+        if candidate != version:
+            content["originator_version"] = candidate
+            if event_hash(name, content) == stored_hash:
+                return candidate
+    return None
+
+
+def _reason(exc: Exception) -> str:
+    """The root cause, briefly: `JSONDecodeError: Expecting value…`, `ValueError: Invalid cipher tag`."""
+    chain: list[BaseException] = [exc]
+    while chain[-1].__cause__ is not None and len(chain) < 10:
+        chain.append(chain[-1].__cause__)  # type: ignore[arg-type]
+    cause = next((c for c in reversed(chain) if str(c)), chain[-1])
+    return f"the stored event cannot be read: {type(cause).__name__}: {cause}"[:300]
+
+
+# ---- the log, page by page -------------------------------------------------------
+
+
+def _pages(app: Application, page_size: int, *, stop: int | None = None) -> Iterator[Notification]:
+    """Every notification up to `stop` (default: the head as of the first call),
+    read `page_size` at a time; only one page is held at once."""
+    if page_size < 1:
+        raise ValueError("page_size must be at least 1")
+    head = (app.recorder.max_notification_id() or 0) if stop is None else stop
+    start = 0
+    while start < head:
+        page = app.recorder.select_notifications(start, page_size, stop=head, inclusive_of_start=False)
+        if not page:
+            return
+        yield from page
+        start = page[-1].id
+
+
+def _event_class(topic: str) -> type | None:
+    try:
+        found = resolve_topic(topic)
+    except Exception:  # noqa: BLE001 - an unknown or malformed topic
+        return None
+    return found if isinstance(found, type) else None
+
+
+def _aggregate_type(topic: str) -> str | None:
+    """`collections_es.domain.receivable:Receivable.PaymentRecorded` → `Receivable`."""
+    _, _, qualname = topic.partition(":")
+    head, dot, _ = qualname.rpartition(".")
+    return head if dot and head else None
+
+
+# ---- export -------------------------------------------------------------------------
+
+EXPORT_COLUMNS: tuple[str, ...] = (
+    "position",
+    "aggregate_id",
+    "aggregate_type",
+    "version",
+    "type",
+    "occurred_at",
+    "actor",
+    "role",
+    "correlation_id",
+    "policy_version",
+    "scheduled_for",
+    "override",
+    "reason",
+    "state_after",
+    "data",
+    "prev_hash",
+    "hash",
+    "error",
+)
+
+Masker = Callable[[str, str], str]
+
+
+def export_events(
+    app: Application,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    page_size: int = PAGE_SIZE,
+    mask: Masker | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Every event of the hash-chained aggregates in log order, as flat rows.
+
+    `since` (included) and `until` (excluded) select by the instant the event
+    occurred; both must carry a time zone. An event that cannot be read is
+    still exported, as a row with only its position, ids, version and `error`,
+    whatever the period asked. `mask(field, value)`, when given, masks customer
+    contact details. Reads `page_size` events at a time: memory stays flat.
+    """
+    for when in (since, until):
+        if when is not None and when.tzinfo is None:
+            raise ValueError("export bounds must be instants with a time zone")
+    return _export(app, since, until, page_size, mask)
+
+
+def _export(
+    app: Application, since: datetime | None, until: datetime | None, page_size: int, mask: Masker | None
+) -> Iterator[dict[str, Any]]:
+    for n in _pages(app, page_size):
+        event_class = _event_class(n.topic)
+        trailed = event_class is not None and issubclass(event_class, TrailedAggregate.Event)
+        try:
+            event = app.mapper.to_domain_event(n)
+            if not trailed and "hash" not in vars(event):
+                continue  # idempotency records and the like: no trail to export
+            row = _row(n, event, mask)
+            occurred = event.timestamp
+            wanted = (since is None or occurred >= since) and (until is None or occurred < until)
+        except Exception as exc:  # noqa: BLE001 - exported as a row that says so
+            yield _error_row(n, _reason(exc))
+            continue
+        if wanted:
+            yield row
+
+
+def _row(n: Notification, event: Any, mask: Masker | None) -> dict[str, Any]:
+    data = {
+        f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event) if f.name not in TRAIL_FIELDS
+    }
+    if mask is not None and isinstance(data.get("contacts"), dict):
+        data["contacts"] = {k: mask(k, v) if isinstance(v, str) else v for k, v in data["contacts"].items()}
+    reason = data.get("reason") or data.get("note") or data.get("resolution")
+    return {
+        "position": n.id,
+        "aggregate_id": str(n.originator_id),
+        "aggregate_type": _aggregate_type(n.topic),
+        "version": n.originator_version,
+        "type": type(event).__name__,
+        "occurred_at": _plain(event.timestamp),
+        "actor": event.actor_id,
+        "role": event.actor_role,
+        "correlation_id": event.correlation_id,
+        "policy_version": event.policy_version,
+        "scheduled_for": _plain(event.scheduled_for),
+        "override": _plain(event.override),
+        "reason": reason,
+        "state_after": getattr(event, "state_after", None),
+        "data": data,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+        "error": None,
+    }
+
+
+def _error_row(n: Notification, error: str) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(EXPORT_COLUMNS)
+    row |= {
+        "position": n.id,
+        "aggregate_id": str(n.originator_id),
+        "aggregate_type": _aggregate_type(n.topic),
+        "version": n.originator_version,
+        "data": {},
+        "error": error,
+    }
+    return row
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: Decimal as its exact string (never a float), instants in UTC with Z."""
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.isoformat()
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def to_jsonl(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """One JSON object per line, its keys in EXPORT_COLUMNS order."""
+    for row in rows:
+        yield _json({c: row.get(c) for c in EXPORT_COLUMNS}) + "\n"
+
+
+def to_csv(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """A header of EXPORT_COLUMNS, then one line per event; `data` and
+    `override` as JSON text; empty cells for nulls."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def line(values: list[Any]) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(values)
+        return buffer.getvalue()
+
+    yield line(list(EXPORT_COLUMNS))
+    for row in rows:
+        values = []
+        for column in EXPORT_COLUMNS:
+            value = row.get(column)
+            if column in ("data", "override") and value is not None:
+                value = _json(value)
+            values.append("" if value is None else value)
+        yield line(values)
+
+
+SERIALISERS: dict[str, Callable[[Iterable[dict[str, Any]]], Iterator[str]]] = {"jsonl": to_jsonl, "csv": to_csv}
+
+
+def chunks(lines: Iterable[str], size: int = 256) -> Iterator[bytes]:
+    """Lines joined `size` at a time, encoded: fewer, larger writes to the socket or file."""
+    batch: list[str] = []
+    for text in lines:
+        batch.append(text)
+        if len(batch) >= size:
+            yield "".join(batch).encode("utf-8")
+            batch.clear()
+    if batch:
+        yield "".join(batch).encode("utf-8")
