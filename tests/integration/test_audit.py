@@ -198,6 +198,17 @@ def test_a_stored_event_that_no_longer_parses_is_an_undecodable_break_and_never_
     assert [(r["aggregate_id"], r["version"]) for r in rows if r["error"]] == [(story["A"], 3)]
 
 
+def test_reading_a_receivable_whose_stored_event_is_damaged_is_a_problem_pointing_to_verify(api, story):
+    store = Store(api.services.engine)
+    _, state = store.row(story["A"], 2)
+    store.write(story["A"], 2, state=b"#" + state[1:])
+    for path in ("/receivables/INV-A", "/receivables/INV-A/history"):
+        response = api.as_("auditor").get(path)
+        assert response.status_code == 500
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["type"].endswith("/problems/damaged-event") and "/audit/verify" in response.json()["detail"]
+
+
 def test_deleting_a_middle_event_is_a_deleted_break_for_the_api_and_the_command_line(api, story, cli):
     url = api.services.settings.database_url
     result = cli(url, "verify")

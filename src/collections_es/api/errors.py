@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from eventsourcing.persistence import MapperDeserialisationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..adapters.policy_file import PolicyFileError
@@ -121,6 +122,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(PolicyFileError)
     async def _policy(request: Request, exc: PolicyFileError) -> JSONResponse:
         return problem(422, str(exc), type_="/problems/policy", rule_id="policy.invalid")
+
+    @app.exception_handler(MapperDeserialisationError)
+    async def _damaged(request: Request, exc: MapperDeserialisationError) -> JSONResponse:
+        log.error("a stored event cannot be read on %s %s: %s", request.method, request.url.path, exc)
+        return problem(
+            500,
+            "a stored event of this resource cannot be read; GET /audit/verify reports which and how",
+            type_="/problems/damaged-event",
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
