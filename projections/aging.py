@@ -238,19 +238,20 @@ def report(conn: sa.Connection, as_of: date, *, group_by: str = "currency", curr
             ],
         }
 
+    if currency and currency not in per_currency:
+        per_currency[currency] = {b: [0, 0] for b in BUCKET_NAMES}  # asked for: reported, at zero
     currency_totals = [summary(cur, per_currency[cur]) for cur in sorted(per_currency)]
-    groups = []
-    if group_by != "currency":
-        for (key, cur) in sorted(per_group):
-            groups.append({"key": key or None, **summary(cur, per_group[(key, cur)])})
+    if group_by == "currency":
+        groups = [{"key": t["currency"], **t} for t in currency_totals if t["count"] or t["balance"]]
     else:
-        groups = [{"key": t["currency"], **t} for t in currency_totals]
+        groups = [{"key": key or None, **summary(cur, per_group[(key, cur)])} for key, cur in sorted(per_group)]
+    # One set of buckets only when one currency is in scope: currencies are never added.
     single = currency_totals[0] if len(currency_totals) == 1 else None
     return {
         "as_of": as_of,
         "group_by": group_by,
-        "currency": currency or (single["currency"] if single else None),
-        "buckets": single["buckets"] if single else (summary(currency, {b: [0, 0] for b in BUCKET_NAMES})["buckets"] if currency else None),
+        "currency": single["currency"] if single else None,
+        "buckets": single["buckets"] if single else None,
         "totals": currency_totals,
         "groups": groups,
     }

@@ -50,6 +50,15 @@ class Services:
             names, apply=self.settings.projections == "embedded", timeout=self.settings.read_wait_seconds
         )
 
+    def snapshot(self) -> sa.Connection:
+        """A read-only connection whose queries all see one state of the read models
+        (a report made of several queries never mixes two batches)."""
+        options: dict[str, object] = {"read_only": True}
+        if self.database.is_postgres:
+            options["isolation_level"] = "REPEATABLE READ"
+        # SQLite: a deferred BEGIN reads one snapshot until the transaction ends (WAL).
+        return self.engine.execution_options(**options).connect()
+
     def close(self) -> None:
         self.stop.set()
         self.projections.close()

@@ -73,7 +73,7 @@ def aging_report(
     if as_of is not None and not date(1970, 1, 1) <= as_of <= date(2199, 12, 31):
         raise _invalid("as_of", "must be between 1970-01-01 and 2199-12-31", str(as_of))
     _current(services, response, "aging")
-    with services.engine.execution_options(read_only=True).connect() as conn:
+    with services.snapshot() as conn:
         data = _money(aging.report(conn, as_of or _today(services), group_by=group_by, currency=currency))
     if format == "csv":
         return _aging_csv(data, response.headers.get("X-Projection-Lag"))
@@ -111,7 +111,7 @@ def worklist_items(
         collector = actor.id
     _current(services, response, "worklist")
     now = services.clock.now()
-    with services.engine.execution_options(read_only=True).connect() as conn:
+    with services.snapshot() as conn:
         rows = worklist.items_for(conn, collector=collector, now=now, policy=services.app.policy())[:limit]
     items = [
         {
@@ -156,5 +156,5 @@ def kpi_report(
     if (end - start).days >= MAX_KPI_DAYS:
         raise _invalid("from", f"a period is at most {MAX_KPI_DAYS} days", str(start))
     _current(services, response, "kpis", "aging")
-    with services.engine.execution_options(read_only=True).connect() as conn:
+    with services.snapshot() as conn:
         return _money(kpis.compute(conn, start, end, collector=collector))
