@@ -39,7 +39,7 @@ def serve(
 
     services = _services()
     typer.echo(f"collections-es on http://{host}:{port} ({services.database.url.get_backend_name()})", err=True)
-    uvicorn.run(create_app(services, follow=True, schedule=True), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(services, follow=True, schedule=True, notify=True), host=host, port=port, log_level="info")
 
 
 @app.command()
@@ -79,6 +79,20 @@ def scheduler(
         for fired in services.scheduler.tick():
             typer.echo(f"{fired.scheduled_for.isoformat()}\t{fired.receivable_id}\t{fired.command}\t{fired.outcome}")
         time.sleep(interval)
+
+
+@app.command()
+def notify(
+    once: Annotated[bool, typer.Option(help="One pass over the due messages, then exit")] = False,
+) -> None:
+    """Run the notification sender: follow the outbox, send due messages, retry with backoff."""
+    services = _services()
+    while True:
+        for attempt in services.notifier.run_once():
+            typer.echo(f"{attempt.id}\t{attempt.status}" + (f"\t{attempt.error}" if attempt.error else ""))
+        if once:
+            return
+        time.sleep(services.settings.notify_interval_seconds)
 
 
 @app.command()
