@@ -40,8 +40,8 @@ class SmtpTransport:
         # The outbox id, so a retried send is recognisable as the same message downstream.
         mail["Message-ID"] = make_msgid(idstring=message.id, domain="collections-es")
         mail["X-Collections-Message-Id"] = message.id
-        mail["Content-Language"] = message.language
         mail.set_content(message.body, charset="utf-8")
+        mail["Content-Language"] = message.language  # after set_content, which resets Content-* headers
         return mail
 
     def send(self, message: OutgoingMessage) -> None:
