@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -89,6 +90,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         max_attempts=settings.notify_max_attempts,
         backoff_seconds=settings.notify_backoff_seconds,
         backoff_max_seconds=settings.notify_backoff_max_seconds,
+        max_age=timedelta(hours=settings.notify_max_age_hours),
     )
     return Services(
         settings=settings,

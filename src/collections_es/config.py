@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(default=5, ge=1, le=100, validation_alias="COLLECTIONS_NOTIFY_MAX_ATTEMPTS")
     notify_backoff_seconds: float = Field(default=60.0, gt=0, validation_alias="COLLECTIONS_NOTIFY_BACKOFF_SECONDS")
     notify_backoff_max_seconds: float = Field(default=3600.0, gt=0, validation_alias="COLLECTIONS_NOTIFY_BACKOFF_MAX_SECONDS")
+    notify_max_age_hours: float = Field(default=72.0, gt=0, validation_alias="COLLECTIONS_NOTIFY_MAX_AGE_HOURS")
     notify_interval_seconds: float = Field(default=10.0, gt=0, validation_alias="COLLECTIONS_NOTIFY_INTERVAL_SECONDS")
 
 

@@ -4,7 +4,9 @@ A message is claimed with a conditional UPDATE (status and attempts unchanged)
 and a lease, so two senders never send it at once; a sender that dies while
 holding the lease leaves the message to be taken again once the lease ends.
 A failed attempt is retried after an exponential backoff computed from the
-injected clock; after `max_attempts` it ends as `failed`.
+injected clock; after `max_attempts` it ends as `failed`. A message never tried
+whose event is older than `max_age` ends as `expired` unsent (a sender started on
+an old log must not send last year's reminders).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class Notifier:
         backoff_seconds: float = 60.0,
         backoff_max_seconds: float = 3600.0,
         lease_seconds: float = 300.0,
+        max_age: timedelta = timedelta(hours=72),
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -77,6 +80,7 @@ class Notifier:
         self.backoff_seconds = backoff_seconds
         self.backoff_max_seconds = backoff_max_seconds
         self.lease_seconds = lease_seconds
+        self.max_age = max_age
 
     def backoff(self, attempts: int) -> timedelta:
         """Wait after the `attempts`-th failure: base × 2^(attempts-1), capped."""
@@ -87,6 +91,17 @@ class Notifier:
         self.catch_up()
         now = naive_utc(self.clock.now())
         m = messages.c
+        with self.engine.begin() as conn:
+            # Never tried and already stale (e.g. events from before the sender was deployed): not sent.
+            conn.execute(
+                messages.update()
+                .where(m.status == "pending", m.attempts == 0, m.created_at < now - self.max_age)
+                .values(
+                    status="expired",
+                    next_attempt_at=None,
+                    last_error=f"not sent: its event is older than {self.max_age} (COLLECTIONS_NOTIFY_MAX_AGE_HOURS)",
+                )
+            )
         due = sa.or_(
             sa.and_(m.status == "pending", m.next_attempt_at <= now),
             sa.and_(m.status == "sending", m.lease_until <= now),

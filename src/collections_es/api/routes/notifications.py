@@ -25,7 +25,7 @@ def _aware(at: datetime | None) -> datetime | None:
 def list_all(
     services: ServicesDep,
     actor: CurrentActor,
-    status: Literal["pending", "sending", "sent", "failed"] | None = None,
+    status: Literal["pending", "sending", "sent", "failed", "expired"] | None = None,
     kind: Literal["pre_due_reminder", "first_dunning", "broken_promise"] | None = None,
     customer_id: Annotated[str | None, Query(max_length=128)] = None,
     receivable_id: Annotated[str | None, Query(max_length=36)] = None,
