@@ -62,14 +62,15 @@ def naive_utc(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(tzinfo=None)
 
 
-def choose_channel(customer: Customer | None) -> tuple[str | None, str | None]:
-    """The customer's preferred channel when it is e-mail or SMS and they have that contact;
-    else e-mail, else SMS; (None, None) when neither contact is on file."""
+def choose_channel(customer: Customer | None, asked: str | None = None) -> tuple[str | None, str | None]:
+    """The channel the event names, else the customer's preferred one, when it is e-mail or
+    SMS and they have that contact; else e-mail, else SMS; (None, None) when neither is on file."""
     if customer is None:
         return None, None
     reachable = {"email": customer.contacts.get("email"), "sms": customer.contacts.get("phone")}
-    if reachable.get(customer.preferred_channel):
-        return customer.preferred_channel, reachable[customer.preferred_channel]
+    for wanted in (asked, customer.preferred_channel):
+        if wanted in reachable and reachable[wanted]:
+            return wanted, reachable[wanted]
     for channel in ("email", "sms"):
         if reachable[channel]:
             return channel, reachable[channel]
@@ -111,7 +112,7 @@ class Outbox(Projection):
             r = self.load_receivable(event.originator_id, event.originator_version)
             customer = self.load_customer_as_of(r.customer_id, event.timestamp)
             language = customer.language if customer else "zh-CN"
-            channel, recipient = choose_channel(customer)
+            channel, recipient = choose_channel(customer, getattr(event, "channel", None))
             data = figures(r, customer, event.timestamp, kind, self.letters.company)
             subject, body = self.letters.message(channel or "email", kind, language, data)
             out[message_id(event, kind)] = {

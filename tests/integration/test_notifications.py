@@ -122,12 +122,12 @@ def at(api: Api, instant: str) -> None:
     api.services.clock.at = datetime.fromisoformat(instant).astimezone(UTC)
 
 
-def remind(api: Api, customer: dict[str, Any], number: str = "INV-N-1") -> None:
+def remind(api: Api, customer: dict[str, Any], number: str = "INV-N-1", channel: str = "email") -> None:
     """Register, issue (CNY 1,200.50 due 1 April 2026) and send the pre-due reminder on 25 March."""
     assert api.as_("supervisor").post("/customers", json=customer).status_code == 201
     assert api.as_("service").post("/receivables", json=invoice(number)).status_code == 201
     at(api, "2026-03-25T02:00:00Z")
-    response = api.as_("service").post(f"/receivables/{number}/send-reminder", json={"channel": "email"})
+    response = api.as_("service").post(f"/receivables/{number}/send-reminder", json={"channel": channel})
     assert response.status_code == 200, response.text
 
 
@@ -253,6 +253,13 @@ def test_a_broken_promise_sends_a_notice_and_each_event_makes_exactly_one_messag
     ]
     notifying.services.projections.rebuild("outbox")
     assert notifying.services.notifier.run_once() == [] and len(mailbox.received) == 2
+
+
+def test_the_channel_the_reminder_names_wins_over_the_preferred_one(notifying: Api, gateway: Gateway) -> None:
+    remind(notifying, CUSTOMER, channel="sms")  # the customer prefers e-mail
+    (sent,) = notifying.services.notifier.run_once()
+    assert sent.status == "sent"
+    assert [r["json"]["to"] for r in gateway.received] == ["13812345678"]
 
 
 def test_a_customer_without_an_address_or_phone_gets_a_failed_message_that_says_why(notifying: Api) -> None:
