@@ -286,6 +286,30 @@ def test_notifications_are_not_shown_to_roles_without_need(notifying: Api) -> No
     assert notifying.as_("supervisor").get("/notifications", params={"status": "lost"}).status_code == 422
 
 
+def test_the_api_process_runs_the_sender_when_asked(database_url: str, clock: Any, mailbox: Mailbox) -> None:
+    import time
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from collections_es.api.app import create_app
+
+    mailbox.start()
+    services = wired(database_url, clock, mailbox, COLLECTIONS_NOTIFY_INTERVAL_SECONDS=0.05)
+    try:
+        api = Api(services)
+        remind(api, CUSTOMER)
+        with TestClient(create_app(services, notify=True)):
+            deadline = time.monotonic() + 10
+            while not mailbox.received and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert len(mailbox.received) == 1
+    finally:
+        services.close()
+
+
 def test_the_backoff_doubles_and_is_capped() -> None:
     from collections_es.application.clock import FixedClock
     from collections_es.application.notifier import Notifier
