@@ -16,6 +16,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH
 COPY --from=build /opt/venv /opt/venv
+# The CJK font PDF letters are drawn in (COLLECTIONS_PDF_FONT's default path).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-wqy-zenhei \
+ && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --create-home --home-dir /app --uid 10001 collections \
  && mkdir /app/var && chown collections:collections /app/var
 WORKDIR /app

@@ -76,7 +76,8 @@ worklist = sa.Table(
 tiers = sa.Table(
     "rm_worklist_customers",
     metadata,
-    sa.Column("customer_id", sa.String(128), primary_key=True),
+    sa.Column("aggregate_id", sa.String(36), primary_key=True),  # the Customer aggregate's id
+    sa.Column("customer_id", sa.String(128), nullable=False, unique=True),
     sa.Column("tier", sa.String(32), nullable=False),
 )
 
@@ -87,7 +88,7 @@ class Worklist(Projection):
 
     @property
     def handles(self) -> Sequence[type]:
-        return [*Receivable.event_classes(), *Customer.event_classes()]
+        return [*Receivable.event_classes(), Customer.Registered, Customer.Updated]
 
     def apply_batch(self, conn: sa.Connection, batch: list[Item], prepared: Any) -> None:
         receivable_events = [e for e, _ in batch if isinstance(e, Receivable.Event)]
@@ -95,14 +96,22 @@ class Worklist(Projection):
             conn, worklist, {str(e.originator_id) for e in receivable_events if not isinstance(e, Receivable.Issued)}
         )
         existing = set(known)
-        customer_tiers: list[dict[str, Any]] = []
+        customer_events = [e for e, _ in batch if isinstance(e, Customer.Registered | Customer.Updated)]
+        customers = rowlib.load(
+            conn, tiers, {str(e.originator_id) for e in customer_events if isinstance(e, Customer.Updated)}, key="aggregate_id"
+        )
+        known_customers = set(customers)
         for event, _ in batch:
             if isinstance(event, Receivable.Event):
                 self._evolve(known, event)
-            elif hasattr(event, "tier") and hasattr(event, "customer_id"):
-                customer_tiers.append({"customer_id": event.customer_id, "tier": event.tier})
+        for event in customer_events:
+            cid = str(event.originator_id)
+            if isinstance(event, Customer.Registered):
+                customers[cid] = {"aggregate_id": cid, "customer_id": event.customer_id, "tier": event.tier}
+            elif "tier" in event.changes:
+                customers[cid]["tier"] = event.changes["tier"]
         rowlib.save(conn, worklist, known, existing)
-        rowlib.upsert(conn, tiers, ["customer_id"], list({r["customer_id"]: r for r in customer_tiers}.values()))
+        rowlib.save(conn, tiers, customers, known_customers, key="aggregate_id")
 
     @staticmethod
     def _evolve(known: dict[str, dict[str, Any]], event: Any) -> None:

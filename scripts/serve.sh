@@ -18,4 +18,16 @@ if [ ! -x .venv/bin/collections-es ] || [ "$(cut -d' ' -f1 .venv/.installed 2>/d
   echo "$digest base" > .venv/.installed
 fi
 
+# The CJK font PDF letters are drawn in (Debian's fonts-wqy-zenhei; COLLECTIONS_PDF_FONT overrides).
+font=${COLLECTIONS_PDF_FONT:-/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc}
+ensure_cjk_font() {
+  [ -f "$font" ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "serve.sh: installing the CJK font for PDF letters (apt-get install fonts-wqy-zenhei)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei; } >&2 || true
+  fi
+  [ -f "$font" ]
+}
+ensure_cjk_font || echo "serve.sh: warning: the CJK font $font is missing and could not be installed (as root: apt-get install fonts-wqy-zenhei); PDF letters will answer 503" >&2
+
 exec .venv/bin/collections-es serve "$@"

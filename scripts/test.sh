@@ -23,6 +23,21 @@ if [ "$(cat .venv/.installed 2>/dev/null)" != "$digest test" ]; then
   echo "$digest test" > .venv/.installed
 fi
 
+# The CJK font PDF letters are drawn in (Debian's fonts-wqy-zenhei; COLLECTIONS_PDF_FONT overrides).
+font=${COLLECTIONS_PDF_FONT:-/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc}
+ensure_cjk_font() {
+  [ -f "$font" ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test.sh: installing the CJK font for PDF letters (apt-get install fonts-wqy-zenhei)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei; } >&2 || true
+  fi
+  [ -f "$font" ]
+}
+if ! ensure_cjk_font; then
+  echo "test.sh: error: the CJK font $font is missing and could not be installed (as root: apt-get install fonts-wqy-zenhei); the PDF letter test will fail" >&2
+  if [ "$(tr '[:upper:]' '[:lower:]' <<<"${CI:-}")" = "true" ]; then exit 1; fi
+fi
+
 url_given=${COLLECTIONS_TEST_DATABASE_URL:+yes}
 export COLLECTIONS_TEST_DATABASE_URL=${COLLECTIONS_TEST_DATABASE_URL:-postgresql://collections@127.0.0.1:5432/collections_test}
 shown_url=$(sed -E 's#//([^:/@]*):[^@]*@#//\1:***@#' <<<"$COLLECTIONS_TEST_DATABASE_URL")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -10,6 +11,10 @@ import sqlalchemy as sa
 from projections.aging import Aging
 from projections.base import ProjectionRunner
 from projections.kpis import Kpis
+from projections.contacts import ContactsLog
+from projections.credit import CreditRecords
+from projections.customers import CustomersList
+from projections.outbox import Outbox
 from projections.receivables import ReceivablesList
 from projections.timers import Timers
 from projections.worklist import Worklist
@@ -17,13 +22,17 @@ from projections.worklist import Worklist
 from .adapters.api_keys import ApiKeyStore
 from .adapters.persistence import Database
 from .adapters.policy_file import load_policy
+from .adapters.sms_webhook import SmsWebhookTransport
+from .adapters.smtp import SmtpTransport
 from .application.access import ROLES
 from .application.clock import Clock, SandboxClock, SystemClock
+from .application.notifier import NotConfigured, Notifier, Transport
 from .application.scheduler import Scheduler
 from .application.service import Collections
 from .config import Settings
 from .domain.calendar import check_timezone
 from .domain.errors import CollectionsError, RuleViolationError
+from .letters import Letters, load_company
 
 
 @dataclass
@@ -36,6 +45,8 @@ class Services:
     projections: ProjectionRunner
     scheduler: Scheduler
     keys: ApiKeyStore
+    letters: Letters
+    notifier: Notifier
     stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -78,6 +89,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
     policy = load_policy(settings.policy_file)
     app = Collections(database.event_store_env(), clock=clock, snapshot_interval=settings.snapshot_interval)
     app.install_policy(policy)
+    letters = Letters(load_company(settings.company_file), templates_dir=settings.templates_dir, font=settings.pdf_font)
     runner = ProjectionRunner(
         app,
         engine,
@@ -87,12 +99,62 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
             Aging(),
             Worklist(),
             Kpis(),
+            CustomersList(),
+            CreditRecords(),
+            ContactsLog(),
+            Outbox(
+                load_receivable=lambda rid, version: app.get_receivable(rid, version=version),
+                load_customer_as_of=app.get_customer_as_of,
+                earlier_events=lambda rid, version: list(app.events.get(rid, lte=version - 1)),
+                letters=letters,
+            ),
         ],
         scope=database.schema or "",
     )
     scheduler = Scheduler(app, runner, engine)
     keys = ApiKeyStore(engine, ROLES, settings.api_keys_file)
-    return Services(settings, database, engine, app, clock, runner, scheduler, keys)
+    notifier = Notifier(
+        engine,
+        clock,
+        transports(settings),
+        catch_up=lambda: runner.catch_up(["outbox"]),
+        max_attempts=settings.notify_max_attempts,
+        backoff_seconds=settings.notify_backoff_seconds,
+        backoff_max_seconds=settings.notify_backoff_max_seconds,
+        max_age=timedelta(hours=settings.notify_max_age_hours),
+    )
+    return Services(
+        settings=settings,
+        database=database,
+        engine=engine,
+        app=app,
+        clock=clock,
+        projections=runner,
+        scheduler=scheduler,
+        keys=keys,
+        letters=letters,
+        notifier=notifier,
+    )
+
+
+def transports(settings: Settings) -> dict[str, Transport]:
+    """The message channels the settings configure; an unconfigured one fails each attempt saying so."""
+    email: Transport = NotConfigured("e-mail is not configured (COLLECTIONS_SMTP_HOST)")
+    if settings.smtp_host:
+        email = SmtpTransport(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            from_address=settings.smtp_from,
+            from_name=settings.smtp_from_name,
+            timeout=settings.smtp_timeout_seconds,
+        )
+    sms: Transport = NotConfigured("SMS is not configured (COLLECTIONS_SMS_WEBHOOK_URL)")
+    if settings.sms_webhook_url:
+        sms = SmsWebhookTransport(url=settings.sms_webhook_url, token=settings.sms_webhook_token)
+    return {"email": email, "sms": sms}
 
 
 def follow_projections(services: Services) -> threading.Thread:
@@ -120,5 +182,23 @@ def run_scheduler(services: Services, interval: float) -> threading.Thread:
             services.stop.wait(interval)
 
     thread = threading.Thread(target=loop, name="scheduler", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_notifier(services: Services, interval: float) -> threading.Thread:
+    """Send due outbox messages every `interval` seconds until `services.stop` is set."""
+
+    def loop() -> None:
+        while not services.stop.is_set():
+            try:
+                services.notifier.run_once()
+            except Exception:  # a transient database error: log and try again
+                import logging
+
+                logging.getLogger(__name__).exception("notification pass failed; retrying")
+            services.stop.wait(interval)
+
+    thread = threading.Thread(target=loop, name="notifier", daemon=True)
     thread.start()
     return thread

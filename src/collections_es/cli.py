@@ -39,7 +39,9 @@ def serve(
 
     services = _services()
     typer.echo(f"collections-es on http://{host}:{port} ({services.database.url.get_backend_name()})", err=True)
-    uvicorn.run(create_app(services, follow=services.settings.projections == "embedded", schedule=True), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(
+        services, follow=services.settings.projections == "embedded", schedule=True, notify=True
+    ), host=host, port=port, log_level="info")
 
 
 def _projection_names(services, names: list[str] | None) -> list[str]:  # noqa: ANN001
@@ -234,6 +236,20 @@ def export(
     finally:
         log.close()
         engine.dispose()
+
+
+@app.command()
+def notify(
+    once: Annotated[bool, typer.Option(help="One pass over the due messages, then exit")] = False,
+) -> None:
+    """Run the notification sender: follow the outbox, send due messages, retry with backoff."""
+    services = _services()
+    while True:
+        for attempt in services.notifier.run_once():
+            typer.echo(f"{attempt.id}\t{attempt.status}" + (f"\t{attempt.error}" if attempt.error else ""))
+        if once:
+            return
+        time.sleep(services.settings.notify_interval_seconds)
 
 
 @app.command()

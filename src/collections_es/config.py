@@ -36,6 +36,37 @@ class Settings(BaseSettings):
     report_timezone: str = Field(default="UTC", validation_alias="COLLECTIONS_TIMEZONE")
     log_level: str = Field(default="INFO", validation_alias="COLLECTIONS_LOG_LEVEL")
 
+    # Letters and messages
+    company_file: Path | None = Field(
+        default=None, validation_alias="COLLECTIONS_COMPANY_FILE",
+        description="TOML with the company's name, payment methods, bank accounts, legal basis (default: bundled example)",
+    )
+    templates_dir: Path | None = Field(
+        default=None, validation_alias="COLLECTIONS_TEMPLATES_DIR",
+        description="A folder whose template files replace the bundled ones of the same name",
+    )
+    pdf_font: Path = Field(
+        default=Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"), validation_alias="COLLECTIONS_PDF_FONT"
+    )
+    credit_hold_write_off_days: int = Field(default=365, ge=0, validation_alias="COLLECTIONS_CREDIT_HOLD_WRITE_OFF_DAYS")
+
+    # Notifications: e-mail through SMTP, SMS through a webhook
+    smtp_host: str | None = Field(default=None, validation_alias="COLLECTIONS_SMTP_HOST")
+    smtp_port: int = Field(default=587, ge=1, le=65535, validation_alias="COLLECTIONS_SMTP_PORT")
+    smtp_security: Literal["starttls", "ssl", "none"] = Field(default="starttls", validation_alias="COLLECTIONS_SMTP_SECURITY")
+    smtp_username: str | None = Field(default=None, validation_alias="COLLECTIONS_SMTP_USERNAME")
+    smtp_password: str | None = Field(default=None, validation_alias="COLLECTIONS_SMTP_PASSWORD")
+    smtp_from: str = Field(default="collections@example.com", validation_alias="COLLECTIONS_SMTP_FROM")
+    smtp_from_name: str | None = Field(default=None, validation_alias="COLLECTIONS_SMTP_FROM_NAME")
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, validation_alias="COLLECTIONS_SMTP_TIMEOUT_SECONDS")
+    sms_webhook_url: str | None = Field(default=None, validation_alias="COLLECTIONS_SMS_WEBHOOK_URL")
+    sms_webhook_token: str | None = Field(default=None, validation_alias="COLLECTIONS_SMS_WEBHOOK_TOKEN")
+    notify_max_attempts: int = Field(default=5, ge=1, le=100, validation_alias="COLLECTIONS_NOTIFY_MAX_ATTEMPTS")
+    notify_backoff_seconds: float = Field(default=60.0, gt=0, validation_alias="COLLECTIONS_NOTIFY_BACKOFF_SECONDS")
+    notify_backoff_max_seconds: float = Field(default=3600.0, gt=0, validation_alias="COLLECTIONS_NOTIFY_BACKOFF_MAX_SECONDS")
+    notify_max_age_hours: float = Field(default=72.0, gt=0, validation_alias="COLLECTIONS_NOTIFY_MAX_AGE_HOURS")
+    notify_interval_seconds: float = Field(default=10.0, gt=0, validation_alias="COLLECTIONS_NOTIFY_INTERVAL_SECONDS")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -48,6 +48,9 @@ class _As:
     def post(self, path: str, json: Any = None, **kw: Any):
         return self.api.client.post(path, json=json, headers=self.api.headers(self.who, kw.pop("headers", None)), **kw)
 
+    def patch(self, path: str, json: Any = None, **kw: Any):
+        return self.api.client.patch(path, json=json, headers=self.api.headers(self.who, kw.pop("headers", None)), **kw)
+
 
 @pytest.fixture
 def api(services: Services) -> Api:

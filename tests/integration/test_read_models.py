@@ -417,3 +417,12 @@ def test_aging_dates_are_exact_days(aged):
     assert buckets(aging(aged, as_of="2026-03-03")["totals"][0]) == {"1-30": "1000.00", "current": "2500.00"}
     assert buckets(aging(aged, as_of="2026-03-06")["totals"][0]) == {"1-30": "3500.00"}
     assert buckets(aging(aged, as_of="2026-03-07")["totals"][0]) == {"31-60": "1000.00", "1-30": "2500.00"}
+
+
+def test_a_customers_new_tier_changes_the_priority_of_their_items(worked):
+    before = {i["invoice_number"]: i for i in ok(worked.as_("collector").get("/worklist"))["items"]}
+    assert ok(worked.as_("sales").patch("/customers/C-SH-1", json={"tier": "B"}))["tier"] == "B"
+    after = {i["invoice_number"]: i for i in ok(worked.as_("collector").get("/worklist"))["items"]}
+    assert (before["SILENT"]["tier"], after["SILENT"]["tier"]) == ("A", "B")
+    assert after["SILENT"]["priority"] == pytest.approx(before["SILENT"]["priority"] - 30 + 15, abs=0.01)
+    assert after["BROKEN"]["priority"] == before["BROKEN"]["priority"]  # another customer

@@ -11,11 +11,10 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..bootstrap import Services, follow_projections, run_scheduler
+from ..bootstrap import Services, follow_projections, run_notifier, run_scheduler
 from . import errors
 from .errors import problem
-from .routes import customers, health, receivables, reports, time
-from .routes import audit
+from .routes import audit, customers, health, letters, notifications, receivables, reports, time
 
 
 class BodyLimit:
@@ -100,9 +99,10 @@ class CorrelationId:
         await self.app(scope, receive, send_with_id)
 
 
-def create_app(services: Services, *, follow: bool = False, schedule: bool = False) -> FastAPI:
+def create_app(services: Services, *, follow: bool = False, schedule: bool = False, notify: bool = False) -> FastAPI:
     """Build the app over wired services. `follow` runs the projection loop in-process,
-    `schedule` the scheduler loop (system clock only; the sandbox clock fires on advance)."""
+    `schedule` the scheduler loop (system clock only; the sandbox clock fires on advance),
+    `notify` the outbox sender loop."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,6 +110,8 @@ def create_app(services: Services, *, follow: bool = False, schedule: bool = Fal
             follow_projections(services)
         if schedule and services.sandbox is None:
             run_scheduler(services, services.settings.scheduler_interval_seconds)
+        if notify:
+            run_notifier(services, services.settings.notify_interval_seconds)
         yield
         services.stop.set()
 
@@ -123,9 +125,11 @@ def create_app(services: Services, *, follow: bool = False, schedule: bool = Fal
     errors.install(app)
     app.include_router(health.router)
     app.include_router(customers.router)
+    app.include_router(letters.router)
     app.include_router(receivables.router)
     app.include_router(reports.router)
     app.include_router(audit.router)
+    app.include_router(notifications.router)
     app.include_router(time.policy_router)
     app.include_router(time.admin_router)
     if services.sandbox is not None:

@@ -126,15 +126,31 @@ def mask(field: str, value: str) -> str:
     return value[:6] + "****" if len(value) > 6 else "****"
 
 
+def money_out(amount: Decimal | None, currency: str | None) -> schemas.MoneyOut | None:
+    if amount is None or currency is None:
+        return None
+    return schemas.MoneyOut(amount=format_money(amount), currency=currency)
+
+
 def customer(c: Customer, *, show_pii: bool) -> schemas.CustomerPublic:
     contacts = {k: (v if show_pii else mask(k, v)) for k, v in c.contacts.items()}
+    persons = [
+        {k: (v if show_pii or k == "role" else mask(k, v)) for k, v in p.items()} for p in c.contact_persons
+    ]
     return schemas.CustomerPublic(
         customer_id=c.customer_id,
         name=c.name,
         timezone=c.timezone,
         tier=c.tier,
         preferred_channel=c.preferred_channel,
+        language=c.language,
         contacts=contacts,
+        contact_persons=persons,
         contacts_masked=not show_pii,
+        credit_limit=money_out(c.credit_limit, c.credit_currency),
+        credit_rating=c.credit_rating,
+        ability_to_pay=c.latest_note("ability_to_pay"),
+        willingness_to_pay=c.latest_note("willingness_to_pay"),
+        notes=[schemas.NoteOut(**n) for n in c.notes],
         version=c.version,
     )

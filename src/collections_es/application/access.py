@@ -40,6 +40,10 @@ COMMAND_ROLES: dict[str, frozenset[str]] = {
 VIEW_ROLES: dict[str, frozenset[str]] = {
     "customers.write": frozenset({"service", "supervisor", "sales"}),
     "customers.read": frozenset(ROLES),
+    "customers.credit_record": frozenset(ROLES),
+    "contacts.read": frozenset(ROLES),
+    "letters.read": frozenset({"service", "collector", "supervisor", "legal", "customer_service"}),
+    "notifications.read": frozenset({"service", "collector", "supervisor", "customer_service", "auditor"}),
     "receivables.read": frozenset(ROLES),
     "sandbox.clock": frozenset({"service", "supervisor"}),
     "admin.tick": frozenset({"service", "supervisor"}),

@@ -233,11 +233,46 @@ class Collections(Application):
             return self._after_conflict(request, DuplicateError(f"customer '{fields['customer_id']}' exists already"))
         return Outcome(customer, 201)
 
-    def get_customer(self, customer_id: str) -> Customer:
+    def update_customer(self, request: Request, customer_id: str, **patch: Any) -> Outcome:
+        """A partial update of the customer file (If-Match and Idempotency-Key as for receivables)."""
+        check_view(request.actor.role, "customers.write")
+        cid = customer_uuid(customer_id)
+        with self._stripes[cid.int % LOCK_STRIPES]:
+            for attempt in range(MAX_ATTEMPTS):
+                replay = self._replay(request)
+                if replay is not None:
+                    return replay
+                customer = self.get_customer(customer_id)
+                if request.expected_version is not None and customer.version != request.expected_version:
+                    raise VersionMismatchError(request.expected_version, customer.version)
+                customer.update(self._context(request), **patch)
+                try:
+                    self.save(customer, self._key_record(request, 200, "customer", customer))
+                except IntegrityError:
+                    if request.expected_version is not None:
+                        raise VersionMismatchError(request.expected_version, self.get_customer(customer_id).version) from None
+                    time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
+                    continue
+                return Outcome(customer, 200)
+        raise ConcurrencyExhaustedError(f"updating customer '{customer_id}' lost {MAX_ATTEMPTS} races in a row; retry it")
+
+    def get_customer(self, customer_id: str, *, version: int | None = None) -> Customer:
         try:
-            return self.repository.get(customer_uuid(customer_id))
+            customer = self.repository.get(customer_uuid(customer_id), version=version)
         except AggregateNotFoundError:
             raise NotFoundError(f"no customer '{customer_id}'") from None
+        if not isinstance(customer, Customer):
+            raise NotFoundError(f"no customer '{customer_id}'")
+        return customer
+
+    def get_customer_as_of(self, customer_id: str, as_of: datetime) -> Customer | None:
+        """The customer file as it was at `as_of` (None if not registered by then)."""
+        version = None
+        for event in self.events.get(customer_uuid(customer_id)):
+            if event.timestamp > as_of:
+                break
+            version = event.originator_version
+        return None if version is None else self.get_customer(customer_id, version=version)
 
     # -- receivables --------------------------------------------------------
 

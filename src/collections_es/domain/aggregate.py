@@ -14,7 +14,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
-from .trail import GENESIS_HASH, Context, event_hash
+from .trail import GENESIS_HASH, Context, event_hash, hashed_fields
 
 
 class TrailedAggregate(Aggregate):
@@ -78,9 +78,11 @@ def _trail(ctx: Context, *, prev_hash: str) -> dict[str, Any]:
 
 
 def _ordered(event_class: type, content: dict[str, Any]) -> dict[str, Any]:
-    """Exactly the event's fields but `hash`, so verification can recompute the same."""
-    names = [f.name for f in dataclasses.fields(event_class) if f.name != "hash"]
+    """Exactly the event's hashed fields (see `hashed_fields`), so verification can recompute the same."""
+    names = [
+        f.name for f in dataclasses.fields(event_class) if f.name != "hash" and f.default is dataclasses.MISSING
+    ]
     missing = [n for n in names if n not in content]
     if missing:
         raise TypeError(f"{event_class.__qualname__} is missing fields {missing}")
-    return {n: content[n] for n in names}
+    return hashed_fields(event_class, content)

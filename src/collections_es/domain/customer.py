@@ -1,26 +1,81 @@
-"""The Customer aggregate: the customer file the procedure asks for."""
+"""The Customer aggregate: the customer file the procedure asks for.
+
+Personal data (PII) sits only in the fields named `contacts` and
+`contact_persons` (events `Registered` and `ContactsChanged`), so it can be
+encrypted at rest field by field later. Fields added after the first release
+carry defaults: older events decode with them and verify unchanged.
+"""
 
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from .aggregate import TrailedAggregate
 from .calendar import check_timezone
 from .errors import RuleViolationError
+from .money import check_currency, to_money
 from .policy import CHANNELS
 from .trail import Context
 
 CUSTOMER_NAMESPACE = uuid.UUID("0f4d6a3e-8a37-4f0c-b6a5-7d0c1e2b9a44")
 CONTACT_FIELDS: tuple[str, ...] = ("email", "phone", "address")
+CONTACT_PERSON_FIELDS: tuple[str, ...] = ("name", "role", "email", "phone")
+LANGUAGES: tuple[str, ...] = ("zh-CN", "en")
+RATINGS: tuple[str, ...] = ("A", "B", "C", "D", "unrated")
+NOTE_TOPICS: tuple[str, ...] = ("ability_to_pay", "willingness_to_pay")
+# Profile fields a PATCH may change through `Updated` (contacts and credit limit have events of their own).
+PROFILE_FIELDS: tuple[str, ...] = ("name", "timezone", "tier", "preferred_channel", "language", "credit_rating")
 
 
 def customer_uuid(customer_id: str) -> uuid.UUID:
     return uuid.uuid5(CUSTOMER_NAMESPACE, customer_id)
 
 
+def _check_profile(field: str, value: Any) -> None:
+    if field == "name" and not str(value).strip():
+        raise RuleViolationError("field.required", "'name' must not be empty", field="name")
+    if field == "timezone":
+        check_timezone(value)
+    if field == "preferred_channel" and value not in CHANNELS:
+        raise RuleViolationError(
+            "field.choice", f"'{value}' is not one of {', '.join(CHANNELS)}", field="preferred_channel"
+        )
+    if field == "language" and value not in LANGUAGES:
+        raise RuleViolationError("field.choice", f"'{value}' is not one of {', '.join(LANGUAGES)}", field="language")
+    if field == "credit_rating" and value is not None and value not in RATINGS:
+        raise RuleViolationError(
+            "field.choice", f"'{value}' is not one of {', '.join(RATINGS)}", field="credit_rating"
+        )
+
+
+def _clean_contacts(contacts: dict[str, Any]) -> dict[str, str]:
+    return {k: v for k, v in contacts.items() if v is not None and k in CONTACT_FIELDS}
+
+
+def _clean_persons(persons: list[dict[str, Any]]) -> list[dict[str, str]]:
+    out = []
+    for i, person in enumerate(persons):
+        if not str(person.get("name") or "").strip():
+            raise RuleViolationError("field.required", "a contact person needs a name", field=f"contact_persons[{i}].name")
+        out.append({k: v for k, v in person.items() if v is not None and k in CONTACT_PERSON_FIELDS})
+    return out
+
+
+def _credit_limit(amount: object | None, currency: str | None) -> tuple[Decimal | None, str | None]:
+    if amount is None and currency is None:
+        return None, None
+    if amount is None or currency is None:
+        raise RuleViolationError(
+            "credit_limit.incomplete", "a credit limit needs an amount and a currency", field="credit_limit"
+        )
+    check_currency(currency, field="credit_limit.currency")
+    return to_money(amount, currency, field="credit_limit.amount", allow_zero=True), currency
+
+
 class Customer(TrailedAggregate):
-    """A customer: who they are, how and when to reach them."""
+    """A customer: who they are, how and when to reach them, how far to trust them."""
 
     class Registered(TrailedAggregate.Created):
         customer_id: str
@@ -29,6 +84,13 @@ class Customer(TrailedAggregate):
         tier: str
         preferred_channel: str
         contacts: dict[str, Any]
+        language: str | None = None
+        contact_persons: list[dict[str, Any]] | None = None
+        credit_limit: Decimal | None = None
+        credit_currency: str | None = None
+        credit_rating: str | None = None
+        ability_to_pay: str | None = None
+        willingness_to_pay: str | None = None
 
         def evolve(self, c: Customer) -> None:
             c.customer_id = self.customer_id
@@ -37,6 +99,60 @@ class Customer(TrailedAggregate):
             c.tier = self.tier
             c.preferred_channel = self.preferred_channel
             c.contacts = dict(self.contacts)
+            c.language = self.language or "zh-CN"
+            c.contact_persons = [dict(p) for p in self.contact_persons or []]
+            c.credit_limit = self.credit_limit
+            c.credit_currency = self.credit_currency
+            c.credit_rating = self.credit_rating
+            c.notes = []
+            for topic in NOTE_TOPICS:
+                text = getattr(self, topic)
+                if text:
+                    c.notes.append({"topic": topic, "text": text, "by": self.actor_id, "at": self.timestamp})
+
+    class Updated(TrailedAggregate.Event):
+        """Profile fields changed (never contacts: those are `ContactsChanged`)."""
+
+        changes: dict[str, Any]
+
+        def evolve(self, c: Customer) -> None:
+            for field, value in self.changes.items():
+                setattr(c, field, value)
+
+    class ContactsChanged(TrailedAggregate.Event):
+        contacts: dict[str, Any]
+        contact_persons: list[dict[str, Any]]
+
+        def evolve(self, c: Customer) -> None:
+            c.contacts = dict(self.contacts)
+            c.contact_persons = [dict(p) for p in self.contact_persons]
+
+    class CreditLimitSet(TrailedAggregate.Event):
+        credit_limit: Decimal | None
+        credit_currency: str | None
+
+        def evolve(self, c: Customer) -> None:
+            c.credit_limit = self.credit_limit
+            c.credit_currency = self.credit_currency
+
+    class NoteAdded(TrailedAggregate.Event):
+        """A note from sales on the customer's ability or willingness to pay."""
+
+        topic: str
+        text: str
+
+        def evolve(self, c: Customer) -> None:
+            c.notes = [*c.notes, {"topic": self.topic, "text": self.text, "by": self.actor_id, "at": self.timestamp}]
+
+    # ---- queries ----------------------------------------------------------
+
+    def latest_note(self, topic: str) -> str | None:
+        for note in reversed(self.notes):
+            if note["topic"] == topic:
+                return note["text"]
+        return None
+
+    # ---- commands ---------------------------------------------------------
 
     @classmethod
     def register(
@@ -49,14 +165,22 @@ class Customer(TrailedAggregate):
         tier: str,
         preferred_channel: str,
         contacts: dict[str, Any],
+        language: str = "zh-CN",
+        contact_persons: list[dict[str, Any]] | None = None,
+        credit_limit: dict[str, Any] | None = None,
+        credit_rating: str | None = None,
+        ability_to_pay: str | None = None,
+        willingness_to_pay: str | None = None,
     ) -> Customer:
-        if not name.strip():
-            raise RuleViolationError("field.required", "'name' must not be empty", field="name")
-        check_timezone(timezone)
-        if preferred_channel not in CHANNELS:
-            raise RuleViolationError(
-                "field.choice", f"'{preferred_channel}' is not one of {', '.join(CHANNELS)}", field="preferred_channel"
-            )
+        for field, value in (
+            ("name", name),
+            ("timezone", timezone),
+            ("preferred_channel", preferred_channel),
+            ("language", language),
+            ("credit_rating", credit_rating),
+        ):
+            _check_profile(field, value)
+        limit, currency = _credit_limit(*((credit_limit or {}).get(k) for k in ("amount", "currency")))
         return cls._start(
             cls.Registered,
             ctx,
@@ -66,5 +190,57 @@ class Customer(TrailedAggregate):
             timezone=timezone,
             tier=tier,
             preferred_channel=preferred_channel,
-            contacts={k: v for k, v in contacts.items() if v is not None},
+            contacts=_clean_contacts(contacts),
+            language=language,
+            contact_persons=_clean_persons(contact_persons or []) or None,
+            credit_limit=limit,
+            credit_currency=currency,
+            credit_rating=credit_rating,
+            ability_to_pay=ability_to_pay,
+            willingness_to_pay=willingness_to_pay,
         )
+
+    def update(self, ctx: Context, **patch: Any) -> None:
+        """Apply a partial update: one event per kind of change, none when nothing changes.
+
+        `patch` holds only the fields the caller sent: profile fields, `contacts`
+        (replaces the set; a null member removes it), `contact_persons` (replaces
+        the list), `credit_limit` ({amount, currency} or None to remove), and the
+        notes `ability_to_pay` / `willingness_to_pay` (each adds a note).
+        """
+        changes: dict[str, Any] = {}
+        for field in PROFILE_FIELDS:
+            if field in patch:
+                value = patch[field]
+                if value is None and field != "credit_rating":
+                    raise RuleViolationError("field.required", f"'{field}' cannot be removed", field=field)
+                _check_profile(field, value)
+                if getattr(self, field) != value:
+                    changes[field] = value
+        contacts_given = "contacts" in patch or "contact_persons" in patch
+        contacts = self.contacts
+        persons = self.contact_persons
+        if "contacts" in patch:
+            contacts = _clean_contacts(patch["contacts"] or {})
+        if "contact_persons" in patch:
+            persons = _clean_persons(patch["contact_persons"] or [])
+        limit_change = None
+        if "credit_limit" in patch:
+            given = patch["credit_limit"] or {}
+            limit_change = _credit_limit(given.get("amount"), given.get("currency"))
+            if limit_change == (self.credit_limit, self.credit_currency):
+                limit_change = None
+        notes = [(topic, patch[topic]) for topic in NOTE_TOPICS if patch.get(topic)]
+        for topic, text in notes:
+            if not str(text).strip():
+                raise RuleViolationError("field.required", f"'{topic}' must not be empty", field=topic)
+
+        if changes:
+            self._record(self.Updated, ctx, changes=changes)
+        if contacts_given and (contacts != self.contacts or persons != self.contact_persons):
+            self._record(self.ContactsChanged, ctx, contacts=contacts, contact_persons=persons)
+        if limit_change is not None:
+            self._record(self.CreditLimitSet, ctx, credit_limit=limit_change[0], credit_currency=limit_change[1])
+        for topic, text in notes:
+            if self.latest_note(topic) != text:
+                self._record(self.NoteAdded, ctx, topic=topic, text=text)

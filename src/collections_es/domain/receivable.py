@@ -134,6 +134,7 @@ class Receivable(TrailedAggregate):
         customer_attitude: str | None
         next_step: str | None
         promised_on: date | None
+        reason_for_non_payment: str | None = None
 
         def evolve(self, r: Receivable) -> None:
             if self.outcome == "acknowledged":
@@ -407,6 +408,7 @@ class Receivable(TrailedAggregate):
         customer_attitude: str | None = None,
         next_step: str | None = None,
         promised_on: date | None = None,
+        reason_for_non_payment: str | None = None,
     ) -> None:
         state = self._next("record_contact")
         _require_choice(channel, CHANNELS, "channel")
@@ -424,6 +426,7 @@ class Receivable(TrailedAggregate):
             customer_attitude=customer_attitude,
             next_step=next_step,
             promised_on=promised_on,
+            reason_for_non_payment=reason_for_non_payment,
         )
 
     def promise_to_pay(self, ctx: Context, *, amount: object, promised_on: date, note: str | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -75,7 +75,21 @@ def event_hash(event_type: str, content: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def hashed_fields(event_class: type, content: dict[str, Any]) -> dict[str, Any]:
+    """The fields that enter an event's hash: all but `hash`, less optional fields
+    added to an event class later that hold their default. Events recorded before
+    such a field existed therefore verify unchanged, and decode with the default."""
+    out: dict[str, Any] = {}
+    for f in fields(event_class):
+        if f.name == "hash":
+            continue
+        if f.default is not MISSING and content.get(f.name, f.default) == f.default:
+            continue
+        out[f.name] = content[f.name]
+    return out
+
+
 def stored_event_hash(event: Any) -> str:
     """Recompute the hash of a (decoded) event object, for verification."""
     content = {f.name: getattr(event, f.name) for f in fields(event)}
-    return event_hash(type(event).__qualname__, content)
+    return event_hash(type(event).__qualname__, hashed_fields(type(event), content))

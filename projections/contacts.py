@@ -1,0 +1,99 @@
+"""The contact log: every recorded contact, readable per receivable and per customer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from collections_es.domain.receivable import Receivable
+
+from .base import Projection, metadata
+
+# Which receivable belongs to which customer (from `Issued`), so log rows can name both.
+contact_receivables = sa.Table(
+    "rm_contact_receivables",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("invoice_number", sa.String(128), nullable=False),
+    sa.Column("customer_id", sa.String(128), nullable=False),
+)
+
+contacts_log = sa.Table(
+    "rm_contacts_log",
+    metadata,
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("receivable_id", sa.String(36), nullable=False, index=True),
+    sa.Column("invoice_number", sa.String(128), nullable=False),
+    sa.Column("customer_id", sa.String(128), nullable=False, index=True),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("customer_attitude", sa.Text, nullable=True),
+    sa.Column("reason_for_non_payment", sa.Text, nullable=True),
+    sa.Column("promised_on", sa.Date, nullable=True),
+    sa.Column("next_step", sa.Text, nullable=True),
+    sa.Column("interrupts_limitation", sa.Boolean, nullable=False),
+)
+
+
+class ContactsLog(Projection):
+    name = "contacts_log"
+    tables = (contacts_log, contact_receivables)
+
+    @property
+    def handles(self) -> Sequence[type]:
+        return [Receivable.Issued, Receivable.ContactRecorded]
+
+    def apply(self, conn: sa.Connection, event: Any, position: int, prepared: Any = None) -> None:
+        rid = str(event.originator_id)
+        if isinstance(event, Receivable.Issued):
+            conn.execute(
+                contact_receivables.insert().values(id=rid, invoice_number=event.invoice_number, customer_id=event.customer_id)
+            )
+            return
+        owner = conn.execute(sa.select(contact_receivables).where(contact_receivables.c.id == rid)).mappings().one()
+        conn.execute(
+            contacts_log.insert().values(
+                position=position,
+                receivable_id=rid,
+                invoice_number=owner["invoice_number"],
+                customer_id=owner["customer_id"],
+                occurred_at=event.timestamp,
+                actor=event.actor_id,
+                role=event.actor_role,
+                channel=event.channel,
+                outcome=event.outcome,
+                note=event.note,
+                customer_attitude=event.customer_attitude,
+                reason_for_non_payment=event.reason_for_non_payment,
+                promised_on=event.promised_on,
+                next_step=event.next_step,
+                # An acknowledgement of the debt interrupts the limitation period (the aggregate applies it).
+                interrupts_limitation=event.outcome == "acknowledged",
+            )
+        )
+
+
+def read_contacts(
+    conn: sa.Connection,
+    *,
+    customer_id: str | None = None,
+    receivable_id: str | None = None,
+    after: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Contacts oldest first; `after` is the position of the last row of the previous page."""
+    c = contacts_log.c
+    query = sa.select(contacts_log).order_by(c.position).limit(limit)
+    if customer_id is not None:
+        query = query.where(c.customer_id == customer_id)
+    if receivable_id is not None:
+        query = query.where(c.receivable_id == receivable_id)
+    if after is not None:
+        query = query.where(c.position > after)
+    return [dict(r._mapping) for r in conn.execute(query)]

@@ -1,0 +1,288 @@
+"""The credit record: per customer, how they have paid, promised and been written off.
+
+Counts and amounts are kept from the events; what depends on today (a recent
+write-off, the hold) is decided at read time by `collections_es.domain.credit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from collections_es.domain.credit import RATING_RULE, CreditHistory, hold_reasons, rate
+from collections_es.domain.customer import Customer
+from collections_es.domain.money import format_money, minor_units
+from collections_es.domain.receivable import Receivable
+
+from .base import Projection, metadata
+
+CLOSED = ("settled", "written_off")
+
+credit_receivables = sa.Table(
+    "rm_credit_receivables",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("customer_id", sa.String(128), nullable=False, index=True),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("due_on", sa.Date, nullable=False),
+    sa.Column("amount", sa.Numeric(24, 4), nullable=False),
+    sa.Column("paid", sa.Numeric(24, 4), nullable=False),
+    sa.Column("balance", sa.Numeric(24, 4), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("last_paid_on", sa.Date, nullable=True),
+    sa.Column("promise_open", sa.Boolean, nullable=False),
+    sa.Column("promise_amount", sa.Numeric(24, 4), nullable=True),
+    sa.Column("promise_paid", sa.Numeric(24, 4), nullable=False),
+)
+
+credit_customers = sa.Table(
+    "rm_credit_customers",
+    metadata,
+    sa.Column("customer_id", sa.String(128), primary_key=True),
+    sa.Column("aggregate_id", sa.String(36), nullable=True, unique=True),
+    sa.Column("settled_on_time", sa.Integer, nullable=False),
+    sa.Column("settled_late", sa.Integer, nullable=False),
+    sa.Column("days_late_total", sa.Integer, nullable=False),
+    sa.Column("promises_made", sa.Integer, nullable=False),
+    sa.Column("promises_kept", sa.Integer, nullable=False),
+    sa.Column("promises_broken", sa.Integer, nullable=False),
+    sa.Column("last_write_off_on", sa.Date, nullable=True),
+    sa.Column("credit_limit", sa.Numeric(24, 4), nullable=True),
+    sa.Column("credit_currency", sa.String(3), nullable=True),
+)
+
+credit_amounts = sa.Table(
+    "rm_credit_amounts",
+    metadata,
+    sa.Column("customer_id", sa.String(128), primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("written_off", sa.Numeric(24, 4), nullable=False),
+    sa.Column("recovered", sa.Numeric(24, 4), nullable=False),
+)
+
+_ZERO_COUNTS = {
+    "settled_on_time": 0,
+    "settled_late": 0,
+    "days_late_total": 0,
+    "promises_made": 0,
+    "promises_kept": 0,
+    "promises_broken": 0,
+}
+
+
+class CreditRecords(Projection):
+    name = "credit_records"
+    tables = (credit_receivables, credit_customers, credit_amounts)
+
+    @property
+    def handles(self) -> Sequence[type]:
+        return [*Receivable.event_classes(), Customer.Registered, Customer.CreditLimitSet]
+
+    def apply(self, conn: sa.Connection, event: Any, position: int, prepared: Any = None) -> None:
+        if isinstance(event, Customer.Registered):
+            self._ensure_customer(conn, event.customer_id)
+            conn.execute(
+                credit_customers.update()
+                .where(credit_customers.c.customer_id == event.customer_id)
+                .values(
+                    aggregate_id=str(event.originator_id),
+                    credit_limit=event.credit_limit,
+                    credit_currency=event.credit_currency,
+                )
+            )
+            return
+        if isinstance(event, Customer.CreditLimitSet):
+            conn.execute(
+                credit_customers.update()
+                .where(credit_customers.c.aggregate_id == str(event.originator_id))
+                .values(credit_limit=event.credit_limit, credit_currency=event.credit_currency)
+            )
+            return
+        rid = str(event.originator_id)
+        if isinstance(event, Receivable.Issued):
+            self._ensure_customer(conn, event.customer_id)
+            conn.execute(
+                credit_receivables.insert().values(
+                    id=rid,
+                    customer_id=event.customer_id,
+                    currency=event.currency,
+                    timezone=event.timezone,
+                    due_on=event.due_on,
+                    amount=event.amount,
+                    paid=0,
+                    balance=event.amount,
+                    state=event.state_after,
+                    promise_open=False,
+                    promise_amount=None,
+                    promise_paid=0,
+                )
+            )
+            return
+        r = conn.execute(sa.select(credit_receivables).where(credit_receivables.c.id == rid)).mappings().one()
+        row: dict[str, Any] = {"state": event.state_after}
+        counts: dict[str, int] = {}
+        amounts: dict[str, Decimal] = {}
+        promise_open = r["promise_open"]
+        if isinstance(event, Receivable.PaymentRecorded):
+            row |= {"paid": r["paid"] + event.amount, "balance": r["balance"] - event.amount, "last_paid_on": event.paid_on}
+            if promise_open:
+                paid_towards = r["promise_paid"] + event.amount
+                row["promise_paid"] = paid_towards
+                if paid_towards >= r["promise_amount"] or event.state_after == "settled":
+                    counts["promises_kept"] = 1
+                    promise_open = False
+        elif isinstance(event, Receivable.DisputeResolved) and event.adjusted_amount is not None:
+            row["balance"] = event.adjusted_amount - r["paid"]
+            if promise_open and event.state_after == "settled":
+                counts["promises_kept"] = 1
+                promise_open = False
+        elif isinstance(event, Receivable.PromiseMade | Receivable.InstallmentPlanAgreed):
+            if isinstance(event, Receivable.PromiseMade):
+                promised = event.amount
+            else:
+                promised = sum((i["amount"] for i in event.installments), Decimal(0))
+            counts["promises_made"] = 1
+            promise_open = True
+            row |= {"promise_amount": promised, "promise_paid": 0}
+        elif isinstance(event, Receivable.PromiseBroken):
+            if promise_open:
+                counts["promises_broken"] = 1
+            promise_open = False
+        elif isinstance(event, Receivable.WriteOffApproved):
+            amounts["written_off"] = event.amount
+            promise_open = False
+            local = event.timestamp.astimezone(ZoneInfo(r["timezone"])).date()
+            conn.execute(
+                credit_customers.update()
+                .where(credit_customers.c.customer_id == r["customer_id"])
+                .values(last_write_off_on=local)
+            )
+        elif isinstance(event, Receivable.RecoveryRecorded):
+            amounts["recovered"] = event.amount
+        if event.state_after == "settled" and r["state"] != "settled":
+            settled_on = row.get("last_paid_on") or r["last_paid_on"]
+            if settled_on is None:
+                settled_on = event.timestamp.astimezone(ZoneInfo(r["timezone"])).date()
+            late = max(0, (settled_on - r["due_on"]).days)
+            counts["settled_late" if late else "settled_on_time"] = 1
+            counts["days_late_total"] = late
+        row["promise_open"] = promise_open
+        conn.execute(credit_receivables.update().where(credit_receivables.c.id == rid).values(**row))
+        if counts:
+            c = credit_customers.c
+            conn.execute(
+                credit_customers.update()
+                .where(c.customer_id == r["customer_id"])
+                .values(**{name: getattr(c, name) + n for name, n in counts.items()})
+            )
+        if amounts:
+            self._add_amounts(conn, r["customer_id"], r["currency"], amounts)
+
+    def _ensure_customer(self, conn: sa.Connection, customer_id: str) -> None:
+        found = conn.execute(
+            sa.select(credit_customers.c.customer_id).where(credit_customers.c.customer_id == customer_id)
+        ).first()
+        if found is None:
+            conn.execute(credit_customers.insert().values(customer_id=customer_id, **_ZERO_COUNTS))
+
+    def _add_amounts(self, conn: sa.Connection, customer_id: str, currency: str, amounts: dict[str, Decimal]) -> None:
+        a = credit_amounts.c
+        key = (a.customer_id == customer_id) & (a.currency == currency)
+        if conn.execute(sa.select(a.customer_id).where(key)).first() is None:
+            conn.execute(credit_amounts.insert().values(customer_id=customer_id, currency=currency, written_off=0, recovered=0))
+        conn.execute(credit_amounts.update().where(key).values(**{k: getattr(a, k) + v for k, v in amounts.items()}))
+
+
+def _fmt(amount: Decimal, currency: str) -> str:
+    return format_money(Decimal(amount).quantize(Decimal(1).scaleb(-minor_units(currency))))
+
+
+def exposures(conn: sa.Connection, customer_id: str) -> dict[str, Decimal]:
+    """Open balance per currency of the customer's receivables that are neither settled nor written off."""
+    r = credit_receivables.c
+    query = (
+        sa.select(r.currency, sa.func.sum(r.balance))
+        .where(r.customer_id == customer_id, r.state.not_in(CLOSED))
+        .group_by(r.currency)
+    )
+    return {currency: Decimal(total) for currency, total in conn.execute(query)}
+
+
+def read_credit_record(conn: sa.Connection, customer_id: str, *, today: date, hold_days: int) -> dict[str, Any] | None:
+    """The credit record as the API shows it; None if the customer has no row yet."""
+    row = conn.execute(sa.select(credit_customers).where(credit_customers.c.customer_id == customer_id)).mappings().first()
+    if row is None:
+        return None
+    amounts = {
+        a["currency"]: a
+        for a in conn.execute(sa.select(credit_amounts).where(credit_amounts.c.customer_id == customer_id)).mappings()
+    }
+    open_balances = exposures(conn, customer_id)
+    currencies = sorted(set(amounts) | set(open_balances))
+    by_currency = [
+        {
+            "currency": cur,
+            "written_off": _fmt(amounts[cur]["written_off"] if cur in amounts else Decimal(0), cur),
+            "recovered": _fmt(amounts[cur]["recovered"] if cur in amounts else Decimal(0), cur),
+            "exposure": _fmt(open_balances.get(cur, Decimal(0)), cur),
+        }
+        for cur in currencies
+    ]
+    written_off = sum((Decimal(a["written_off"]) for a in amounts.values()), Decimal(0))
+    unrecovered = any(Decimal(a["written_off"]) > Decimal(a["recovered"]) for a in amounts.values())
+    history = CreditHistory(
+        settled_on_time=row["settled_on_time"],
+        settled_late=row["settled_late"],
+        days_late_total=row["days_late_total"],
+        promises_made=row["promises_made"],
+        promises_kept=row["promises_kept"],
+        promises_broken=row["promises_broken"],
+        unrecovered_write_off=unrecovered,
+        any_write_off=written_off > 0,
+    )
+    limit = Decimal(row["credit_limit"]) if row["credit_limit"] is not None else None
+    limit_currency = row["credit_currency"]
+    exposure = open_balances.get(limit_currency, Decimal(0)) if limit_currency else None
+    reasons = hold_reasons(
+        exposure=exposure,
+        credit_limit=limit,
+        last_write_off_on=row["last_write_off_on"],
+        today=today,
+        hold_days=hold_days,
+    )
+    return {
+        "customer_id": customer_id,
+        "settled_on_time": history.settled_on_time,
+        "settled_late": history.settled_late,
+        "average_days_late": str(history.average_days_late),
+        "promises_made": history.promises_made,
+        "promises_kept": history.promises_kept,
+        "promises_broken": history.promises_broken,
+        "by_currency": by_currency,
+        "credit_limit": {"amount": _fmt(limit, limit_currency), "currency": limit_currency} if limit is not None else None,
+        "exposure_in_limit_currency": _fmt(exposure, limit_currency) if exposure is not None and limit_currency else None,
+        "over_credit_limit": "over_credit_limit" in reasons,
+        "last_write_off_on": row["last_write_off_on"],
+        "recent_write_off": "recent_write_off" in reasons,
+        "credit_hold": bool(reasons),
+        "credit_hold_reasons": reasons,
+        "rating": rate(history),
+        "rating_rule": RATING_RULE,
+    }
+
+
+def customers_on_hold(conn: sa.Connection, zones: dict[str, str], *, now: datetime, hold_days: int) -> set[str]:
+    """Of the given customers (id → time zone), those on credit hold at `now`."""
+    held = set()
+    for cid, zone in zones.items():
+        today = now.astimezone(ZoneInfo(zone)).date()
+        record = read_credit_record(conn, cid, today=today, hold_days=hold_days)
+        if record is not None and record["credit_hold"]:
+            held.add(cid)
+    return held

@@ -1,0 +1,178 @@
+"""The notification outbox: follows the event log and turns the policy's steps into messages.
+
+Exactly once per event, like every projection: the message rows are written in
+the batch transaction that moves the position. Each message's id derives from
+its event (aggregate id, version, kind), so a rebuild or a second worker never
+creates a second message, and transports pass the id on (SMTP Message-ID, the
+webhook's Idempotency-Key) so a retried send is recognisable downstream.
+Sending is `collections_es.application.notifier`; this table is its queue.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from collections_es.application.documents import figures
+from collections_es.domain.customer import Customer
+from collections_es.domain.receivable import Receivable
+
+from .base import Projection, metadata
+
+MESSAGE_NAMESPACE = uuid.UUID("a3c9f4e2-6d1b-4b57-9e0a-2f8d7c6b5a41")
+KIND_OF = {
+    Receivable.ReminderSent: "pre_due_reminder",
+    Receivable.FollowUpStarted: "first_dunning",
+    Receivable.PromiseBroken: "broken_promise",
+}
+
+messages = sa.Table(
+    "outbox_messages",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=True),
+    sa.Column("recipient", sa.String(254), nullable=True),
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("receivable_id", sa.String(36), nullable=False, index=True),
+    sa.Column("customer_id", sa.String(128), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    # Instants are naive UTC (SQLite keeps no zone).
+    sa.Column("next_attempt_at", sa.DateTime(), nullable=True, index=True),
+    sa.Column("lease_until", sa.DateTime(), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("sent_at", sa.DateTime(), nullable=True),
+)
+
+
+def message_id(event: Any, kind: str) -> str:
+    return str(uuid.uuid5(MESSAGE_NAMESPACE, f"{event.originator_id}:{event.originator_version}:{kind}"))
+
+
+def naive_utc(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(tzinfo=None)
+
+
+def choose_channel(customer: Customer | None, asked: str | None = None) -> tuple[str | None, str | None]:
+    """The channel the event names, else the customer's preferred one, when it is e-mail or
+    SMS and they have that contact; else e-mail, else SMS; (None, None) when neither is on file."""
+    if customer is None:
+        return None, None
+    reachable = {"email": customer.contacts.get("email"), "sms": customer.contacts.get("phone")}
+    for wanted in (asked, customer.preferred_channel):
+        if wanted in reachable and reachable[wanted]:
+            return wanted, reachable[wanted]
+    for channel in ("email", "sms"):
+        if reachable[channel]:
+            return channel, reachable[channel]
+    return None, None
+
+
+class Outbox(Projection):
+    name = "outbox"
+    tables = (messages,)
+
+    def __init__(
+        self,
+        *,
+        load_receivable: Callable[[uuid.UUID, int], Receivable],
+        load_customer_as_of: Callable[[str, datetime], Customer | None],
+        earlier_events: Callable[[uuid.UUID, int], list[Any]],
+        letters: Any,
+    ) -> None:
+        self.load_receivable = load_receivable
+        self.load_customer_as_of = load_customer_as_of
+        self.earlier_events = earlier_events
+        self.letters = letters
+
+    @property
+    def handles(self) -> Sequence[type]:
+        return list(KIND_OF)
+
+    def prepare(self, events: list[Any]) -> dict[str, dict[str, Any]]:
+        """Render each message before the transaction (reads the receivable at the event's
+        version and the customer file as it was at the event's instant: a rebuild renders the same)."""
+        out: dict[str, dict[str, Any]] = {}
+        for event in events:
+            kind = KIND_OF[type(event)]
+            if kind == "first_dunning" and any(
+                isinstance(e, Receivable.FollowUpStarted)
+                for e in self.earlier_events(event.originator_id, event.originator_version)
+            ):
+                continue  # only the first follow-up sends the first dunning letter
+            r = self.load_receivable(event.originator_id, event.originator_version)
+            customer = self.load_customer_as_of(r.customer_id, event.timestamp)
+            language = customer.language if customer else "zh-CN"
+            channel, recipient = choose_channel(customer, getattr(event, "channel", None))
+            data = figures(r, customer, event.timestamp, kind, self.letters.company)
+            subject, body = self.letters.message(channel or "email", kind, language, data)
+            out[message_id(event, kind)] = {
+                "kind": kind,
+                "channel": channel,
+                "recipient": recipient,
+                "language": language,
+                "subject": subject,
+                "body": body,
+                "receivable_id": str(r.id),
+                "customer_id": r.customer_id,
+            }
+        return out
+
+    def apply(self, conn: sa.Connection, event: Any, position: int, prepared: Any = None) -> None:
+        mid = message_id(event, KIND_OF[type(event)])
+        message = (prepared or {}).get(mid)
+        if message is None:
+            return
+        if conn.execute(sa.select(messages.c.id).where(messages.c.id == mid)).first() is not None:
+            return  # a rebuild: this event's message exists (and may be sent) already
+        at = naive_utc(event.timestamp)
+        undeliverable = message["recipient"] is None
+        conn.execute(
+            messages.insert().values(
+                id=mid,
+                position=position,
+                **message,
+                status="failed" if undeliverable else "pending",
+                attempts=0,
+                next_attempt_at=None if undeliverable else at,
+                last_error="no e-mail address or phone number on file" if undeliverable else None,
+                created_at=at,
+            )
+        )
+
+    def clear(self, conn: sa.Connection) -> None:
+        """Messages are a record of what was (to be) sent: a rebuild keeps them and adds what is missing."""
+
+
+def list_messages(
+    conn: sa.Connection,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    customer_id: str | None = None,
+    receivable_id: str | None = None,
+    after: int | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    m = messages.c
+    query = sa.select(messages).order_by(m.position, m.id).limit(limit)
+    if status:
+        query = query.where(m.status == status)
+    if kind:
+        query = query.where(m.kind == kind)
+    if customer_id:
+        query = query.where(m.customer_id == customer_id)
+    if receivable_id:
+        query = query.where(m.receivable_id == receivable_id)
+    if after is not None:
+        query = query.where(m.position > after)
+    return [dict(r._mapping) for r in conn.execute(query)]

@@ -1,0 +1,78 @@
+"""Letters to the customer about one receivable, and the receivable's contact log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi.exceptions import RequestValidationError
+
+from ...application.access import check_view
+from ...application.documents import figures
+from ...domain.errors import NotFoundError
+from ...letters import FORMATS, LANGUAGES, LetterError
+from ..deps import CurrentActor, ServicesDep
+from ..errors import problem
+from ..schemas import ContactLogPage
+from .customers import contact_page
+from .receivables import resolve_id
+
+router = APIRouter(prefix="/receivables", tags=["letters"])
+
+LetterKind = Literal["reminder", "dunning", "final_notice", "lawyer"]
+
+
+@router.get(
+    "/{receivable_ref}/letters/{kind}",
+    responses={200: {"content": {"text/plain": {}, "text/html": {}, "application/pdf": {}}}},
+    response_class=Response,
+)
+def letter(
+    receivable_ref: str,
+    kind: LetterKind,
+    services: ServicesDep,
+    actor: CurrentActor,
+    lang: Annotated[str, Query(max_length=16, description="zh-CN or en")] = "zh-CN",
+    format: Annotated[str, Query(max_length=8, description="txt, html or pdf")] = "txt",  # noqa: A002
+) -> Response:
+    """A reminder, dunning letter (催款函), final notice or lawyer's letter (律师函) with the receivable's figures."""
+    check_view(actor.role, "letters.read")
+    if lang not in LANGUAGES:
+        raise RequestValidationError(
+            [{"type": "enum", "loc": ("query", "lang"), "msg": f"must be one of {', '.join(LANGUAGES)}", "input": lang}]
+        )
+    if format not in FORMATS:
+        raise RequestValidationError(
+            [{"type": "enum", "loc": ("query", "format"), "msg": f"must be one of {', '.join(FORMATS)}", "input": format}]
+        )
+    r = services.app.get_receivable(resolve_id(receivable_ref))
+    try:
+        customer = services.app.get_customer(r.customer_id)
+    except NotFoundError:
+        customer = None
+    data = figures(r, customer, services.clock.now(), kind, services.letters.company)
+    try:
+        rendered = services.letters.letter(kind, lang, format, data)
+    except LetterError as exc:
+        return problem(503, str(exc))
+    filename = f"{kind}-{r.invoice_number}-{lang}.{format}".replace("/", "_")
+    return Response(
+        rendered.content,
+        media_type=rendered.media_type,
+        headers={"Content-Disposition": f'inline; filename="{filename}"', "Content-Language": lang},
+    )
+
+
+@router.get("/{receivable_ref}/contacts-log", response_model=ContactLogPage, tags=["receivables"])
+def contacts_log(
+    receivable_ref: str,
+    services: ServicesDep,
+    actor: CurrentActor,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+) -> ContactLogPage:
+    """Every contact recorded on this receivable, oldest first."""
+    check_view(actor.role, "contacts.read")
+    rid = resolve_id(receivable_ref)
+    services.app.get_receivable(rid)
+    return contact_page(services, limit, cursor, receivable_id=str(rid))

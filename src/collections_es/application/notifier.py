@@ -1,0 +1,146 @@
+"""The sender: takes due messages from the outbox and hands them to a transport.
+
+A message is claimed with a conditional UPDATE (status and attempts unchanged)
+and a lease, so two senders never send it at once; a sender that dies while
+holding the lease leaves the message to be taken again once the lease ends.
+A failed attempt is retried after an exponential backoff computed from the
+injected clock; after `max_attempts` it ends as `failed`. A message never tried
+whose event is older than `max_age` ends as `expired` unsent (a sender started on
+an old log must not send last year's reminders).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from projections.outbox import messages, naive_utc
+
+from .clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    id: str
+    kind: str
+    channel: str
+    recipient: str
+    language: str
+    subject: str
+    body: str
+
+
+class Transport(Protocol):
+    def send(self, message: OutgoingMessage) -> None:
+        """Deliver or raise."""
+
+
+class NotConfigured:
+    """A channel without settings: every attempt fails with why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def send(self, message: OutgoingMessage) -> None:
+        raise RuntimeError(self.reason)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: str
+    status: str
+    error: str | None = None
+
+
+class Notifier:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        clock: Clock,
+        transports: dict[str, Transport],
+        *,
+        catch_up: Any,
+        max_attempts: int = 5,
+        backoff_seconds: float = 60.0,
+        backoff_max_seconds: float = 3600.0,
+        lease_seconds: float = 300.0,
+        max_age: timedelta = timedelta(hours=72),
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.transports = transports
+        self.catch_up = catch_up
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+        self.backoff_max_seconds = backoff_max_seconds
+        self.lease_seconds = lease_seconds
+        self.max_age = max_age
+
+    def backoff(self, attempts: int) -> timedelta:
+        """Wait after the `attempts`-th failure: base × 2^(attempts-1), capped."""
+        return timedelta(seconds=min(self.backoff_max_seconds, self.backoff_seconds * 2 ** max(0, attempts - 1)))
+
+    def run_once(self, limit: int = 100) -> list[Attempt]:
+        """Bring the outbox up to the log, then try every message that is due now."""
+        self.catch_up()
+        now = naive_utc(self.clock.now())
+        m = messages.c
+        with self.engine.begin() as conn:
+            # Never tried and already stale (e.g. events from before the sender was deployed): not sent.
+            conn.execute(
+                messages.update()
+                .where(m.status == "pending", m.attempts == 0, m.created_at < now - self.max_age)
+                .values(
+                    status="expired",
+                    next_attempt_at=None,
+                    last_error=f"not sent: its event is older than {self.max_age} (COLLECTIONS_NOTIFY_MAX_AGE_HOURS)",
+                )
+            )
+        due = sa.or_(
+            sa.and_(m.status == "pending", m.next_attempt_at <= now),
+            sa.and_(m.status == "sending", m.lease_until <= now),
+        )
+        with self.engine.execution_options(read_only=True).connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(messages).where(due).order_by(m.position).limit(limit))]
+        return [attempt for row in rows if (attempt := self._attempt(row)) is not None]
+
+    def _attempt(self, row: dict[str, Any]) -> Attempt | None:
+        m = messages.c
+        now = naive_utc(self.clock.now())
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                messages.update()
+                .where(m.id == row["id"], m.status == row["status"], m.attempts == row["attempts"])
+                .values(status="sending", lease_until=now + timedelta(seconds=self.lease_seconds))
+            ).rowcount
+        if claimed != 1:
+            return None  # another sender took it
+        attempts = row["attempts"] + 1
+        message = OutgoingMessage(
+            row["id"], row["kind"], row["channel"], row["recipient"], row["language"], row["subject"], row["body"]
+        )
+        try:
+            self.transports[row["channel"]].send(message)
+        except Exception as exc:  # noqa: BLE001 - any failure is a failed attempt, recorded
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            status = "failed" if attempts >= self.max_attempts else "pending"
+            values = {"status": status, "attempts": attempts, "last_error": error, "lease_until": None}
+            values["next_attempt_at"] = None if status == "failed" else now + self.backoff(attempts)
+            log.warning("message %s attempt %d failed: %s", row["id"], attempts, error)
+            self._finish(row["id"], values)
+            return Attempt(row["id"], status, error)
+        self._finish(
+            row["id"],
+            {"status": "sent", "attempts": attempts, "sent_at": now, "next_attempt_at": None, "lease_until": None},
+        )
+        return Attempt(row["id"], "sent")
+
+    def _finish(self, mid: str, values: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(messages.update().where(messages.c.id == mid, messages.c.status == "sending").values(**values))
