@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -164,8 +164,9 @@ class Aging(Projection):
         rowlib.save(conn, items, known, existing)
         change_rows = [
             {"dim": d, "key": k, "currency": c, "due_on": due, "effective_on": on, "balance": b, "count": n}
+            # Every cell an event touched is written, even when its changes cancel out in
+            # this batch, so the rows do not depend on where batches end (rebuild == live).
             for (d, k, c, due, on), (b, n) in deltas.items()
-            if b or n
         ]
         summed: dict[tuple[str, str, str, date], list[int]] = defaultdict(lambda: [0, 0])
         for row in change_rows:
@@ -185,43 +186,50 @@ class Aging(Projection):
 # ---- queries -----------------------------------------------------------------
 
 
-def bucket_of(days_past_due: int) -> str:
-    for name, low, high in BUCKETS:
-        if days_past_due >= low and (high is None or days_past_due <= high):
-            return name
-    raise AssertionError(days_past_due)
+def _bucket_case(due_on: sa.ColumnElement[Any], as_of: date) -> sa.ColumnElement[str]:
+    """The bucket of a due date as of `as_of`, in SQL: date bounds, so both databases agree."""
+    # In order, the first that holds: days past due <= high  ⇔  due_on >= as_of − high.
+    whens = [(due_on >= as_of - timedelta(days=high), name) for name, _low, high in BUCKETS[:-1] if high is not None]
+    return sa.case(*whens, else_=BUCKETS[-1][0])
 
 
 def balances_as_of(
-    conn: sa.Connection, dim: str, as_of: date, *, currency: str | None = None
-) -> dict[tuple[str, str, date], tuple[int, int]]:
-    """(key, currency, due date) → (balance in minor units, open receivables) as of the end of `as_of`."""
+    conn: sa.Connection, dim: str, as_of: date, *, currency: str | None = None, by: str = "due_on"
+) -> dict[tuple[str, str, Any], tuple[int, int]]:
+    """(key, currency, due date or bucket) → (balance in minor units, open receivables)
+    as of the end of `as_of`: all changes less those dated after it, summed in SQL."""
     t, c = totals.c, changes.c
-    now = sa.select(t.key, t.currency, t.due_on, t.balance, t.count).where(t.dim == dim)
+    t_by = t.due_on if by == "due_on" else _bucket_case(t.due_on, as_of)
+    c_by = c.due_on if by == "due_on" else _bucket_case(c.due_on, as_of)
+    now = (
+        sa.select(t.key, t.currency, t_by.label("by"), sa.func.sum(t.balance), sa.func.sum(t.count))
+        .where(t.dim == dim)
+        .group_by(t.key, t.currency, t_by)
+    )
     later = (
-        sa.select(c.key, c.currency, c.due_on, sa.func.sum(c.balance), sa.func.sum(c.count))
+        sa.select(c.key, c.currency, c_by.label("by"), sa.func.sum(c.balance), sa.func.sum(c.count))
         .where(c.dim == dim, c.effective_on > as_of)
-        .group_by(c.key, c.currency, c.due_on)
+        .group_by(c.key, c.currency, c_by)
     )
     if currency:
         now = now.where(t.currency == currency)
         later = later.where(c.currency == currency)
-    result: dict[tuple[str, str, date], list[int]] = {}
-    for key, cur, due, balance, count in conn.execute(now):
-        result[(key, cur, due)] = [int(balance), int(count)]
-    for key, cur, due, balance, count in conn.execute(later):
-        cell = result.setdefault((key, cur, due), [0, 0])
+    result: dict[tuple[str, str, Any], list[int]] = {}
+    for key, cur, at, balance, count in conn.execute(now):
+        result[(key, cur, at)] = [int(balance), int(count)]
+    for key, cur, at, balance, count in conn.execute(later):
+        cell = result.setdefault((key, cur, at), [0, 0])
         cell[0] -= int(balance)
         cell[1] -= int(count)
     return {k: (b, n) for k, (b, n) in result.items() if b or n}
 
 
 def report(conn: sa.Connection, as_of: date, *, group_by: str = "currency", currency: str | None = None) -> dict[str, Any]:
-    """The aging report: totals per currency (never adding currencies) and per group."""
+    """The aging report: totals per currency (never adding currencies) and per group.
+    The database buckets and sums; Python sees at most groups × buckets rows."""
     per_currency: dict[str, dict[str, list[int]]] = {}
     per_group: dict[tuple[str, str], dict[str, list[int]]] = {}
-    for (key, cur, due), (balance, count) in balances_as_of(conn, group_by, as_of, currency=currency).items():
-        bucket = bucket_of((as_of - due).days)
+    for (key, cur, bucket), (balance, count) in balances_as_of(conn, group_by, as_of, currency=currency, by="bucket").items():
         for table, name in ((per_currency, cur), (per_group, (key, cur))):
             cells = table.setdefault(name, {b: [0, 0] for b in BUCKET_NAMES})  # type: ignore[attr-defined]
             cells[bucket][0] += balance
