@@ -82,7 +82,21 @@ class CreditRecords(Projection):
 
     @property
     def handles(self) -> Sequence[type]:
-        return [*Receivable.event_classes(), Customer.Registered, Customer.CreditLimitSet]
+        # Only what moves money, promises or closes a receivable (settled is reached only by a
+        # payment or a dispute adjustment, written off only by its approval): the `state` column
+        # is the state after the last of these, which is all `exposures` needs.
+        return [
+            Receivable.Issued,
+            Receivable.PaymentRecorded,
+            Receivable.DisputeResolved,
+            Receivable.PromiseMade,
+            Receivable.InstallmentPlanAgreed,
+            Receivable.PromiseBroken,
+            Receivable.WriteOffApproved,
+            Receivable.RecoveryRecorded,
+            Customer.Registered,
+            Customer.CreditLimitSet,
+        ]
 
     def apply(self, conn: sa.Connection, event: Any, position: int, prepared: Any = None) -> None:
         if isinstance(event, Customer.Registered):
