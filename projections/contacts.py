@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from collections_es.domain.receivable import Receivable
 
-from .base import Projection, metadata
+from . import rows as rowlib
+from .base import Item, Projection, metadata
 
 # Which receivable belongs to which customer (from `Issued`), so log rows can name both.
 contact_receivables = sa.Table(
@@ -49,34 +50,43 @@ class ContactsLog(Projection):
     def handles(self) -> Sequence[type]:
         return [Receivable.Issued, Receivable.ContactRecorded]
 
-    def apply(self, conn: sa.Connection, event: Any, position: int, prepared: Any = None) -> None:
-        rid = str(event.originator_id)
-        if isinstance(event, Receivable.Issued):
-            conn.execute(
-                contact_receivables.insert().values(id=rid, invoice_number=event.invoice_number, customer_id=event.customer_id)
+    def apply_batch(self, conn: sa.Connection, batch: list[Item], prepared: Any) -> None:
+        owners = {
+            str(e.originator_id): {"id": str(e.originator_id), "invoice_number": e.invoice_number, "customer_id": e.customer_id}
+            for e, _ in batch
+            if isinstance(e, Receivable.Issued)
+        }
+        new_owners = list(owners.values())
+        owners |= rowlib.load(conn, contact_receivables, {str(e.originator_id) for e, _ in batch} - set(owners))
+        rows = []
+        for event, position in batch:
+            if not isinstance(event, Receivable.ContactRecorded):
+                continue
+            owner = owners[str(event.originator_id)]
+            rows.append(
+                {
+                    "position": position,
+                    "receivable_id": owner["id"],
+                    "invoice_number": owner["invoice_number"],
+                    "customer_id": owner["customer_id"],
+                    "occurred_at": event.timestamp,
+                    "actor": event.actor_id,
+                    "role": event.actor_role,
+                    "channel": event.channel,
+                    "outcome": event.outcome,
+                    "note": event.note,
+                    "customer_attitude": event.customer_attitude,
+                    "reason_for_non_payment": event.reason_for_non_payment,
+                    "promised_on": event.promised_on,
+                    "next_step": event.next_step,
+                    # An acknowledgement of the debt interrupts the limitation period (the aggregate applies it).
+                    "interrupts_limitation": event.outcome == "acknowledged",
+                }
             )
-            return
-        owner = conn.execute(sa.select(contact_receivables).where(contact_receivables.c.id == rid)).mappings().one()
-        conn.execute(
-            contacts_log.insert().values(
-                position=position,
-                receivable_id=rid,
-                invoice_number=owner["invoice_number"],
-                customer_id=owner["customer_id"],
-                occurred_at=event.timestamp,
-                actor=event.actor_id,
-                role=event.actor_role,
-                channel=event.channel,
-                outcome=event.outcome,
-                note=event.note,
-                customer_attitude=event.customer_attitude,
-                reason_for_non_payment=event.reason_for_non_payment,
-                promised_on=event.promised_on,
-                next_step=event.next_step,
-                # An acknowledgement of the debt interrupts the limitation period (the aggregate applies it).
-                interrupts_limitation=event.outcome == "acknowledged",
-            )
-        )
+        if new_owners:
+            conn.execute(contact_receivables.insert(), new_owners)
+        if rows:
+            conn.execute(contacts_log.insert(), rows)
 
 
 def read_contacts(

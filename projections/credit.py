@@ -19,7 +19,8 @@ from collections_es.domain.customer import Customer
 from collections_es.domain.money import format_money, minor_units
 from collections_es.domain.receivable import Receivable
 
-from .base import Projection, metadata
+from . import rows as rowlib
+from .base import Item, Projection, metadata
 
 CLOSED = ("settled", "written_off")
 
@@ -98,119 +99,142 @@ class CreditRecords(Projection):
             Customer.CreditLimitSet,
         ]
 
-    def apply(self, conn: sa.Connection, event: Any, position: int, prepared: Any = None) -> None:
-        if isinstance(event, Customer.Registered):
-            self._ensure_customer(conn, event.customer_id)
-            conn.execute(
-                credit_customers.update()
-                .where(credit_customers.c.customer_id == event.customer_id)
-                .values(
+    def apply_batch(self, conn: sa.Connection, batch: list[Item], prepared: Any) -> None:
+        """Load what the batch touches, evolve it in memory, write it back (projections/rows.py)."""
+        events = [e for e, _ in batch]
+        receivables = rowlib.load(
+            conn, credit_receivables, {str(e.originator_id) for e in events if isinstance(e, Receivable.Event)}
+        )
+        known_receivables = set(receivables)
+        customer_ids = {r["customer_id"] for r in receivables.values()} | {
+            e.customer_id for e in events if isinstance(e, Receivable.Issued | Customer.Registered)
+        }
+        customers = rowlib.load(conn, credit_customers, customer_ids, key="customer_id")
+        by_aggregate = rowlib.load(
+            conn,
+            credit_customers,
+            {str(e.originator_id) for e in events if isinstance(e, Customer.CreditLimitSet)},
+            key="aggregate_id",
+        )
+        customers |= {row["customer_id"]: row for row in by_aggregate.values() if row["customer_id"] not in customers}
+        known_customers = set(customers)
+        amounts = self._load_amounts(conn, customer_ids, events)
+        known_amounts = set(amounts)
+
+        def customer(customer_id: str) -> dict[str, Any]:
+            if customer_id not in customers:
+                customers[customer_id] = {
+                    "customer_id": customer_id,
+                    "aggregate_id": None,
+                    "last_write_off_on": None,
+                    "credit_limit": None,
+                    "credit_currency": None,
+                    **_ZERO_COUNTS,
+                }
+            return customers[customer_id]
+
+        for event in events:
+            if isinstance(event, Customer.Registered):
+                customer(event.customer_id).update(
                     aggregate_id=str(event.originator_id),
                     credit_limit=event.credit_limit,
                     credit_currency=event.credit_currency,
                 )
-            )
-            return
-        if isinstance(event, Customer.CreditLimitSet):
+            elif isinstance(event, Customer.CreditLimitSet):
+                for row in customers.values():
+                    if row["aggregate_id"] == str(event.originator_id):
+                        row |= {"credit_limit": event.credit_limit, "credit_currency": event.credit_currency}
+            elif isinstance(event, Receivable.Issued):
+                customer(event.customer_id)
+                receivables[str(event.originator_id)] = {
+                    "id": str(event.originator_id),
+                    "customer_id": event.customer_id,
+                    "currency": event.currency,
+                    "timezone": event.timezone,
+                    "due_on": event.due_on,
+                    "amount": event.amount,
+                    "paid": Decimal(0),
+                    "balance": event.amount,
+                    "state": event.state_after,
+                    "last_paid_on": None,
+                    "promise_open": False,
+                    "promise_amount": None,
+                    "promise_paid": Decimal(0),
+                }
+            else:
+                r = receivables[str(event.originator_id)]
+                self._evolve(r, event, customer(r["customer_id"]), amounts)
+        rowlib.save(conn, credit_receivables, receivables, known_receivables)
+        rowlib.save(conn, credit_customers, customers, known_customers, key="customer_id")
+        inserts = [row for k, row in amounts.items() if k not in known_amounts]
+        updates = [row for k, row in amounts.items() if k in known_amounts]
+        if inserts:
+            conn.execute(credit_amounts.insert(), inserts)
+        if updates:
+            a = credit_amounts.c
             conn.execute(
-                credit_customers.update()
-                .where(credit_customers.c.aggregate_id == str(event.originator_id))
-                .values(credit_limit=event.credit_limit, credit_currency=event.credit_currency)
+                credit_amounts.update()
+                .where(a.customer_id == sa.bindparam("_customer"), a.currency == sa.bindparam("_currency"))
+                .values(written_off=sa.bindparam("written_off"), recovered=sa.bindparam("recovered")),
+                [{"_customer": r["customer_id"], "_currency": r["currency"], **r} for r in updates],
             )
-            return
-        rid = str(event.originator_id)
-        if isinstance(event, Receivable.Issued):
-            self._ensure_customer(conn, event.customer_id)
-            conn.execute(
-                credit_receivables.insert().values(
-                    id=rid,
-                    customer_id=event.customer_id,
-                    currency=event.currency,
-                    timezone=event.timezone,
-                    due_on=event.due_on,
-                    amount=event.amount,
-                    paid=0,
-                    balance=event.amount,
-                    state=event.state_after,
-                    promise_open=False,
-                    promise_amount=None,
-                    promise_paid=0,
-                )
-            )
-            return
-        r = conn.execute(sa.select(credit_receivables).where(credit_receivables.c.id == rid)).mappings().one()
-        row: dict[str, Any] = {"state": event.state_after}
-        counts: dict[str, int] = {}
-        amounts: dict[str, Decimal] = {}
+
+    @staticmethod
+    def _load_amounts(conn: sa.Connection, customer_ids: set[str], events: list[Any]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The written-off/recovered rows of the batch's customers, when the batch moves any."""
+        if not any(isinstance(e, Receivable.WriteOffApproved | Receivable.RecoveryRecorded) for e in events):
+            return {}
+        found = rowlib.load(conn, credit_amounts, customer_ids, key="customer_id", unique=False)
+        return {(row["customer_id"], row["currency"]): row for row in found}
+
+    @staticmethod
+    def _evolve(r: dict[str, Any], event: Any, customer: dict[str, Any], amounts: dict[tuple[str, str], dict[str, Any]]) -> None:
         promise_open = r["promise_open"]
+        was_settled = r["state"] == "settled"
         if isinstance(event, Receivable.PaymentRecorded):
-            row |= {"paid": r["paid"] + event.amount, "balance": r["balance"] - event.amount, "last_paid_on": event.paid_on}
+            r["paid"] += event.amount
+            r["balance"] -= event.amount
+            r["last_paid_on"] = event.paid_on
             if promise_open:
-                paid_towards = r["promise_paid"] + event.amount
-                row["promise_paid"] = paid_towards
-                if paid_towards >= r["promise_amount"] or event.state_after == "settled":
-                    counts["promises_kept"] = 1
+                r["promise_paid"] += event.amount
+                if r["promise_paid"] >= r["promise_amount"] or event.state_after == "settled":
+                    customer["promises_kept"] += 1
                     promise_open = False
         elif isinstance(event, Receivable.DisputeResolved) and event.adjusted_amount is not None:
-            row["balance"] = event.adjusted_amount - r["paid"]
+            r["balance"] = event.adjusted_amount - r["paid"]
             if promise_open and event.state_after == "settled":
-                counts["promises_kept"] = 1
+                customer["promises_kept"] += 1
                 promise_open = False
         elif isinstance(event, Receivable.PromiseMade | Receivable.InstallmentPlanAgreed):
             if isinstance(event, Receivable.PromiseMade):
                 promised = event.amount
             else:
                 promised = sum((i["amount"] for i in event.installments), Decimal(0))
-            counts["promises_made"] = 1
+            customer["promises_made"] += 1
             promise_open = True
-            row |= {"promise_amount": promised, "promise_paid": 0}
+            r["promise_amount"], r["promise_paid"] = promised, Decimal(0)
         elif isinstance(event, Receivable.PromiseBroken):
             if promise_open:
-                counts["promises_broken"] = 1
+                customer["promises_broken"] += 1
             promise_open = False
-        elif isinstance(event, Receivable.WriteOffApproved):
-            amounts["written_off"] = event.amount
-            promise_open = False
-            local = event.timestamp.astimezone(ZoneInfo(r["timezone"])).date()
-            conn.execute(
-                credit_customers.update()
-                .where(credit_customers.c.customer_id == r["customer_id"])
-                .values(last_write_off_on=local)
+        elif isinstance(event, Receivable.WriteOffApproved | Receivable.RecoveryRecorded):
+            key = (r["customer_id"], r["currency"])
+            cell = amounts.setdefault(
+                key, {"customer_id": key[0], "currency": key[1], "written_off": Decimal(0), "recovered": Decimal(0)}
             )
-        elif isinstance(event, Receivable.RecoveryRecorded):
-            amounts["recovered"] = event.amount
-        if event.state_after == "settled" and r["state"] != "settled":
-            settled_on = row.get("last_paid_on") or r["last_paid_on"]
-            if settled_on is None:
-                settled_on = event.timestamp.astimezone(ZoneInfo(r["timezone"])).date()
+            if isinstance(event, Receivable.WriteOffApproved):
+                cell["written_off"] += event.amount
+                promise_open = False
+                customer["last_write_off_on"] = event.timestamp.astimezone(ZoneInfo(r["timezone"])).date()
+            else:
+                cell["recovered"] += event.amount
+        if event.state_after == "settled" and not was_settled:
+            settled_on = r["last_paid_on"] or event.timestamp.astimezone(ZoneInfo(r["timezone"])).date()
             late = max(0, (settled_on - r["due_on"]).days)
-            counts["settled_late" if late else "settled_on_time"] = 1
-            counts["days_late_total"] = late
-        row["promise_open"] = promise_open
-        conn.execute(credit_receivables.update().where(credit_receivables.c.id == rid).values(**row))
-        if counts:
-            c = credit_customers.c
-            conn.execute(
-                credit_customers.update()
-                .where(c.customer_id == r["customer_id"])
-                .values(**{name: getattr(c, name) + n for name, n in counts.items()})
-            )
-        if amounts:
-            self._add_amounts(conn, r["customer_id"], r["currency"], amounts)
-
-    def _ensure_customer(self, conn: sa.Connection, customer_id: str) -> None:
-        found = conn.execute(
-            sa.select(credit_customers.c.customer_id).where(credit_customers.c.customer_id == customer_id)
-        ).first()
-        if found is None:
-            conn.execute(credit_customers.insert().values(customer_id=customer_id, **_ZERO_COUNTS))
-
-    def _add_amounts(self, conn: sa.Connection, customer_id: str, currency: str, amounts: dict[str, Decimal]) -> None:
-        a = credit_amounts.c
-        key = (a.customer_id == customer_id) & (a.currency == currency)
-        if conn.execute(sa.select(a.customer_id).where(key)).first() is None:
-            conn.execute(credit_amounts.insert().values(customer_id=customer_id, currency=currency, written_off=0, recovered=0))
-        conn.execute(credit_amounts.update().where(key).values(**{k: getattr(a, k) + v for k, v in amounts.items()}))
+            customer["settled_late" if late else "settled_on_time"] += 1
+            customer["days_late_total"] += late
+        r["state"] = event.state_after
+        r["promise_open"] = promise_open
 
 
 def _fmt(amount: Decimal, currency: str) -> str:

@@ -88,7 +88,9 @@ class Outbox(Projection):
         load_customer_as_of: Callable[[str, datetime], Customer | None],
         earlier_events: Callable[[uuid.UUID, int], list[Any]],
         letters: Any,
+        engine: sa.Engine | None = None,
     ) -> None:
+        self.engine = engine
         self.load_receivable = load_receivable
         self.load_customer_as_of = load_customer_as_of
         self.earlier_events = earlier_events
@@ -102,8 +104,11 @@ class Outbox(Projection):
         """Render each message before the transaction (reads the receivable at the event's
         version and the customer file as it was at the event's instant: a rebuild renders the same)."""
         out: dict[str, dict[str, Any]] = {}
+        existing = self._existing({message_id(e, KIND_OF[type(e)]) for e in events})
         for event in events:
             kind = KIND_OF[type(event)]
+            if message_id(event, kind) in existing:
+                continue  # a rebuild: the message exists already, no need to render it again
             if kind == "first_dunning" and any(
                 isinstance(e, Receivable.FollowUpStarted)
                 for e in self.earlier_events(event.originator_id, event.originator_version)
@@ -126,6 +131,16 @@ class Outbox(Projection):
                 "customer_id": r.customer_id,
             }
         return out
+
+    def _existing(self, ids: set[str]) -> set[str]:
+        if self.engine is None or not ids:
+            return set()
+        found: set[str] = set()
+        ordered = sorted(ids)
+        with self.engine.execution_options(read_only=True).connect() as conn:
+            for i in range(0, len(ordered), 500):
+                found |= set(conn.execute(sa.select(messages.c.id).where(messages.c.id.in_(ordered[i : i + 500]))).scalars())
+        return found
 
     def apply(self, conn: sa.Connection, event: Any, position: int, prepared: Any = None) -> None:
         mid = message_id(event, KIND_OF[type(event)])

@@ -56,16 +56,18 @@ def _chunks(values: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
         yield values[i : i + size]
 
 
-def load(conn: sa.Connection, table: sa.Table, ids: Iterable[str], key: str = "id") -> dict[str, dict[str, Any]]:
-    """The rows with these keys, as dicts by key."""
+def load(conn: sa.Connection, table: sa.Table, ids: Iterable[str], key: str = "id", *, unique: bool = True) -> Any:
+    """The rows with these keys: as dicts by key, or (`unique=False`) as a list of dicts."""
     wanted = sorted(set(ids))
     found: dict[str, dict[str, Any]] = {}
+    every: list[dict[str, Any]] = []
     column = table.c[key]
     for chunk in _chunks(wanted):
         for row in conn.execute(sa.select(table).where(column.in_(chunk))):
             mapping = dict(row._mapping)
             found[mapping[key]] = mapping
-    return found
+            every.append(mapping)
+    return found if unique else every
 
 
 def save(conn: sa.Connection, table: sa.Table, rows: dict[str, dict[str, Any]], existing: set[str], key: str = "id") -> None:

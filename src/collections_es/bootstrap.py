@@ -107,6 +107,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
                 load_customer_as_of=app.get_customer_as_of,
                 earlier_events=lambda rid, version: list(app.events.get(rid, lte=version - 1)),
                 letters=letters,
+                engine=engine,
             ),
         ],
         scope=database.schema or "",

@@ -4,8 +4,14 @@ credit limit, the credit hold, the derived rating, and a rebuild that gives the 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+import sqlalchemy as sa
+
+from collections_es.application.service import Request
+from collections_es.domain.trail import Actor
+from projections.credit import credit_amounts
 
 from .conftest import CUSTOMER, Api, invoice
 
@@ -117,3 +123,29 @@ def test_the_credit_record_rebuilds_from_the_log_to_the_same_figures(api: Api) -
 
 def test_a_credit_record_of_an_unknown_customer_is_404(api: Api) -> None:
     assert api.as_("sales").get("/customers/C-NOBODY/credit-record").status_code == 404
+
+
+def test_a_receivable_issued_and_written_off_in_one_projection_batch_adds_to_the_customers_existing_amounts(services):
+    """The credit record applies batches in bulk: a write-off in the same batch as its receivable's
+    issue must add to the customer's existing written-off row, not insert a second one."""
+    app, clock = services.app, services.clock
+    erp, boss, second = Actor("erp", "service"), Actor("boss", "supervisor"), Actor("boss-2", "supervisor")
+    app.register_customer(Request(erp), customer_id="C-BULK", name="Bulk Ltd", timezone="Asia/Shanghai", tier="B",
+                          preferred_channel="email", contacts={"email": "ap@bulk.example.com"})
+
+    def written_off(number: str) -> None:
+        rid = app.issue_receivable(Request(erp), invoice_number=number, customer_id="C-BULK", amount="100.00",
+                                   currency="CNY", issued_on=date(2026, 1, 5), due_on=date(2026, 2, 4)).resource.id
+        app.execute(Request(erp), rid, "fall_due")
+        app.execute(Request(erp), rid, "escalate", reason="silent")
+        app.execute(Request(boss), rid, "request_write_off", reason="gone")
+        app.execute(Request(second), rid, "approve_write_off")
+
+    written_off("INV-BULK-1")
+    services.projections.catch_up()
+    clock.at = clock.at + timedelta(days=1)
+    written_off("INV-BULK-2")
+    services.projections.catch_up()  # issue and write-off of INV-BULK-2 in one batch
+    with services.engine.connect() as conn:
+        rows = conn.execute(sa.select(credit_amounts.c.currency, credit_amounts.c.written_off)).all()
+    assert [(cur, f"{amount:.2f}") for cur, amount in rows] == [("CNY", "200.00")]
