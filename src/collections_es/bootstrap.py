@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from dataclasses import dataclass, field
 
@@ -169,37 +171,28 @@ def follow_projections(services: Services) -> threading.Thread:
     return thread
 
 
-def run_scheduler(services: Services, interval: float) -> threading.Thread:
-    """Tick the scheduler every `interval` seconds until `services.stop` is set (system clock)."""
+def _every(services: Services, interval: float, name: str, work: Callable[[], object]) -> threading.Thread:
+    """Run `work` every `interval` seconds in a daemon thread until `services.stop` is set;
+    a failure (a transient database error, say) is logged and the next round tries again."""
 
     def loop() -> None:
         while not services.stop.is_set():
             try:
-                services.scheduler.tick()
-            except Exception:  # a transient database error: log and try again
-                import logging
-
-                logging.getLogger(__name__).exception("scheduler tick failed; retrying")
+                work()
+            except Exception:
+                logging.getLogger(__name__).exception("%s failed; retrying", name)
             services.stop.wait(interval)
 
-    thread = threading.Thread(target=loop, name="scheduler", daemon=True)
+    thread = threading.Thread(target=loop, name=name, daemon=True)
     thread.start()
     return thread
+
+
+def run_scheduler(services: Services, interval: float) -> threading.Thread:
+    """Tick the scheduler every `interval` seconds until `services.stop` is set (system clock)."""
+    return _every(services, interval, "scheduler", services.scheduler.tick)
 
 
 def run_notifier(services: Services, interval: float) -> threading.Thread:
     """Send due outbox messages every `interval` seconds until `services.stop` is set."""
-
-    def loop() -> None:
-        while not services.stop.is_set():
-            try:
-                services.notifier.run_once()
-            except Exception:  # a transient database error: log and try again
-                import logging
-
-                logging.getLogger(__name__).exception("notification pass failed; retrying")
-            services.stop.wait(interval)
-
-    thread = threading.Thread(target=loop, name="notifier", daemon=True)
-    thread.start()
-    return thread
+    return _every(services, interval, "notifier", services.notifier.run_once)

@@ -12,23 +12,9 @@ from ..domain.customer import Customer
 from ..domain.money import format_money
 from ..domain.policy import CollectionPolicy
 from ..domain.receivable import Receivable
+from ..domain.trail import TRAIL_FIELDS
 from . import schemas
 
-_TRAIL_FIELDS = {
-    "originator_id",
-    "originator_version",
-    "originator_topic",
-    "timestamp",
-    "actor_id",
-    "actor_role",
-    "correlation_id",
-    "policy_version",
-    "scheduled_for",
-    "override",
-    "prev_hash",
-    "hash",
-    "state_after",
-}
 
 
 def receivable(
@@ -94,7 +80,7 @@ def history_entry(event: Any) -> schemas.HistoryEntry:
     data = {
         f.name: _jsonable(getattr(event, f.name))
         for f in dataclasses.fields(event)
-        if f.name not in _TRAIL_FIELDS
+        if f.name not in TRAIL_FIELDS
     }
     reason = data.get("reason") or data.get("note") or data.get("resolution")
     return schemas.HistoryEntry(

@@ -38,7 +38,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing.utils import resolve_topic
 
 from ..domain.aggregate import TrailedAggregate
-from ..domain.trail import GENESIS_HASH, event_hash, stored_event_hash
+from ..domain.trail import GENESIS_HASH, TRAIL_FIELDS, event_hash, stored_event_hash
 
 PAGE_SIZE = 1000
 MAX_BREAKS = 100
@@ -54,24 +54,6 @@ UNDECODABLE = "undecodable"
 BROKEN_LINK = "broken_link"
 KINDS = (EDITED, DELETED, REORDERED, UNDECODABLE, BROKEN_LINK)
 
-# Fields every trailed event carries; the rest of an event is its `data`.
-TRAIL_FIELDS = frozenset(
-    {
-        "originator_id",
-        "originator_version",
-        "originator_topic",
-        "timestamp",
-        "actor_id",
-        "actor_role",
-        "correlation_id",
-        "policy_version",
-        "scheduled_for",
-        "override",
-        "prev_hash",
-        "hash",
-        "state_after",
-    }
-)
 
 
 # ---- verify -------------------------------------------------------------------

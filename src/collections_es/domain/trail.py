@@ -14,6 +14,24 @@ from uuid import UUID
 from .policy import CollectionPolicy
 
 GENESIS_HASH = "0" * 64
+# Fields every trailed event carries; the rest of an event is its `data` (history, export).
+TRAIL_FIELDS: frozenset[str] = frozenset(
+    {
+        "originator_id",
+        "originator_version",
+        "originator_topic",
+        "timestamp",
+        "actor_id",
+        "actor_role",
+        "correlation_id",
+        "policy_version",
+        "scheduled_for",
+        "override",
+        "prev_hash",
+        "hash",
+        "state_after",
+    }
+)
 SCHEDULER_ACTOR = "system:scheduler"
 
 
