@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from collections_es.domain import lifecycle
 from collections_es.domain.credit import RATING_RULE, CreditHistory, hold_reasons, rate
 from collections_es.domain.customer import Customer
 from collections_es.domain.money import format_money, minor_units
@@ -22,7 +23,7 @@ from collections_es.domain.receivable import Receivable
 from . import rows as rowlib
 from .base import Item, Projection, metadata
 
-CLOSED = ("settled", "written_off")
+CLOSED = lifecycle.CLOSED_STATES
 
 credit_receivables = sa.Table(
     "rm_credit_receivables",
@@ -184,7 +185,7 @@ class CreditRecords(Projection):
         """The written-off/recovered rows of the batch's customers, when the batch moves any."""
         if not any(isinstance(e, Receivable.WriteOffApproved | Receivable.RecoveryRecorded) for e in events):
             return {}
-        found = rowlib.load(conn, credit_amounts, customer_ids, key="customer_id", unique=False)
+        found = rowlib.select_in(conn, credit_amounts, "customer_id", customer_ids)
         return {(row["customer_id"], row["currency"]): row for row in found}
 
     @staticmethod

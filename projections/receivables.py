@@ -10,14 +10,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from collections_es.domain.calendar import start_of_day
-from collections_es.domain.lifecycle import FINAL_STATES
+from collections_es.domain import lifecycle
 from collections_es.domain.receivable import Receivable
 
 from . import rows as rowlib
 from .base import Item, Projection, metadata
 
-# Nothing is left to collect: settled (final) and written off (open only to recoveries).
-CLOSED_STATES = FINAL_STATES | {"written_off"}
+CLOSED_STATES = lifecycle.CLOSED_STATES
 
 receivables = sa.Table(
     "rm_receivables",

@@ -56,18 +56,18 @@ def _chunks(values: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
         yield values[i : i + size]
 
 
-def load(conn: sa.Connection, table: sa.Table, ids: Iterable[str], key: str = "id", *, unique: bool = True) -> Any:
-    """The rows with these keys: as dicts by key, or (`unique=False`) as a list of dicts."""
-    wanted = sorted(set(ids))
-    found: dict[str, dict[str, Any]] = {}
-    every: list[dict[str, Any]] = []
+def select_in(conn: sa.Connection, table: sa.Table, key: str, values: Iterable[Any]) -> list[dict[str, Any]]:
+    """Every row whose `key` column is one of `values` (queried in chunks)."""
+    wanted = sorted(set(values))
     column = table.c[key]
-    for chunk in _chunks(wanted):
-        for row in conn.execute(sa.select(table).where(column.in_(chunk))):
-            mapping = dict(row._mapping)
-            found[mapping[key]] = mapping
-            every.append(mapping)
-    return found if unique else every
+    return [
+        dict(row._mapping) for chunk in _chunks(wanted) for row in conn.execute(sa.select(table).where(column.in_(chunk)))
+    ]
+
+
+def load(conn: sa.Connection, table: sa.Table, ids: Iterable[str], key: str = "id") -> dict[str, dict[str, Any]]:
+    """The rows with these keys, as dicts by key."""
+    return {row[key]: row for row in select_in(conn, table, key, ids)}
 
 
 def save(conn: sa.Connection, table: sa.Table, rows: dict[str, dict[str, Any]], existing: set[str], key: str = "id") -> None:

@@ -20,13 +20,12 @@ import sqlalchemy as sa
 from collections_es.domain import lifecycle
 from collections_es.domain.customer import Customer
 from collections_es.domain.policy import CollectionPolicy
-from collections_es.domain.receivable import Receivable
+from collections_es.domain.receivable import Receivable, is_legal_referral_suggested
 
 from . import rows as rowlib
 from .base import Item, Projection, metadata
 
-CLOSED_STATES = lifecycle.FINAL_STATES | {"written_off"}
-LEGAL_SUGGESTED_STATES = frozenset({"due", "following_up", "promised", "overdue_escalated"})
+CLOSED_STATES = lifecycle.CLOSED_STATES
 # Events that mean someone reached the customer (a promise or plan is agreed with them).
 CONTACT_EVENTS = (
     Receivable.ContactRecorded,
@@ -136,7 +135,7 @@ class Worklist(Projection):
         else:
             row = known[rid]
         currency = row["currency"]
-        if isinstance(event, CONTACT_EVENTS) and (getattr(event, "channel", None) or not hasattr(event, "channel")):
+        if _is_contact(event):
             row["last_contact_at"] = rowlib.naive_utc(event.timestamp)
         if isinstance(event, Receivable.PaymentRecorded):
             amount = rowlib.to_minor(event.amount, currency)
@@ -167,6 +166,11 @@ class Worklist(Projection):
         row["state"] = event.state_after
         row["open"] = event.state_after not in CLOSED_STATES and row["balance"] > 0
         row["version"] = event.originator_version
+
+
+def _is_contact(event: Any) -> bool:
+    """Someone reached the customer (a follow-up started without a channel reached no one)."""
+    return isinstance(event, CONTACT_EVENTS) and not (isinstance(event, Receivable.FollowUpStarted) and event.channel is None)
 
 
 # ---- the priority formula ------------------------------------------------------
@@ -222,7 +226,7 @@ def priority(row: dict[str, Any], tier: str | None, now: datetime, policy: Colle
     if row["broken_promises"]:
         scored.score += BROKEN_PROMISE_POINTS * min(row["broken_promises"], BROKEN_PROMISE_CAP)
         scored.reasons.append("broken promise" if row["broken_promises"] == 1 else f"{row['broken_promises']} broken promises")
-    if row["state"] in LEGAL_SUGGESTED_STATES and days_past_due >= policy.legal_referral_suggested_after_days:
+    if is_legal_referral_suggested(row["state"], days_past_due, policy):
         scored.score += LEGAL_SUGGESTED_POINTS
         scored.reasons.append("legal referral suggested")
     if days_past_due:

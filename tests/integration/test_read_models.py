@@ -366,6 +366,9 @@ def test_with_external_projection_workers_a_read_waits_for_them_and_says_how_far
         stale = api.as_("supervisor").get("/reports/aging")
         assert stale.status_code == 200 and int(stale.headers["X-Projection-Lag"]) >= 2
         assert stale.json()["totals"] == []
+        for view in ("/customers", "/customers/C-SH-1/contacts-log", "/notifications", "/receivables"):
+            behind = api.as_("supervisor").get(view)
+            assert behind.status_code == 200 and int(behind.headers["X-Projection-Lag"]) >= 1, view
         ready = ok(api.as_("auditor").get("/readyz"))
         assert ready["projections"]["aging"]["lag"] >= 2
         services.projections.catch_up()  # what `collections-es project` does

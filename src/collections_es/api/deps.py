@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..application.service import Idempotency, Override, Request as CommandRequest
@@ -37,6 +37,14 @@ def current_actor(
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def read_current(services: Services, response: Response, *projections: str) -> None:
+    """Read-your-writes before reading a view: its read models reach the log's head as of
+    this request (ADR 0010); if they cannot in time, say how far behind the answer is."""
+    lag = services.read_models(*projections)
+    if lag:
+        response.headers["X-Projection-Lag"] = str(lag)
 
 
 def parse_if_match(if_match: str | None) -> int | None:

@@ -126,6 +126,8 @@ class ReceivableLifecycle(StateMachine):
 
 STATES: tuple[str, ...] = tuple(s.id for s in ReceivableLifecycle.states)
 FINAL_STATES: frozenset[str] = frozenset(s.id for s in ReceivableLifecycle.states if s.final)
+#: Nothing is left to collect: settled (final) and written off (open only to recoveries).
+CLOSED_STATES: frozenset[str] = FINAL_STATES | {"written_off"}
 INITIAL_STATE: str = next(s.id for s in ReceivableLifecycle.states if s.initial)
 COMMANDS: tuple[str, ...] = tuple(
     dict.fromkeys(t.event for s in ReceivableLifecycle.states for t in s.transitions)

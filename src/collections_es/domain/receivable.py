@@ -41,6 +41,13 @@ ContactOutcome = Literal[
 ]
 
 
+def is_legal_referral_suggested(state: str, days_past_due: int, policy: CollectionPolicy) -> bool:
+    """Suggested, never done automatically: open, not yet with legal, long past due."""
+    return state in ("due", "following_up", "promised", "overdue_escalated") and (
+        days_past_due >= policy.legal_referral_suggested_after_days
+    )
+
+
 def receivable_id(invoice_number: str) -> uuid.UUID:
     """The receivable's id is derived from its invoice number, so issuing twice collides."""
     return uuid.uuid5(RECEIVABLE_NAMESPACE, invoice_number)
@@ -265,10 +272,7 @@ class Receivable(TrailedAggregate):
         return max(0, (self.local_date(now) - self.due_on).days)
 
     def is_legal_referral_suggested(self, now: datetime, policy: CollectionPolicy) -> bool:
-        """Suggested, never done automatically: open, not yet with legal, long past due."""
-        return self.state in ("due", "following_up", "promised", "overdue_escalated") and (
-            self.days_past_due(now) >= policy.legal_referral_suggested_after_days
-        )
+        return is_legal_referral_suggested(self.state, self.days_past_due(now), policy)
 
     def interrupt_limitation(self, on: date) -> None:
         """A demand met or a debt acknowledged restarts the limitation period (art. 195)."""

@@ -14,7 +14,7 @@ from projections.customers import list_customers
 from ...application.access import PII_ROLES, check_view
 from ...domain.errors import NotFoundError
 from .. import present
-from ..deps import CurrentActor, ServicesDep, command_request
+from ..deps import CurrentActor, ServicesDep, command_request, read_current
 from ..schemas import (
     Channel,
     ContactLogEntry,
@@ -58,6 +58,7 @@ def register_customer(
 def list_all(
     services: ServicesDep,
     actor: CurrentActor,
+    response: Response,
     tier: Annotated[str | None, Query(max_length=32)] = None,
     preferred_channel: Channel | None = None,
     credit_rating: Annotated[str | None, Query(max_length=16)] = None,
@@ -68,7 +69,7 @@ def list_all(
 ) -> CustomerPage:
     """Customers from the list read model, filtered, ordered by id, cursor-paginated."""
     check_view(actor.role, "customers.read")
-    services.projections.catch_up(["customers"] + (["credit_records"] if credit_hold is not None else []))
+    read_current(services, response, "customers", *(["credit_records"] if credit_hold is not None else []))
     items: list[CustomerSummary] = []
     after = cursor
     with services.engine.execution_options(read_only=True).connect() as conn:
@@ -151,11 +152,11 @@ def update_customer(
 
 
 @router.get("/{customer_id}/credit-record", response_model=CreditRecordOut)
-def credit_record(customer_id: str, services: ServicesDep, actor: CurrentActor) -> CreditRecordOut:
+def credit_record(customer_id: str, services: ServicesDep, actor: CurrentActor, response: Response) -> CreditRecordOut:
     """How the customer has paid and promised; exposure against the credit limit; credit hold."""
     check_view(actor.role, "customers.credit_record")
     customer = services.app.get_customer(customer_id)
-    services.projections.catch_up(["credit_records"])
+    read_current(services, response, "credit_records")
     today = services.clock.now().astimezone(_zone(customer.timezone)).date()
     with services.engine.execution_options(read_only=True).connect() as conn:
         record = read_credit_record(
@@ -171,17 +172,18 @@ def contacts_log(
     customer_id: str,
     services: ServicesDep,
     actor: CurrentActor,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> ContactLogPage:
     """Every contact recorded with the customer, over all their receivables, oldest first."""
     check_view(actor.role, "contacts.read")
     services.app.get_customer(customer_id)
-    return contact_page(services, limit, cursor, customer_id=customer_id)
+    return contact_page(services, response, limit, cursor, customer_id=customer_id)
 
 
-def contact_page(services: Any, limit: int, cursor: int | None, **where: str) -> ContactLogPage:
-    services.projections.catch_up(["contacts_log"])
+def contact_page(services: Any, response: Response, limit: int, cursor: int | None, **where: str) -> ContactLogPage:
+    read_current(services, response, "contacts_log")
     with services.engine.execution_options(read_only=True).connect() as conn:
         rows = read_contacts(conn, after=cursor, limit=limit + 1, **where)
     page, more = rows[:limit], len(rows) > limit

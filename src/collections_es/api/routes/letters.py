@@ -68,6 +68,7 @@ def contacts_log(
     receivable_ref: str,
     services: ServicesDep,
     actor: CurrentActor,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> ContactLogPage:
@@ -75,4 +76,4 @@ def contacts_log(
     check_view(actor.role, "contacts.read")
     rid = resolve_id(receivable_ref)
     services.app.get_receivable(rid)
-    return contact_page(services, limit, cursor, receivable_id=str(rid))
+    return contact_page(services, response, limit, cursor, receivable_id=str(rid))

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from projections.outbox import list_messages
 
 from ...application.access import PII_ROLES, check_view
 from .. import present
-from ..deps import CurrentActor, ServicesDep
+from ..deps import CurrentActor, ServicesDep, read_current
 from ..schemas import NotificationOut, NotificationPage
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
@@ -25,6 +25,7 @@ def _aware(at: datetime | None) -> datetime | None:
 def list_all(
     services: ServicesDep,
     actor: CurrentActor,
+    response: Response,
     status: Literal["pending", "sending", "sent", "failed", "expired"] | None = None,
     kind: Literal["pre_due_reminder", "first_dunning", "broken_promise"] | None = None,
     customer_id: Annotated[str | None, Query(max_length=128)] = None,
@@ -34,7 +35,7 @@ def list_all(
 ) -> NotificationPage:
     """Messages derived from the policy's steps, oldest first; recipients masked for roles without need."""
     check_view(actor.role, "notifications.read")
-    services.projections.catch_up(["outbox"])
+    read_current(services, response, "outbox")
     with services.engine.execution_options(read_only=True).connect() as conn:
         rows = list_messages(
             conn, status=status, kind=kind, customer_id=customer_id, receivable_id=receivable_id,

@@ -19,7 +19,7 @@ from ...domain.errors import NotFoundError
 from ...domain.money import format_money, minor_units
 from ...domain.receivable import receivable_id as derive_id
 from .. import present
-from ..deps import CurrentActor, ServicesDep, command_request
+from ..deps import CurrentActor, ServicesDep, command_request, read_current
 from ..schemas import (
     COMMAND_BODIES,
     CommandBody,
@@ -83,9 +83,7 @@ def list_all(
         raise RequestValidationError(
             [{"type": "enum", "loc": ("query", "state"), "msg": f"must be one of {', '.join(lifecycle.STATES)}", "input": state}]
         )
-    lag = services.read_models("receivables")
-    if lag:
-        response.headers["X-Projection-Lag"] = str(lag)
+    read_current(services, response, "receivables")
     overdue_at = services.clock.now() if overdue else None
     with services.engine.execution_options(read_only=True).connect() as conn:
         rows = list_receivables(

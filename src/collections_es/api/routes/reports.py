@@ -25,18 +25,12 @@ from projections.rows import from_minor
 from ...application.access import check_view, commands_for
 from ...domain import lifecycle
 from ...domain.money import format_money
-from ..deps import CurrentActor, ServicesDep
+from ..deps import CurrentActor, ServicesDep, read_current
 from ..schemas import AgingReportOut, KpisOut, WorklistOut
 
 router = APIRouter(tags=["views"])
 
 MAX_KPI_DAYS = 3660
-
-
-def _current(services: Any, response: Response, *names: str) -> None:
-    lag = services.read_models(*names)
-    if lag:
-        response.headers["X-Projection-Lag"] = str(lag)
 
 
 def _today(services: Any) -> date:
@@ -72,7 +66,7 @@ def aging_report(
     check_view(actor.role, "reports.aging")
     if as_of is not None and not date(1970, 1, 1) <= as_of <= date(2199, 12, 31):
         raise _invalid("as_of", "must be between 1970-01-01 and 2199-12-31", str(as_of))
-    _current(services, response, "aging")
+    read_current(services, response, "aging")
     with services.snapshot() as conn:
         data = _money(aging.report(conn, as_of or _today(services), group_by=group_by, currency=currency))
     if format == "csv":
@@ -109,7 +103,7 @@ def worklist_items(
     check_view(actor.role, "worklist.read")
     if collector is None and actor.role == "collector":
         collector = actor.id
-    _current(services, response, "worklist")
+    read_current(services, response, "worklist")
     now = services.clock.now()
     with services.snapshot() as conn:
         rows = worklist.items_for(conn, collector=collector, now=now, policy=services.app.policy())[:limit]
@@ -155,6 +149,6 @@ def kpi_report(
         raise _invalid("from", "must not be after 'to'", str(start))
     if (end - start).days >= MAX_KPI_DAYS:
         raise _invalid("from", f"a period is at most {MAX_KPI_DAYS} days", str(start))
-    _current(services, response, "kpis", "aging")
+    read_current(services, response, "kpis", "aging")
     with services.snapshot() as conn:
         return _money(kpis.compute(conn, start, end, collector=collector))
