@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ..application.access import check_command, check_view
 from ..application.service import Idempotency, Override, Request as CommandRequest
 from ..application.idempotency import MAX_KEY_LENGTH, request_fingerprint
 from ..bootstrap import Services
@@ -37,6 +38,29 @@ def current_actor(
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def require_view(view: str) -> Any:
+    """A dependency giving the actor once their role may use `view` (else 403). As a
+    dependency it runs before the body and query are validated: 401, then 403, then 422."""
+
+    def allowed(actor: CurrentActor) -> Actor:
+        check_view(actor.role, view)
+        return actor
+
+    allowed.view = view  # type: ignore[attr-defined]  # read by the route x role test
+    return Depends(allowed)
+
+
+def require_command(command: str) -> Any:
+    """As `require_view`, for a lifecycle command."""
+
+    def allowed(actor: CurrentActor) -> Actor:
+        check_command(actor.role, command)
+        return actor
+
+    allowed.command = command  # type: ignore[attr-defined]
+    return Depends(allowed)
 
 
 def read_current(services: Services, response: Response, *projections: str) -> None:
