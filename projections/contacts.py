@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from collections_es.domain.compliance import ContactAttempt
 from collections_es.domain.receivable import Receivable
 
 from . import rows as rowlib
@@ -107,3 +109,18 @@ def read_contacts(
     if after is not None:
         query = query.where(c.position > after)
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def recent_contacts(conn: sa.Connection, customer_id: str, since: datetime) -> list[ContactAttempt]:
+    """The customer's contacts after `since`, on all of its receivables (for the frequency caps)."""
+    c = contacts_log.c
+    query = (
+        sa.select(c.receivable_id, c.occurred_at, c.channel)
+        .where(c.customer_id == customer_id, c.occurred_at > since)
+        .order_by(c.position)
+    )
+    return [ContactAttempt(r.receivable_id, _aware(r.occurred_at), r.channel) for r in conn.execute(query)]
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

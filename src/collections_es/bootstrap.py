@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from projections.aging import Aging
 from projections.base import ProjectionRunner
 from projections.kpis import Kpis
-from projections.contacts import ContactsLog
+from projections.compliance import Compliance
+from projections.contacts import ContactsLog, recent_contacts
 from projections.credit import CreditRecords
 from projections.customers import CustomersList
 from projections.outbox import Outbox
@@ -33,6 +34,7 @@ from .application.scheduler import Scheduler
 from .application.service import Collections
 from .config import Settings
 from .domain.calendar import check_timezone
+from .domain.compliance import ContactAttempt
 from .domain.errors import CollectionsError, RuleViolationError
 from .letters import Letters, load_company
 
@@ -104,6 +106,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
             CustomersList(),
             CreditRecords(),
             ContactsLog(),
+            Compliance(),
             Outbox(
                 load_receivable=lambda rid, version: app.get_receivable(rid, version=version),
                 load_customer_as_of=app.get_customer_as_of,
@@ -126,7 +129,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         backoff_max_seconds=settings.notify_backoff_max_seconds,
         max_age=timedelta(hours=settings.notify_max_age_hours),
     )
-    return Services(
+    services = Services(
         settings=settings,
         database=database,
         engine=engine,
@@ -138,6 +141,14 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         letters=letters,
         notifier=notifier,
     )
+
+    def customer_contacts(customer_id: str, since: datetime) -> list[ContactAttempt]:
+        services.read_models("contacts_log")
+        with engine.connect() as conn:
+            return recent_contacts(conn, customer_id, since)
+
+    app.customer_contacts = customer_contacts
+    return services
 
 
 def transports(settings: Settings) -> dict[str, Transport]:

@@ -441,7 +441,8 @@ def test_a_supervisor_override_is_recorded_on_the_event_it_let_through(api):
     story.issue()
     api.services.clock.at = datetime(2026, 4, 1, 2, 0, tzinfo=UTC)
     story.do("service", "fall-due", event="FellDue")
-    override = {"rule_id": "contact.window", "reason": "the customer asked to be called at lunchtime"}
+    api.services.clock.at = datetime(2026, 4, 1, 4, 30, tzinfo=UTC)  # 12:30 in Shanghai: between the windows
+    override = {"rule_id": "contact.outside_window", "reason": "the customer asked to be called at lunchtime"}
     r = story.do(
         "supervisor",
         "record-contact",

@@ -201,7 +201,7 @@ def worked(api: Api) -> Api:
     command(api, "collector", "BROKEN", "break-promise", {"reason": "nothing came"})
     clock.at = at("2026-06-05T02:00Z")
     command(api, "collector", "SILENT", "record-contact", {"channel": "phone", "outcome": "no_answer", "note": "rang twice"})
-    clock.at = at("2026-06-13T02:00Z")
+    clock.at = at("2026-06-12T17:00Z")  # Friday 10:00 in Los Angeles, inside its contact window
     command(api, "collector", "BROKEN", "record-contact", {"channel": "email", "outcome": "no_answer", "note": "sent a reminder"})
     clock.at = at("2026-06-15T02:00Z")
     return api

@@ -243,6 +243,7 @@ def test_a_policy_change_applies_to_timers_computed_from_then_on_and_past_events
     # A timer computed before the change stands; the next event recomputes under the new version.
     assert _timer(api.services, "INV-UNTOUCHED", "escalate") == (utc("2026-05-02T16:00:00Z"), "2026.1")
     contact = {"channel": "phone", "outcome": "reached", "note": "payables desk says next week"}
+    api.services.clock.at = utc("2026-04-08T06:00:00Z")  # 14:00, the afternoon contact window
     assert api.as_("collector").post("/receivables/INV-TOUCHED/record-contact", json=contact).status_code == 200
     assert _timer(api.services, "INV-TOUCHED", "escalate") == (utc("2026-04-12T16:00:00Z"), "2026.2")  # 13 April
     assert api.as_("service").post("/receivables", json=invoice("INV-NEW", due_on="2026-04-10")).status_code == 201

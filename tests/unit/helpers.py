@@ -184,6 +184,10 @@ def escalate(*, reason: str = "30 days past due", at: datetime | str = LATER, by
     return call("escalate", at=at, by=by, reason=reason)
 
 
+def approve_legal_referral(*, note: str | None = "evidence complete", at: datetime | str = LATER, by: Actor = SUPERVISOR) -> Call:
+    return call("approve_legal_referral", at=at, by=by, note=note)
+
+
 def refer_to_legal(*, reason: str = "no response", at: datetime | str = LATER, by: Actor = SUPERVISOR) -> Call:
     return call("refer_to_legal", at=at, by=by, reason=reason)
 
@@ -258,6 +262,7 @@ SAMPLE_CALLS = {
     "agree_installment_plan": agree_installment_plan,
     "break_promise": break_promise,
     "escalate": escalate,
+    "approve_legal_referral": approve_legal_referral,
     "refer_to_legal": refer_to_legal,
     "record_payment": record_payment,
     "request_write_off": request_write_off,

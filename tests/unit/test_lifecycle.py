@@ -26,7 +26,9 @@ SETTLED = "settled"
 # `warn_limitation` is not (yet) a row of the DESIGN.md section 1 table: it is
 # the "limitation-period warning" timer of section 4, recorded in every open
 # state without changing it. The table here includes it so that its reach is
-# still checked by hand.
+# still checked by hand. `approve_legal_referral` (issue 5) is the approval a
+# policy may require before `refer_to_legal` ("refer_to_legal ... policy may
+# require approval"): recorded in `overdue_escalated` without changing it.
 EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
     "issued": {
         "send_reminder": "reminded",
@@ -84,6 +86,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "record_contact": "overdue_escalated",
         "promise_to_pay": "promised",
         "agree_installment_plan": "promised",
+        "approve_legal_referral": "overdue_escalated",
         "refer_to_legal": "legal",
         "record_payment": ("overdue_escalated", SETTLED),
         "request_write_off": "overdue_escalated",
@@ -127,6 +130,7 @@ SPEC_COMMANDS = {
     "agree_installment_plan",
     "break_promise",
     "escalate",
+    "approve_legal_referral",  # the approval refer_to_legal may require (section 1 notes)
     "refer_to_legal",
     "record_payment",
     "request_write_off",

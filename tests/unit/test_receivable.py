@@ -781,12 +781,12 @@ def test_a_payment_restarts_the_limitation_period_from_its_date():
 
 
 def test_an_acknowledged_debt_restarts_the_limitation_period():
-    r = given_in("due", record_contact(outcome="acknowledged", at="2024-03-04T16:30:00+00:00"))
+    r = given_in("due", record_contact(outcome="acknowledged", at="2024-03-05T01:30:00+00:00"))
     assert r.limitation_lapses_on(POLICY) == date(2027, 3, 5)  # the local date in Shanghai
 
 
 def test_a_contact_that_does_not_acknowledge_the_debt_leaves_the_limitation_period():
-    r = given_in("due", record_contact(outcome="no_answer", at="2024-03-04T16:30:00+00:00"))
+    r = given_in("due", record_contact(outcome="no_answer", at="2024-03-05T01:30:00+00:00"))
     assert r.limitation_lapses_on(POLICY) == date(2027, 2, 7)
 
 

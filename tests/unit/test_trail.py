@@ -149,18 +149,25 @@ def test_the_aggregate_remembers_the_policy_version_of_its_last_event(history):
     assert receivable.policy_version == events[-1].policy_version == f"v{len(events) - 1}"
 
 
-def test_a_scheduled_command_records_when_it_was_due_and_an_override_its_rule_and_reason():
+def test_a_scheduled_command_records_when_it_was_due():
     due_at = datetime.fromisoformat("2024-02-06T16:00:00+00:00")
-    ctx = context(
-        "2024-02-06T16:05:00+00:00",
-        SCHEDULER,
-        scheduled_for=due_at,
-        override_rule_id="contact.window",
-        override_reason="customer asked to be called",
-    )
+    ctx = context("2024-02-06T16:05:00+00:00", SCHEDULER, scheduled_for=due_at)
     _, events = story(issue(), fall_due().in_context(ctx))
     assert events[-1].scheduled_for == due_at
-    assert events[-1].override == {"rule_id": "contact.window", "reason": "customer asked to be called"}
+    assert events[-1].override is None
+    assert stored_event_hash(events[-1]) == events[-1].hash
+
+
+def test_an_override_records_its_rule_and_reason_in_the_hashed_event():
+    # 16:05Z is 00:05 in Shanghai: outside the contact windows, passed by a supervisor.
+    ctx = context(
+        "2024-02-07T16:05:00+00:00",
+        SUPERVISOR,
+        override_rule_id="contact.outside_window",
+        override_reason="customer asked to be called",
+    )
+    _, events = story(issue(), fall_due(), record_contact().in_context(ctx))
+    assert events[-1].override == {"rule_id": "contact.outside_window", "reason": "customer asked to be called"}
     assert stored_event_hash(events[-1]) == events[-1].hash
 
 

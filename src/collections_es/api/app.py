@@ -14,7 +14,7 @@ from .. import __version__
 from ..bootstrap import Services, follow_projections, run_notifier, run_scheduler
 from . import errors
 from .errors import problem
-from .routes import audit, customers, health, letters, notifications, receivables, reports, time
+from .routes import audit, compliance, customers, health, letters, notifications, receivables, reports, time
 
 
 class BodyLimit:
@@ -129,6 +129,7 @@ def create_app(services: Services, *, follow: bool = False, schedule: bool = Fal
     app.include_router(receivables.router)
     app.include_router(reports.router)
     app.include_router(audit.router)
+    app.include_router(compliance.router)
     app.include_router(notifications.router)
     app.include_router(time.policy_router)
     app.include_router(time.admin_router)

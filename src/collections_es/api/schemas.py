@@ -432,6 +432,12 @@ class ApproveWriteOff(CommandBody):
     note: Text | None = None
 
 
+class ApproveLegalReferral(CommandBody):
+    """A supervisor approves referring the receivable to legal (when the policy requires it)."""
+
+    note: Text | None = None
+
+
 class ResolveDispute(CommandBody):
     resolution: Text
     adjusted_amount: Money | None = None
@@ -454,6 +460,7 @@ COMMAND_BODIES: dict[str, type[CommandBody]] = {
     "agree_installment_plan": AgreeInstallmentPlan,
     "break_promise": BreakPromise,
     "escalate": Escalate,
+    "approve_legal_referral": ApproveLegalReferral,
     "refer_to_legal": ReferToLegal,
     "record_payment": RecordPayment,
     "request_write_off": RequestWriteOff,

@@ -26,10 +26,13 @@ COMMAND_ROLES: dict[str, frozenset[str]] = {
     "agree_installment_plan": _COLLECTION,
     "break_promise": _TIME | {"collector"},
     "escalate": frozenset({"service", "collector", "supervisor"}),
+    "approve_legal_referral": frozenset({"supervisor"}),
     "refer_to_legal": frozenset({"legal", "supervisor"}),
     "record_payment": _PAYMENTS,
-    "request_write_off": frozenset({"supervisor"}),
-    "approve_write_off": frozenset({"supervisor"}),
+    # The policy narrows these further (write_off_approver_roles, legal_referral_roles):
+    # the compliance rules refuse a role the policy in force does not name.
+    "request_write_off": frozenset({"collector", "supervisor", "legal"}),
+    "approve_write_off": frozenset({"supervisor", "legal"}),
     "raise_dispute": frozenset({"collector", "supervisor", "customer_service", "sales"}),
     "resolve_dispute": frozenset({"supervisor", "customer_service"}),
     "assign_collector": frozenset({"supervisor"}),
@@ -53,6 +56,10 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "policy.read": frozenset(ROLES),
     "policy.write": frozenset({"supervisor"}),
     "audit.read": frozenset({"supervisor", "auditor"}),
+    "compliance.rules": frozenset(ROLES),
+    # A collector sees the findings about their own work only.
+    "compliance.findings": frozenset({"collector", "supervisor", "auditor"}),
+    "reports.collectors": frozenset({"supervisor", "auditor"}),
 }
 
 missing = set(lifecycle.COMMANDS) - set(COMMAND_ROLES)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from projections.base import ProjectionRunner, metadata
 from projections.timers import timers
 
+from ..domain.compliance import channel_for
 from ..domain.errors import CommandNotAllowedError, NotFoundError, RuleViolationError
 from ..domain.trail import SCHEDULER_ACTOR, Actor
 from .clock import SandboxClock
@@ -152,8 +153,8 @@ class Scheduler:
         a refusal (e.g. `promise.not_broken` after a late payment) is noted as skipped."""
         if row.command == "send_reminder":
             receivable = self.app.get_receivable(rid)
-            channel = self.app.get_customer(receivable.customer_id).preferred_channel
-            return {"channel": channel}
+            preferred = self.app.get_customer(receivable.customer_id).preferred_channel
+            return {"channel": channel_for(preferred, receivable.state, self.app.policy())}
         if row.command in ("break_promise", "escalate"):
             return {"reason": row.reason}
         return {}

@@ -12,9 +12,9 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -23,6 +23,7 @@ from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, UUIDAsHex
 
 from ..adapters.persistence import DateAsISO, MROJSONTranscoder
 from ..domain import lifecycle
+from ..domain.compliance import ContactAttempt
 from ..domain.customer import Customer, customer_uuid
 from ..domain.errors import (
     CollectionsError,
@@ -103,6 +104,9 @@ class Collections(Application):
         # Commands on one receivable within this process take turns, so they do
         # not race each other; other processes are handled by optimistic retries.
         self._stripes = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        # A port: the customer's contacts after an instant, on all of its receivables, for
+        # the frequency caps across receivables (bootstrap wires it to the contact log).
+        self.customer_contacts: Callable[[str, datetime], Sequence[ContactAttempt]] = lambda customer_id, since: ()
 
     # -- wiring -------------------------------------------------------------
 
@@ -158,7 +162,9 @@ class Collections(Application):
         if book is None:
             book = PolicyBook.open(ctx)
         if policy.version in book.versions:
-            if book.versions[policy.version] != policy.model_dump(mode="json"):
+            # Compared as policies, not documents: a field added later with a default
+            # does not make a version adopted before it look different.
+            if book.policy(policy.version) != policy:
                 raise PolicyConflictError(
                     f"policy version {policy.version} was adopted before with other figures; give the file a new version"
                 )
@@ -310,8 +316,11 @@ class Collections(Application):
             aggregate = self.get_receivable(receivable)
             if request.expected_version is not None and aggregate.version != request.expected_version:
                 raise VersionMismatchError(request.expected_version, aggregate.version)
+            ctx = self._context(request)
+            if command == "record_contact":
+                ctx = replace(ctx, customer_contacts=tuple(self._customer_contacts(aggregate, ctx)))
             try:
-                getattr(aggregate, command)(self._context(request), **fields)
+                getattr(aggregate, command)(ctx, **fields)
             except CollectionsError:
                 # A duplicate that committed between our key check and our load made
                 # this command moot: answer as the first request was answered.
@@ -328,6 +337,16 @@ class Collections(Application):
                 continue
             return Outcome(aggregate, 200)
         raise ConcurrencyExhaustedError(f"{command} lost {MAX_ATTEMPTS} races in a row; retry it")
+
+    def _customer_contacts(self, receivable: Receivable, ctx: Context) -> list[ContactAttempt]:
+        """The customer's recent contacts on its other receivables: far enough back for the
+        rolling cap and for today's phone calls in any time zone."""
+        days = max(ctx.policy.contact.attempts_period_days, 2)
+        return [
+            c
+            for c in self.customer_contacts(receivable.customer_id, ctx.now - timedelta(days=days))
+            if c.receivable_id != str(receivable.id)
+        ]
 
     def get_receivable(self, rid: uuid.UUID, *, version: int | None = None) -> Receivable:
         try:

@@ -8,12 +8,14 @@ Event `evolve` methods only assign: nothing that decides runs on replay.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
+from . import compliance
 from .trail import GENESIS_HASH, Context, event_hash, hashed_fields
 
 
@@ -53,6 +55,7 @@ class TrailedAggregate(Aggregate):
 
     @classmethod
     def _start(cls, event_class: type, ctx: Context, *, id: Any, **data: Any) -> Any:  # noqa: A002
+        compliance.enforce(ctx, ())
         fields = _trail(ctx, prev_hash=GENESIS_HASH) | data
         content = {
             "originator_topic": get_topic(cls),
@@ -63,7 +66,12 @@ class TrailedAggregate(Aggregate):
         fields["hash"] = event_hash(event_class.__qualname__, _ordered(event_class, content))
         return cls._create(event_class, id=id, **fields)
 
-    def _record(self, event_class: type, ctx: Context, **data: Any) -> None:
+    def _record(
+        self, event_class: type, ctx: Context, *, breaches: Iterable[compliance.Breach] = (), **data: Any
+    ) -> None:
+        """Record an event once the command has decided. `breaches` are the preventive
+        rules it would break: refused unless the context overrides the one broken."""
+        compliance.enforce(ctx, breaches)
         fields = _trail(ctx, prev_hash=self.last_hash) | data
         content = {"originator_id": self.id, "originator_version": self.version + 1, **fields}
         fields["hash"] = event_hash(event_class.__qualname__, _ordered(event_class, content))

@@ -55,6 +55,7 @@ class ReceivableLifecycle(StateMachine):
     agree_installment_plan = due.to(promised) | following_up.to(promised) | overdue_escalated.to(promised)
     break_promise = promised.to(overdue_escalated)
     escalate = due.to(overdue_escalated) | following_up.to(overdue_escalated)
+    approve_legal_referral = overdue_escalated.to.itself()
     refer_to_legal = overdue_escalated.to(legal)
     record_payment = (
         issued.to(settled, cond="settles")

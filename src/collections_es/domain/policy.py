@@ -37,7 +37,10 @@ class ContactPolicy(_Strict):
     )
     max_attempts_per_receivable: int = Field(3, ge=1, le=100)
     attempts_period_days: int = Field(7, ge=1, le=365)
-    max_phone_per_day: int = Field(1, ge=1, le=24)
+    max_attempts_per_customer: int = Field(
+        5, ge=1, le=500, description="Contact attempts with one customer, across its receivables, per attempts_period_days."
+    )
+    max_phone_per_day: int = Field(1, ge=1, le=24, description="Phone contacts with one customer per local day.")
 
 
 class CollectionPolicy(_Strict):
@@ -49,10 +52,17 @@ class CollectionPolicy(_Strict):
     legal_referral_suggested_after_days: int = Field(90, ge=1, le=3650)
     limitation_period_years: int = Field(3, ge=1, le=30)
     limitation_warning_days: int = Field(90, ge=1, le=3650)
+    limitation_action_days: int = Field(
+        30, ge=1, le=3650, description="Days into the limitation warning lead by which some action must be recorded."
+    )
+    promise_follow_up_business_days: int = Field(
+        1, ge=1, le=30, description="Business days after a broken promise by which the customer must be contacted."
+    )
     holidays: list[date] = Field(default_factory=list)
     contact: ContactPolicy
     channels_by_state: dict[str, list[Channel]] = Field(default_factory=dict)
     legal_referral_requires_approval: bool = False
+    legal_referral_roles: list[str] = Field(default_factory=lambda: ["legal", "supervisor"])
     write_off_approver_roles: list[str] = Field(default_factory=lambda: ["supervisor"])
 
     @field_validator("escalate_after_days")

@@ -53,7 +53,7 @@ class PolicyBook(TrailedAggregate):
     def adopt(self, ctx: Context, policy: CollectionPolicy) -> None:
         document = policy.model_dump(mode="json")
         if policy.version in self.versions:
-            if self.versions[policy.version] == document:
+            if self.policy(policy.version) == policy:
                 raise RuleViolationError("policy.unchanged", f"version {policy.version} is in force already", field="version")
             raise RuleViolationError(
                 "policy.version_reused", f"version {policy.version} was adopted before with other figures", field="version"

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from . import lifecycle
+from . import compliance, lifecycle
 from .aggregate import TrailedAggregate
 from .errors import RuleViolationError
 from .calendar import business_day_on_or_before, check_timezone
@@ -21,6 +21,7 @@ from .money import check_currency, to_money
 from .policy import CHANNELS, CollectionPolicy
 from .trail import Context
 
+CONTACTS_KEPT = 100
 RECEIVABLE_NAMESPACE = uuid.UUID("5b0c2f7e-4f4e-4c8e-9d43-3c1f7c0a9b11")
 
 PAYMENT_METHODS: tuple[str, ...] = ("bank_transfer", "alipay", "wechat_pay", "cash", "check", "card", "other")
@@ -123,6 +124,8 @@ class Receivable(TrailedAggregate):
             r.last_acknowledged_at = None
             r.limitation_from = self.due_on
             r.limitation_warned_for = None
+            r.contact_attempts = []
+            r.legal_referral_approval = None
 
     class ReminderSent(Event):
         channel: str
@@ -144,6 +147,8 @@ class Receivable(TrailedAggregate):
         reason_for_non_payment: str | None = None
 
         def evolve(self, r: Receivable) -> None:
+            # The recent contacts, for the frequency caps (bounded: no cap exceeds 100).
+            r.contact_attempts = [*r.contact_attempts[-(CONTACTS_KEPT - 1):], {"at": self.timestamp, "channel": self.channel}]
             if self.outcome == "acknowledged":
                 r.last_acknowledged_at = self.timestamp
                 r.interrupt_limitation(r.local_date(self.timestamp))
@@ -156,6 +161,7 @@ class Receivable(TrailedAggregate):
         def evolve(self, r: Receivable) -> None:
             r.promise = {"amount": self.amount, "promised_on": self.promised_on, "paid_before": r.paid}
             r.installment_plan = None
+            r.legal_referral_approval = None
             r.interrupt_limitation(r.local_date(self.timestamp))
 
     class InstallmentPlanAgreed(Event):
@@ -165,6 +171,7 @@ class Receivable(TrailedAggregate):
         def evolve(self, r: Receivable) -> None:
             r.installment_plan = {"installments": self.installments, "paid_before": r.paid}
             r.promise = None
+            r.legal_referral_approval = None
             r.interrupt_limitation(r.local_date(self.timestamp))
 
     class PromiseBroken(Event):
@@ -177,8 +184,17 @@ class Receivable(TrailedAggregate):
     class Escalated(Event):
         reason: str
 
+    class LegalReferralApproved(Event):
+        note: str | None
+
+        def evolve(self, r: Receivable) -> None:
+            r.legal_referral_approval = {"approved_by": self.actor_id, "at": self.timestamp}
+
     class ReferredToLegal(Event):
         reason: str
+
+        def evolve(self, r: Receivable) -> None:
+            r.legal_referral_approval = None
 
     class PaymentRecorded(Event):
         amount: Decimal
@@ -249,6 +265,9 @@ class Receivable(TrailedAggregate):
 
     # Attributes are assigned by events only (see `Issued.evolve`). They are not
     # annotated here: annotations on an aggregate class become dataclass fields.
+    # These two were added later: class-level defaults serve snapshots taken before.
+    contact_attempts = ()  # each contact: {"at", "channel"}
+    legal_referral_approval = None  # {"approved_by", "at"}
 
     # ---- queries ------------------------------------------------------------
 
@@ -379,6 +398,9 @@ class Receivable(TrailedAggregate):
     def _next(self, command: str, *, settles: bool = False) -> str:
         return lifecycle.next_state(self.state, command, settles=settles)
 
+    def contacts(self) -> list[compliance.ContactAttempt]:
+        return [compliance.ContactAttempt(str(self.id), c["at"], c["channel"]) for c in self.contact_attempts]
+
     def send_reminder(self, ctx: Context, *, channel: str) -> None:
         state = self._next("send_reminder")
         _require_choice(channel, CHANNELS, "channel")
@@ -388,7 +410,8 @@ class Receivable(TrailedAggregate):
             raise RuleViolationError(
                 "reminder.too_early", f"a reminder may be sent from {earliest.isoformat()} (due {self.due_on})"
             )
-        self._record(self.ReminderSent, ctx, state_after=state, channel=channel)
+        breaches = compliance.channel_breach(channel, self.state, ctx.policy)
+        self._record(self.ReminderSent, ctx, breaches=breaches, state_after=state, channel=channel)
 
     def fall_due(self, ctx: Context) -> None:
         state = self._next("fall_due")
@@ -400,7 +423,8 @@ class Receivable(TrailedAggregate):
         state = self._next("start_follow_up")
         if channel is not None:
             _require_choice(channel, CHANNELS, "channel")
-        self._record(self.FollowUpStarted, ctx, state_after=state, channel=channel, note=note)
+        breaches = compliance.channel_breach(channel, self.state, ctx.policy)
+        self._record(self.FollowUpStarted, ctx, breaches=breaches, state_after=state, channel=channel, note=note)
 
     def record_contact(
         self,
@@ -420,9 +444,20 @@ class Receivable(TrailedAggregate):
         _require_text(note, "note")
         if promised_on is not None:
             _check_date(promised_on, "promised_on")
+        breaches = compliance.contact_breaches(
+            receivable_id=str(self.id),
+            at=ctx.now,
+            timezone=self.timezone,
+            channel=channel,
+            state=self.state,
+            policy=ctx.policy,
+            own=self.contacts(),
+            others=ctx.customer_contacts,
+        )
         self._record(
             self.ContactRecorded,
             ctx,
+            breaches=breaches,
             state_after=state,
             channel=channel,
             outcome=outcome,
@@ -489,10 +524,17 @@ class Receivable(TrailedAggregate):
         _require_text(reason, "reason")
         self._record(self.Escalated, ctx, state_after=state, reason=reason)
 
+    def approve_legal_referral(self, ctx: Context, *, note: str | None = None) -> None:
+        state = self._next("approve_legal_referral")
+        if self.legal_referral_approval is not None:
+            raise RuleViolationError("legal_referral.already_approved", "a legal referral is approved already")
+        self._record(self.LegalReferralApproved, ctx, state_after=state, note=note)
+
     def refer_to_legal(self, ctx: Context, *, reason: str) -> None:
         state = self._next("refer_to_legal")
         _require_text(reason, "reason")
-        self._record(self.ReferredToLegal, ctx, state_after=state, reason=reason)
+        breaches = compliance.legal_referral_breaches(ctx, self.legal_referral_approval)
+        self._record(self.ReferredToLegal, ctx, breaches=breaches, state_after=state, reason=reason)
 
     def _check_payment(self, ctx: Context, amount: object, reference: str, paid_on: date, method: str) -> Decimal:
         money = to_money(amount, self.currency)
@@ -530,9 +572,8 @@ class Receivable(TrailedAggregate):
         state = self._next("approve_write_off")
         if self.write_off_request is None:
             raise RuleViolationError("write_off.not_requested", "no write-off has been requested")
-        if self.write_off_request["requested_by"] == ctx.actor.id:
-            raise RuleViolationError("write_off.four_eyes", "the approver must not be the requester")
-        self._record(self.WriteOffApproved, ctx, state_after=state, note=note, amount=self.balance)
+        breaches = compliance.write_off_breaches(ctx, self.write_off_request["requested_by"])
+        self._record(self.WriteOffApproved, ctx, breaches=breaches, state_after=state, note=note, amount=self.balance)
 
     def raise_dispute(self, ctx: Context, *, reason: str) -> None:
         state = self._next("raise_dispute")

@@ -8,10 +8,13 @@ import json
 from dataclasses import MISSING, dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from .policy import CollectionPolicy
+
+if TYPE_CHECKING:
+    from .compliance import ContactAttempt
 
 GENESIS_HASH = "0" * 64
 # Fields every trailed event carries; the rest of an event is its `data` (history, export).
@@ -52,6 +55,8 @@ class Context:
     scheduled_for: datetime | None = None
     override_rule_id: str | None = None
     override_reason: str | None = None
+    # The customer's recent contacts on its other receivables (frequency caps across receivables).
+    customer_contacts: tuple[ContactAttempt, ...] = ()
 
     def trail_fields(self) -> dict[str, Any]:
         """The fields every event carries (besides its hash-chain links)."""

@@ -1,0 +1,216 @@
+"""Compliance findings: every receivable's history judged by the detective rules.
+
+For each receivable the projection keeps the facts the rules need (one small
+JSON document) and, after each of its events, judges the whole history again
+with `collections_es.domain.compliance.judge`, each event and obligation by the
+policy version in force for it. The policy versions come from the policy
+book's own events in the same log, so a rebuild needs nothing else.
+
+A deadline finding ("no reminder by the end of 1 March") is stored with its
+deadline as `occurred_at` as soon as the obligation arises; a later event that
+meets the obligation in time removes it when the history is judged again.
+Reading therefore keeps only the findings with `occurred_at <= now`: the same
+as judging every history at `now` (`compliance.findings_as_of`), which a test
+checks, without touching a receivable that has no new events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from collections_es.domain.compliance import Fact, Finding, fact_of, judge
+from collections_es.domain.policy import CollectionPolicy
+from collections_es.domain.policy_book import PolicyBook
+from collections_es.domain.receivable import Receivable
+
+from . import rows as rowlib
+from .base import Item, Projection, metadata
+
+policies = sa.Table(
+    "cmp_policies",
+    metadata,
+    sa.Column("version", sa.String(64), primary_key=True),
+    sa.Column("document", sa.Text, nullable=False),
+)
+
+histories = sa.Table(
+    "cmp_histories",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("facts", sa.Text, nullable=False),
+)
+
+findings = sa.Table(
+    "cmp_findings",
+    metadata,
+    # A receivable's findings are replaced together; `seq` orders them (judge's order).
+    sa.Column("receivable_id", sa.String(36), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("invoice_number", sa.String(128), nullable=False),
+    sa.Column("rule_id", sa.String(64), nullable=False, index=True),
+    sa.Column("occurred_at", sa.DateTime, nullable=False, index=True),  # naive UTC
+    sa.Column("collector", sa.String(128), nullable=True, index=True),
+    sa.Column("actor", sa.String(128), nullable=True),
+    sa.Column("policy_version", sa.String(64), nullable=True),
+    sa.Column("event_version", sa.Integer, nullable=True),
+    sa.Column("overridden_rule_id", sa.String(128), nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+_DATES = ("due_on", "issued_on", "paid_on")
+
+
+def _encode(facts: Sequence[Fact]) -> str:
+    def one(f: Fact) -> dict[str, Any]:
+        data = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in f.data.items()}
+        return {
+            "type": f.type,
+            "version": f.version,
+            "at": f.at.isoformat(),
+            "policy_version": f.policy_version,
+            "actor": f.actor,
+            "role": f.role,
+            "state_after": f.state_after,
+            "override": f.override,
+            "data": data,
+        }
+
+    return json.dumps([one(f) for f in facts], separators=(",", ":"), ensure_ascii=False)
+
+
+def _decode(text: str) -> list[Fact]:
+    out = []
+    for raw in json.loads(text):
+        data = {k: (date.fromisoformat(v) if k in _DATES and v is not None else v) for k, v in raw["data"].items()}
+        out.append(Fact(**{**raw, "at": datetime.fromisoformat(raw["at"]), "data": data}))
+    return out
+
+
+class Compliance(Projection):
+    name = "compliance"
+    tables = (findings, histories, policies)
+
+    def __init__(self) -> None:
+        self._policies: dict[str, CollectionPolicy] = {}  # versions never change once adopted
+
+    @property
+    def handles(self) -> Sequence[type]:
+        return [PolicyBook.Adopted, *Receivable.event_classes()]
+
+    def clear(self, conn: sa.Connection) -> None:
+        super().clear(conn)
+        self._policies = {}
+
+    def _policy_book(self, conn: sa.Connection) -> dict[str, CollectionPolicy]:
+        for row in conn.execute(sa.select(policies).where(policies.c.version.not_in(list(self._policies)))):
+            self._policies[row.version] = CollectionPolicy.model_validate_json(row.document)
+        return self._policies
+
+    def apply_batch(self, conn: sa.Connection, items: list[Item], prepared: Any) -> None:
+        adopted = [e for e, _ in items if isinstance(e, PolicyBook.Adopted)]
+        if adopted:
+            rowlib.upsert(
+                conn, policies, ["version"], [{"version": e.version, "document": json.dumps(e.document)} for e in adopted]
+            )
+        touched: dict[str, list[Fact]] = defaultdict(list)
+        for event, _ in items:
+            if isinstance(event, Receivable.Event):
+                touched[str(event.originator_id)].append(fact_of(event))
+        if not touched:
+            return
+        book = self._policy_book(conn)
+        stored = rowlib.load(conn, histories, touched)
+        rows, new_findings = [], []
+        for rid, new in touched.items():
+            facts = (_decode(stored[rid]["facts"]) if rid in stored else []) + new
+            rows.append({"id": rid, "facts": _encode(facts)})
+            invoice = facts[0].data.get("invoice_number", "")
+            new_findings += [_row(f, invoice, seq) for seq, f in enumerate(judge(facts, book, rid))]
+        conn.execute(findings.delete().where(findings.c.receivable_id.in_(list(touched))))
+        rowlib.upsert(conn, histories, ["id"], rows)
+        if new_findings:
+            conn.execute(findings.insert(), new_findings)
+
+
+def _row(f: Finding, invoice: str, seq: int) -> dict[str, Any]:
+    return {
+        "receivable_id": f.receivable_id,
+        "seq": seq,
+        "invoice_number": invoice,
+        "rule_id": f.rule_id,
+        "occurred_at": rowlib.naive_utc(f.occurred_at),
+        "collector": f.collector,
+        "actor": f.actor,
+        "policy_version": f.policy_version,
+        "event_version": f.event_version,
+        "overridden_rule_id": f.overridden_rule_id,
+        "detail": f.detail,
+    }
+
+
+# ---- reading -------------------------------------------------------------------
+
+
+def _where(
+    query: Any,
+    *,
+    now: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    collector: str | None = None,
+    rule_id: str | None = None,
+    receivable_id: str | None = None,
+) -> Any:
+    c = findings.c
+    query = query.where(c.occurred_at <= rowlib.naive_utc(now))
+    if start is not None:
+        query = query.where(c.occurred_at >= rowlib.naive_utc(start))
+    if end is not None:
+        query = query.where(c.occurred_at < rowlib.naive_utc(end))
+    if collector is not None:
+        query = query.where(c.collector == collector)
+    if rule_id is not None:
+        query = query.where(c.rule_id == rule_id)
+    if receivable_id is not None:
+        query = query.where(c.receivable_id == receivable_id)
+    return query
+
+
+def list_findings(
+    conn: sa.Connection, *, limit: int = 100, after: tuple[datetime, str, int] | None = None, **filters: Any
+) -> list[dict[str, Any]]:
+    """Findings as of `now` (a filter), oldest first; `after` is the (occurred_at,
+    receivable_id, seq) of the last finding of the previous page."""
+    c = findings.c
+    query = _where(sa.select(findings), **filters).order_by(c.occurred_at, c.receivable_id, c.seq).limit(limit)
+    if after is not None:
+        key = sa.tuple_(c.occurred_at, c.receivable_id, c.seq)
+        query = query.where(key > sa.tuple_(sa.literal(rowlib.naive_utc(after[0])), sa.literal(after[1]), sa.literal(after[2])))
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def cursor_of(row: dict[str, Any]) -> str:
+    return f"{row['occurred_at'].isoformat()}|{row['receivable_id']}|{row['seq']}"
+
+
+def parse_cursor(text: str) -> tuple[datetime, str, int]:
+    """The key a `cursor_of` string names; ValueError if it is not one."""
+    when, rid, seq = text.split("|")
+    return datetime.fromisoformat(when), rid, int(seq)
+
+
+def counts_by_collector(conn: sa.Connection, **filters: Any) -> dict[str | None, Counter[str]]:
+    """Per collector, the number of findings of each rule."""
+    c = findings.c
+    query = _where(sa.select(c.collector, c.rule_id, sa.func.count()).group_by(c.collector, c.rule_id), **filters)
+    out: dict[str | None, Counter[str]] = defaultdict(Counter)
+    for collector, rule_id, count in conn.execute(query):
+        out[collector][rule_id] = int(count)
+    return out
+

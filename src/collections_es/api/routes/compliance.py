@@ -1,0 +1,200 @@
+"""Supervision: the compliance rules, their findings, and collectors assessed by both.
+
+Findings come from the compliance read model (projections/compliance.py), read
+as of the service's clock: a deadline finding appears once its deadline has
+passed without the obligation being met.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+
+from projections import compliance as findings_model
+from projections import kpis
+
+from ...domain.calendar import start_of_day
+from ...domain.compliance import RULES, policy_figures
+from ...domain.trail import Actor
+from ..deps import ServicesDep, read_current, require_view
+from ..schemas import KpiBlockOut
+from .reports import MAX_KPI_DAYS, _money, _today
+
+router = APIRouter(tags=["supervision"])
+
+
+class RuleOut(BaseModel):
+    id: str
+    kind: str = Field(description="`preventive` (refused unless overridden) or `detective` (reported)")
+    title: str
+    description: str
+    policy_figures: dict[str, Any] = Field(description="The figures of the policy in force that the rule reads")
+    commands: list[str] = Field(description="Preventive rules: the commands they govern")
+
+
+class RulesOut(BaseModel):
+    policy_version: str
+    rules: list[RuleOut]
+
+
+class FindingOut(BaseModel):
+    rule_id: str
+    receivable_id: str
+    invoice_number: str
+    collector: str | None
+    occurred_at: datetime
+    detail: str
+    actor: str | None = Field(description="Who acted, for findings about an event (None for a missed deadline)")
+    policy_version: str | None = Field(description="The policy version the finding was judged by")
+    event_version: int | None = Field(description="The receivable version of the event judged, if any")
+    overridden_rule_id: str | None = Field(description="For `override.used`: the preventive rule passed")
+
+
+class CollectorAssessmentOut(BaseModel):
+    collector: str | None
+    findings: dict[str, int] = Field(description="Findings in the period, by rule id")
+    findings_total: int
+    kpis: list[KpiBlockOut] = Field(description="The collector's KPIs in the period, per currency")
+
+
+class CollectorsReportOut(BaseModel):
+    from_: date = Field(alias="from")
+    to: date
+    collectors: list[CollectorAssessmentOut]
+
+    model_config = {"populate_by_name": True}
+
+
+def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
+    return RequestValidationError([{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}])
+
+
+def _period(services: Any, start: date | None, end: date | None) -> tuple[date, date]:
+    end = end or _today(services)
+    start = start or end - timedelta(days=29)
+    for name, value in (("from", start), ("to", end)):
+        if not date(1970, 1, 2) <= value <= date(2199, 12, 30):
+            raise _invalid(name, "must be between 1970-01-02 and 2199-12-30", str(value))
+    if start > end:
+        raise _invalid("from", "must not be after 'to'", str(start))
+    if (end - start).days >= MAX_KPI_DAYS:
+        raise _invalid("from", f"a period is at most {MAX_KPI_DAYS} days", str(start))
+    return start, end
+
+
+def _instants(services: Any, start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
+    """A period of days, in the reporting time zone, as [start, end) instants."""
+    tz = services.settings.report_timezone
+    for name, value in (("from", start), ("to", end)):
+        if value is not None and not date(1970, 1, 2) <= value <= date(2199, 12, 30):
+            raise _invalid(name, "must be between 1970-01-02 and 2199-12-30", str(value))
+    if start is not None and end is not None and start > end:
+        raise _invalid("from", "must not be after 'to'", str(start))
+    return (
+        start_of_day(start, tz) if start else None,
+        start_of_day(end + timedelta(days=1), tz) if end else None,
+    )
+
+
+@router.get("/compliance/rules", response_model=RulesOut)
+def rules(services: ServicesDep, actor: Annotated[Actor, require_view("compliance.rules")]) -> Any:
+    """Every compliance rule: stable id, kind, plain description and the policy figures it reads."""
+    policy = services.app.policy()
+    return {
+        "policy_version": policy.version,
+        "rules": [
+            {**vars(rule), "policy_figures": policy_figures(rule, policy), "commands": list(rule.commands)}
+            for rule in RULES.values()
+        ],
+    }
+
+
+@router.get("/compliance/findings", response_model=list[FindingOut])
+def findings(
+    services: ServicesDep,
+    actor: Annotated[Actor, require_view("compliance.findings")],
+    response: Response,
+    collector: Annotated[str | None, Query(max_length=128, description="A collector's findings (a collector sees only their own)")] = None,
+    rule_id: Annotated[str | None, Query(max_length=64)] = None,
+    receivable_id: Annotated[str | None, Query(max_length=36)] = None,
+    from_: Annotated[date | None, Query(alias="from", description="First day (reporting time zone)")] = None,
+    to: Annotated[date | None, Query(description="Last day, included")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=128, description="`X-Next-Cursor` of the previous page")] = None,
+) -> Any:
+    """Findings as of now, oldest first: per receivable, collector, rule and period."""
+    if actor.role == "collector":
+        if collector not in (None, actor.id):
+            raise _invalid("collector", "a collector sees only their own findings", collector)
+        collector = actor.id
+    if rule_id is not None and rule_id not in RULES:
+        raise _invalid("rule_id", f"no rule '{rule_id}'; see GET /compliance/rules", rule_id)
+    start, end = _instants(services, from_, to)
+    try:
+        after = findings_model.parse_cursor(cursor) if cursor is not None else None
+    except ValueError:
+        raise _invalid("cursor", "not a cursor this API gave", cursor) from None
+    read_current(services, response, "compliance")
+    with services.snapshot() as conn:
+        rows = findings_model.list_findings(
+            conn,
+            now=services.clock.now(),
+            start=start,
+            end=end,
+            collector=collector,
+            rule_id=rule_id,
+            receivable_id=receivable_id,
+            limit=limit + 1,
+            after=after,
+        )
+    page = rows[:limit]
+    if len(rows) > limit:
+        response.headers["X-Next-Cursor"] = findings_model.cursor_of(page[-1])
+    return [{**r, "occurred_at": r["occurred_at"].replace(tzinfo=UTC)} for r in page]
+
+
+@router.get("/reports/collectors", response_model=CollectorsReportOut, response_model_by_alias=True)
+def collectors_report(
+    services: ServicesDep,
+    actor: Annotated[Actor, require_view("reports.collectors")],
+    response: Response,
+    from_: Annotated[date | None, Query(alias="from", description="First day (default: 30 days before `to`)")] = None,
+    to: Annotated[date | None, Query(description="Last day, included (default: today)")] = None,
+    collector: Annotated[str | None, Query(max_length=128)] = None,
+) -> Any:
+    """Per collector and period: findings by rule beside the KPIs of the read-model issue."""
+    start, end = _period(services, from_, to)
+    tz = services.settings.report_timezone
+    read_current(services, response, "compliance", "kpis", "aging")
+    with services.snapshot() as conn:
+        counts = findings_model.counts_by_collector(
+            conn,
+            now=services.clock.now(),
+            start=start_of_day(start, tz),
+            end=start_of_day(end + timedelta(days=1), tz),
+            collector=collector,
+        )
+        figures = _money(kpis.compute(conn, start, end, collector=collector))
+    blocks: dict[str | None, list[dict[str, Any]]] = {}
+    for block in figures["collectors"]:
+        who = block.pop("collector")
+        blocks.setdefault(who, []).append(block)
+    names = sorted(set(counts) | set(blocks), key=lambda c: (c is None, c or ""))
+    return {
+        "from": start,
+        "to": end,
+        "collectors": [
+            {
+                "collector": who,
+                "findings": dict(sorted(counts.get(who, {}).items())),
+                "findings_total": sum(counts.get(who, {}).values()),
+                "kpis": blocks.get(who, []),
+            }
+            for who in names
+        ],
+    }
+

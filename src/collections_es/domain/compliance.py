@@ -1,0 +1,680 @@
+"""The compliance rules of the collection procedure, defined once.
+
+Each rule has a stable id, a plain-language description and the policy
+figures it reads. Two kinds:
+
+- **preventive** rules are checked by the receivable's command methods: a
+  command that breaks one is refused (`RuleViolationError` with the rule's
+  id) unless a supervisor passes it with `override: {rule_id, reason}`, which
+  the event records (`enforce`).
+- **detective** rules judge a whole history afterwards (`judge`): each event
+  by the policy version it recorded, each deadline by the version in force
+  when the obligation arose.
+
+Everything here is a pure function of its arguments: histories, policies and
+instants come in; nothing is read from a clock or a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from . import calendar
+from .errors import PermissionDeniedError, RuleViolationError
+from .policy import CollectionPolicy
+from .trail import Context
+
+OVERRIDE_ROLE = "supervisor"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    kind: Literal["preventive", "detective"]
+    title: str
+    description: str
+    policy_figures: tuple[str, ...] = ()
+    commands: tuple[str, ...] = ()  # preventive: the commands it governs
+
+
+_RULES: tuple[Rule, ...] = (
+    # ---- preventive ---------------------------------------------------------
+    Rule(
+        "contact.outside_window",
+        "preventive",
+        "Contact outside the customer's contact window",
+        "A contact is recorded only inside the policy's contact windows, on a business day (a weekday with "
+        "windows that is not a policy holiday), in the customer's own time zone.",
+        ("contact.windows", "holidays"),
+        ("record_contact",),
+    ),
+    Rule(
+        "contact.frequency_receivable",
+        "preventive",
+        "Too many contact attempts on one receivable",
+        "At most `max_attempts_per_receivable` contacts are recorded on one receivable in any "
+        "`attempts_period_days` days (a rolling window ending now).",
+        ("contact.max_attempts_per_receivable", "contact.attempts_period_days"),
+        ("record_contact",),
+    ),
+    Rule(
+        "contact.frequency_customer",
+        "preventive",
+        "Too many contact attempts with one customer",
+        "At most `max_attempts_per_customer` contacts with one customer, across all of its receivables, in any "
+        "`attempts_period_days` days.",
+        ("contact.max_attempts_per_customer", "contact.attempts_period_days"),
+        ("record_contact",),
+    ),
+    Rule(
+        "contact.phone_per_day",
+        "preventive",
+        "Too many phone calls in a day",
+        "At most `max_phone_per_day` phone contacts with one customer, across its receivables, on one day "
+        "of the customer's calendar.",
+        ("contact.max_phone_per_day",),
+        ("record_contact",),
+    ),
+    Rule(
+        "contact.channel_not_allowed",
+        "preventive",
+        "Channel not allowed in the receivable's state",
+        "A reminder, follow-up or contact uses only the channels the policy allows in the receivable's current "
+        "state (a state the policy does not list allows every channel).",
+        ("channels_by_state",),
+        ("record_contact", "send_reminder", "start_follow_up"),
+    ),
+    Rule(
+        "legal_referral.role",
+        "preventive",
+        "Legal referral by a role the policy does not allow",
+        "Only the roles in `legal_referral_roles` refer a receivable to legal.",
+        ("legal_referral_roles",),
+        ("refer_to_legal",),
+    ),
+    Rule(
+        "legal_referral.approval",
+        "preventive",
+        "Legal referral without the required approval",
+        "When `legal_referral_requires_approval` is set, a referral needs an `approve_legal_referral` recorded "
+        "since the receivable was last escalated, by a supervisor other than the person referring.",
+        ("legal_referral_requires_approval",),
+        ("refer_to_legal",),
+    ),
+    Rule(
+        "write_off.approver_role",
+        "preventive",
+        "Write-off approved by a role the policy does not allow",
+        "Only the roles in `write_off_approver_roles` approve a write-off.",
+        ("write_off_approver_roles",),
+        ("approve_write_off",),
+    ),
+    Rule(
+        "write_off.four_eyes",
+        "preventive",
+        "Write-off approved by its requester",
+        "The person approving a write-off is not the person who requested it (four eyes).",
+        (),
+        ("approve_write_off",),
+    ),
+    # ---- detective ----------------------------------------------------------
+    Rule(
+        "reminder.not_sent_in_time",
+        "detective",
+        "Pre-due reminder not sent in time",
+        "A reminder is sent by the end of the reminder day: `reminder_lead_days` before the due date (the "
+        "business day on or before), or the first business day after issue if that is later; none is owed "
+        "when that day is not before the due date. Settling first lifts the obligation.",
+        ("reminder_lead_days", "contact.windows", "holidays"),
+    ),
+    Rule(
+        "follow_up.not_started_in_time",
+        "detective",
+        "Follow-up not started in time after the due date",
+        "Follow-up (`start_follow_up`, a contact, a promise or an escalation) starts by the end of the business "
+        "day `follow_up_after_days` after the due date. Settling first lifts the obligation.",
+        ("follow_up_after_days", "contact.windows", "holidays"),
+    ),
+    Rule(
+        "promise.broken_not_followed_up",
+        "detective",
+        "Broken promise not followed up",
+        "After a broken promise the customer is contacted (or a new promise or plan agreed, or the receivable "
+        "referred to legal) within `promise_follow_up_business_days` business days.",
+        ("promise_follow_up_business_days", "contact.windows", "holidays"),
+    ),
+    Rule(
+        "escalation.without_follow_up_contact",
+        "detective",
+        "Escalation without any follow-up contact",
+        "A receivable is escalated only after at least one contact with the customer was recorded.",
+    ),
+    Rule(
+        "legal_referral.without_escalation",
+        "detective",
+        "Legal referral without prior escalation",
+        "A receivable is referred to legal only after it was escalated (by `escalate` or a broken promise). "
+        "The lifecycle enforces this today; the rule keeps judging histories should that ever change.",
+    ),
+    Rule(
+        "contact.without_outcome_or_next_step",
+        "detective",
+        "Contact logged without outcome or next step",
+        "Every contact log entry names its outcome and the next step.",
+    ),
+    Rule(
+        "limitation.no_action",
+        "detective",
+        "Limitation period nearing its end with no action",
+        "Once a receivable is within `limitation_warning_days` of the end of its limitation period, some action "
+        "(a contact, a promise or plan, a payment, a legal referral) is recorded within `limitation_action_days` "
+        "(or before it lapses, if sooner).",
+        ("limitation_period_years", "limitation_warning_days", "limitation_action_days"),
+    ),
+    Rule(
+        "override.used",
+        "detective",
+        "A preventive rule was overridden",
+        "Every override of a preventive rule by a supervisor is reported, with its reason.",
+    ),
+)
+
+RULES: dict[str, Rule] = {r.id: r for r in _RULES}
+PREVENTIVE: frozenset[str] = frozenset(r.id for r in _RULES if r.kind == "preventive")
+
+
+def policy_figures(rule: Rule, policy: CollectionPolicy) -> dict[str, Any]:
+    """The current values of the figures a rule reads, by their dotted names."""
+    out: dict[str, Any] = {}
+    document = policy.model_dump(mode="json")
+    for name in rule.policy_figures:
+        value: Any = document
+        for part in name.split("."):
+            value = value[part]
+        out[name] = value
+    return out
+
+
+# ---- preventive ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Breach:
+    rule_id: str
+    detail: str
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class ContactAttempt:
+    """One recorded contact: on which receivable, when, by which channel."""
+
+    receivable_id: str
+    at: datetime
+    channel: str
+
+
+def enforce(ctx: Context, breaches: Iterable[Breach]) -> None:
+    """Refuse on the first breach the context does not override; refuse an override
+    that passes nothing (it would put a needless override on the record)."""
+    found = list(breaches)
+    overridden = ctx.override_rule_id
+    if overridden is not None:
+        if ctx.actor.role != OVERRIDE_ROLE:
+            raise PermissionDeniedError("only a supervisor may override a rule")
+        if overridden not in PREVENTIVE:
+            raise RuleViolationError(
+                "override.unknown_rule", f"'{overridden}' is not a preventive rule", field="override.rule_id"
+            )
+        if not (ctx.override_reason or "").strip():
+            raise RuleViolationError("field.required", "an override needs a reason", field="override.reason")
+    for breach in found:
+        if breach.rule_id != overridden:
+            raise RuleViolationError(breach.rule_id, breach.detail, field=breach.field)
+    if overridden is not None and overridden not in {b.rule_id for b in found}:
+        raise RuleViolationError(
+            "override.not_needed", f"this command does not break '{overridden}'; there is nothing to override",
+            field="override.rule_id",
+        )
+
+
+def channel_breach(channel: str | None, state: str, policy: CollectionPolicy) -> list[Breach]:
+    allowed = policy.channels_by_state.get(state)
+    if channel is None or allowed is None or channel in allowed:
+        return []
+    return [
+        Breach(
+            "contact.channel_not_allowed",
+            f"channel '{channel}' is not allowed in state '{state}'; allowed: {', '.join(allowed) or 'none'}",
+            "channel",
+        )
+    ]
+
+
+def channel_for(preferred: str, state: str, policy: CollectionPolicy) -> str:
+    """The customer's preferred channel if the policy allows it in `state`, else the first allowed."""
+    allowed = policy.channels_by_state.get(state)
+    if allowed is None or preferred in allowed or not allowed:
+        return preferred
+    return allowed[0]
+
+
+def contact_breaches(
+    *,
+    receivable_id: str,
+    at: datetime,
+    timezone: str,
+    channel: str,
+    state: str,
+    policy: CollectionPolicy,
+    own: Sequence[ContactAttempt],
+    others: Sequence[ContactAttempt],
+) -> list[Breach]:
+    """Every preventive rule a contact recorded at `at` would break. `own` are this
+    receivable's earlier contacts, `others` the customer's contacts on its other receivables."""
+    breaches: list[Breach] = []
+    if not calendar.is_within_contact_window(at, timezone, policy):
+        local = at.astimezone(ZoneInfo(timezone))
+        breaches.append(
+            Breach(
+                "contact.outside_window",
+                f"{local:%A %Y-%m-%d %H:%M} in {timezone} is outside the contact windows "
+                f"(next: {calendar.next_contact_moment(at, timezone, policy).astimezone(ZoneInfo(timezone)):%A %H:%M})",
+            )
+        )
+    contact = policy.contact
+    since = at - timedelta(days=contact.attempts_period_days)
+    recent_own = [c for c in own if since < c.at <= at]
+    recent_others = [c for c in others if since < c.at <= at and c.receivable_id != receivable_id]
+    if len(recent_own) >= contact.max_attempts_per_receivable:
+        breaches.append(
+            Breach(
+                "contact.frequency_receivable",
+                f"{len(recent_own)} contacts on this receivable in the last {contact.attempts_period_days} days; "
+                f"the cap is {contact.max_attempts_per_receivable}",
+            )
+        )
+    if len(recent_own) + len(recent_others) >= contact.max_attempts_per_customer:
+        breaches.append(
+            Breach(
+                "contact.frequency_customer",
+                f"{len(recent_own) + len(recent_others)} contacts with this customer in the last "
+                f"{contact.attempts_period_days} days; the cap is {contact.max_attempts_per_customer}",
+            )
+        )
+    if channel == "phone":
+        zone = ZoneInfo(timezone)
+        today = at.astimezone(zone).date()
+        calls = [
+            c for c in (*own, *others) if c.channel == "phone" and c.at <= at and c.at.astimezone(zone).date() == today
+        ]
+        if len(calls) >= contact.max_phone_per_day:
+            breaches.append(
+                Breach(
+                    "contact.phone_per_day",
+                    f"{len(calls)} phone contacts with this customer today ({today}); the cap is {contact.max_phone_per_day}",
+                    "channel",
+                )
+            )
+    return breaches + channel_breach(channel, state, policy)
+
+
+def legal_referral_breaches(
+    ctx: Context, approval: Mapping[str, Any] | None
+) -> list[Breach]:
+    policy = ctx.policy
+    breaches: list[Breach] = []
+    if ctx.actor.role not in policy.legal_referral_roles:
+        breaches.append(
+            Breach(
+                "legal_referral.role",
+                f"role '{ctx.actor.role}' may not refer to legal under policy {policy.version}; "
+                f"allowed: {', '.join(policy.legal_referral_roles) or 'none'}",
+            )
+        )
+    if policy.legal_referral_requires_approval:
+        if approval is None:
+            breaches.append(Breach("legal_referral.approval", "the policy requires an approved legal referral; none is recorded"))
+        elif approval["approved_by"] == ctx.actor.id:
+            breaches.append(
+                Breach("legal_referral.approval", "the referral was approved by the person referring; another supervisor must approve")
+            )
+    return breaches
+
+
+def write_off_breaches(ctx: Context, requested_by: str) -> list[Breach]:
+    policy = ctx.policy
+    breaches: list[Breach] = []
+    if requested_by == ctx.actor.id:
+        breaches.append(Breach("write_off.four_eyes", "the approver must not be the requester"))
+    if ctx.actor.role not in policy.write_off_approver_roles:
+        breaches.append(
+            Breach(
+                "write_off.approver_role",
+                f"role '{ctx.actor.role}' may not approve write-offs under policy {policy.version}; "
+                f"allowed: {', '.join(policy.write_off_approver_roles) or 'none'}",
+            )
+        )
+    return breaches
+
+
+# ---- detective ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fact:
+    """What the detective rules need of one receivable event."""
+
+    type: str
+    version: int
+    at: datetime
+    policy_version: str
+    actor: str
+    role: str
+    state_after: str
+    override: Mapping[str, str] | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule_id: str
+    receivable_id: str
+    occurred_at: datetime
+    collector: str | None
+    detail: str
+    policy_version: str | None
+    actor: str | None = None
+    event_version: int | None = None
+    overridden_rule_id: str | None = None
+
+
+#: Events that show someone worked the receivable with the customer.
+_FOLLOW_UP = frozenset({"FollowUpStarted", "ContactRecorded", "PromiseMade", "InstallmentPlanAgreed", "Escalated"})
+_PROMISE_FOLLOW_UP = frozenset({"ContactRecorded", "PromiseMade", "InstallmentPlanAgreed", "ReferredToLegal"})
+_LIMITATION_ACTION = frozenset(
+    {"ContactRecorded", "PromiseMade", "InstallmentPlanAgreed", "PaymentRecorded", "ReferredToLegal"}
+)
+_CLOSED = frozenset({"settled", "written_off"})
+
+
+def judge(facts: Sequence[Fact], policies: Mapping[str, CollectionPolicy], receivable_id: str) -> list[Finding]:
+    """Every finding the history gives, including deadline findings dated after its
+    last event (they stand unless a later event meets the obligation in time).
+    The findings as of `now` are those with `occurred_at <= now` (`findings_as_of`)."""
+    if not facts or facts[0].type != "Issued":
+        return []
+    return sorted(_Judge(facts, policies, receivable_id).run(), key=lambda f: (f.occurred_at, f.rule_id))
+
+
+def findings_as_of(
+    facts: Sequence[Fact], policies: Mapping[str, CollectionPolicy], receivable_id: str, now: datetime
+) -> list[Finding]:
+    return [f for f in judge([f for f in facts if f.at <= now], policies, receivable_id) if f.occurred_at <= now]
+
+
+class _Judge:
+    def __init__(self, facts: Sequence[Fact], policies: Mapping[str, CollectionPolicy], receivable_id: str) -> None:
+        self.facts = facts
+        self.policies = policies
+        self.rid = receivable_id
+        issued = facts[0]
+        self.tz: str = issued.data["timezone"]
+        self.zone = ZoneInfo(self.tz)
+        self.due_on: date = issued.data["due_on"]
+        self.issued = issued
+
+    # -- helpers --------------------------------------------------------------
+
+    def policy(self, fact: Fact) -> CollectionPolicy | None:
+        return self.policies.get(fact.policy_version)
+
+    def in_force_at(self, at: datetime) -> Fact:
+        """The last event at or before `at` (its policy version was the one in force)."""
+        found = self.facts[0]
+        for f in self.facts:
+            if f.at > at:
+                break
+            found = f
+        return found
+
+    def collector_at(self, at: datetime) -> str | None:
+        collector = self.issued.data.get("collector")
+        for f in self.facts:
+            if f.at > at:
+                break
+            if f.type == "CollectorAssigned":
+                collector = f.data["collector"]
+        return collector
+
+    def end_of(self, day: date) -> datetime:
+        return calendar.start_of_day(day + timedelta(days=1), self.tz)
+
+    def closed_before(self, deadline: datetime) -> bool:
+        return any(f.state_after in _CLOSED for f in self.facts if f.at < deadline)
+
+    def any_between(self, types: frozenset[str], start: datetime, end: datetime) -> bool:
+        return any(f.type in types for f in self.facts if start <= f.at < end)
+
+    def finding(self, rule_id: str, at: datetime, detail: str, fact: Fact, *, event: bool = False, **extra: Any) -> Finding:
+        return Finding(
+            rule_id=rule_id,
+            receivable_id=self.rid,
+            occurred_at=at,
+            collector=self.collector_at(at),
+            detail=detail,
+            policy_version=fact.policy_version,
+            actor=fact.actor if event else None,
+            event_version=fact.version if event else None,
+            **extra,
+        )
+
+    # -- the rules --------------------------------------------------------------
+
+    def run(self) -> Iterable[Finding]:
+        for check in (
+            self.reminder,
+            self.follow_up,
+            self.promise_follow_up,
+            self.escalation_contact,
+            self.legal_escalation,
+            self.contact_complete,
+            self.limitation,
+            self.overrides,
+        ):
+            yield from check()
+
+    def reminder(self) -> Iterable[Finding]:
+        policy = self.policy(self.issued)
+        if policy is None:
+            return
+        reminder_day = calendar.business_day_on_or_before(self.due_on - timedelta(days=policy.reminder_lead_days), policy)
+        issued_day = self.issued.at.astimezone(self.zone).date()
+        owed_on = max(reminder_day, calendar.business_day_on_or_after(issued_day, policy))
+        if owed_on >= self.due_on:
+            return
+        deadline = self.end_of(owed_on)
+        if self.closed_before(deadline) or self.any_between(frozenset({"ReminderSent"}), self.issued.at, deadline):
+            return
+        yield self.finding(
+            "reminder.not_sent_in_time",
+            deadline,
+            f"no pre-due reminder by the end of {owed_on} (due {self.due_on}; {policy.reminder_lead_days} days' lead)",
+            self.issued,
+        )
+
+    def follow_up(self) -> Iterable[Finding]:
+        fell_due = next((f for f in self.facts if f.type == "FellDue"), None)
+        basis = fell_due or self.in_force_at(calendar.start_of_day(self.due_on, self.tz))
+        policy = self.policy(basis)
+        if policy is None:
+            return
+        owed_on = calendar.business_day_on_or_after(self.due_on + timedelta(days=policy.follow_up_after_days), policy)
+        deadline = self.end_of(owed_on)
+        if self.closed_before(deadline) or self.any_between(_FOLLOW_UP, self.issued.at, deadline):
+            return
+        yield self.finding(
+            "follow_up.not_started_in_time",
+            deadline,
+            f"follow-up not started by the end of {owed_on} (due {self.due_on}; "
+            f"{policy.follow_up_after_days} day(s) after due)",
+            basis,
+        )
+
+    def promise_follow_up(self) -> Iterable[Finding]:
+        for broken in (f for f in self.facts if f.type == "PromiseBroken"):
+            policy = self.policy(broken)
+            if policy is None:
+                continue
+            day = broken.at.astimezone(self.zone).date()
+            for _ in range(policy.promise_follow_up_business_days):
+                day = calendar.business_day_on_or_after(day + timedelta(days=1), policy)
+            deadline = self.end_of(day)
+            if self.closed_before(deadline) or self.any_between(_PROMISE_FOLLOW_UP, broken.at, deadline):
+                continue
+            yield self.finding(
+                "promise.broken_not_followed_up",
+                deadline,
+                f"promise broken on {broken.at.astimezone(self.zone).date()}; no contact by the end of {day}",
+                broken,
+            )
+
+    def escalation_contact(self) -> Iterable[Finding]:
+        for escalated in (f for f in self.facts if f.type == "Escalated"):
+            if not any(f.type == "ContactRecorded" and f.at <= escalated.at for f in self.facts):
+                yield self.finding(
+                    "escalation.without_follow_up_contact",
+                    escalated.at,
+                    f"escalated by {escalated.actor} without any contact with the customer recorded",
+                    escalated,
+                    event=True,
+                )
+
+    def legal_escalation(self) -> Iterable[Finding]:
+        for referred in (f for f in self.facts if f.type == "ReferredToLegal"):
+            if not any(f.type in ("Escalated", "PromiseBroken") and f.at <= referred.at for f in self.facts):
+                yield self.finding(
+                    "legal_referral.without_escalation",
+                    referred.at,
+                    f"referred to legal by {referred.actor} without a prior escalation",
+                    referred,
+                    event=True,
+                )
+
+    def contact_complete(self) -> Iterable[Finding]:
+        for contact in (f for f in self.facts if f.type == "ContactRecorded"):
+            missing = [name for name in ("outcome", "next_step") if not str(contact.data.get(name) or "").strip()]
+            if missing:
+                yield self.finding(
+                    "contact.without_outcome_or_next_step",
+                    contact.at,
+                    f"contact by {contact.actor} logged without {' or '.join(n.replace('_', ' ') for n in missing)}",
+                    contact,
+                    event=True,
+                )
+
+    def limitation(self) -> Iterable[Finding]:
+        periods = list(self._limitation_periods())
+        for i, (start, basis) in enumerate(periods):
+            policy = self.policy(basis)
+            if policy is None:
+                continue
+            lapses_on = _add_years(start, policy.limitation_period_years)
+            warn_on = lapses_on - timedelta(days=policy.limitation_warning_days)
+            warn_at = calendar.start_of_day(warn_on, self.tz)
+            deadline = calendar.start_of_day(min(warn_on + timedelta(days=policy.limitation_action_days), lapses_on), self.tz)
+            next_start = periods[i + 1][1].at if i + 1 < len(periods) else None
+            if next_start is not None and next_start < warn_at:
+                continue  # interrupted before the warning lead began
+            if self.closed_before(deadline) or self.any_between(_LIMITATION_ACTION, warn_at, deadline):
+                continue
+            yield self.finding(
+                "limitation.no_action",
+                deadline,
+                f"the limitation period lapses on {lapses_on}; no action since the warning lead began on {warn_on}",
+                basis,
+            )
+
+    def _limitation_periods(self) -> Iterable[tuple[date, Fact]]:
+        """(start of a limitation period, the event that started it) — as the aggregate computes it."""
+        start = self.due_on
+        yield start, self.issued
+        for f in self.facts[1:]:
+            on: date | None = None
+            if f.type == "ContactRecorded" and f.data.get("outcome") == "acknowledged":
+                on = f.at.astimezone(self.zone).date()
+            elif f.type in ("PromiseMade", "InstallmentPlanAgreed"):
+                on = f.at.astimezone(self.zone).date()
+            elif f.type == "PaymentRecorded":
+                on = f.data["paid_on"]
+            if on is not None and on > start:
+                start = on
+                yield start, f
+
+    def overrides(self) -> Iterable[Finding]:
+        for f in self.facts:
+            if f.override:
+                rule = f.override.get("rule_id", "")
+                yield self.finding(
+                    "override.used",
+                    f.at,
+                    f"{f.type}: '{rule}' overridden by {f.actor}: {f.override.get('reason', '')}",
+                    f,
+                    event=True,
+                    overridden_rule_id=rule,
+                )
+
+
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+FACT_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "Issued": ("invoice_number", "timezone", "due_on", "issued_on", "collector"),
+    "ContactRecorded": ("channel", "outcome", "next_step"),
+    "CollectorAssigned": ("collector",),
+    "PaymentRecorded": ("paid_on",),
+}
+
+
+def fact_of(event: Any) -> Fact:
+    """The fact a receivable event gives the detective rules."""
+    name = type(event).__name__
+    return Fact(
+        type=name,
+        version=event.originator_version,
+        at=event.timestamp,
+        policy_version=event.policy_version,
+        actor=event.actor_id,
+        role=event.actor_role,
+        state_after=event.state_after,
+        override=event.override,
+        data={k: getattr(event, k) for k in FACT_FIELDS.get(name, ())},
+    )
+
+
+def render_docs() -> str:
+    """The generated `docs/compliance-rules.md`."""
+    lines = [
+        "# Compliance rules",
+        "",
+        "Generated from `collections_es.domain.compliance.RULES` by `collections-es docs`;",
+        "a test fails when this file differs from the code. `GET /compliance/rules` lists the",
+        "same rules with the figures of the policy in force. See ADR 0033 for how they are checked.",
+        "",
+    ]
+    for kind, heading in (("preventive", "Preventive: refused unless a supervisor overrides"), ("detective", "Detective: reported as findings")):
+        lines += [f"## {heading}", "", "| id | rule | policy figures | commands |", "|---|---|---|---|"]
+        for rule in (r for r in _RULES if r.kind == kind):
+            figures = ", ".join(f"`{f}`" for f in rule.policy_figures) or "—"
+            commands = ", ".join(f"`{c}`" for c in rule.commands) or "—"
+            lines.append(f"| `{rule.id}` | **{rule.title}.** {rule.description} | {figures} | {commands} |")
+        lines.append("")
+    return "\n".join(lines)
