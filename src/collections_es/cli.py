@@ -255,12 +255,12 @@ def notify(
 @app.command()
 def docs(out: Annotated[Path, typer.Option(help="Docs folder")] = Path("docs")) -> None:
     """Regenerate docs/lifecycle.md and docs/access.md from the code."""
-    from .application import access
+    from .api import route_access
     from .domain import lifecycle
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "lifecycle.md").write_text(lifecycle.render_docs(), encoding="utf-8")
-    (out / "access.md").write_text(access.render_docs(), encoding="utf-8")
+    (out / "access.md").write_text(route_access.render_docs(), encoding="utf-8")
     typer.echo(f"wrote {out / 'lifecycle.md'} and {out / 'access.md'}")
 
 
