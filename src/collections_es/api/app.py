@@ -112,7 +112,9 @@ def create_app(
 ) -> FastAPI:
     """Build the app over wired services. `follow` runs the projection loop in-process,
     `schedule` the scheduler loop (system clock only; the sandbox clock fires on advance),
-    `notify` the outbox sender loop. `monotonic` is the rate limiter's time source."""
+    `notify` the outbox sender loop. `monotonic` is the rate limiter's time source; the
+    default is bound at import, so freezegun freezing `time.monotonic` in a test does not
+    stop the buckets refilling (ADR 0031)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

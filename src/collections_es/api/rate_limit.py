@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from ..config import Settings
 
 
+# Float noise: 0.6 tokens short at 0.1 a second is a wait of 5.999999… s, which is 6 s, and a
+# client that comes back after the Retry-After it was given finds its token there.
+_EPSILON = 1e-9
+
+
 @dataclass
 class _Bucket:
     tokens: float
@@ -48,8 +53,8 @@ class TokenBuckets:
             return 0
         with self._lock:
             bucket = self._refilled(key)
-            if bucket.tokens >= 1:
-                bucket.tokens -= 1
+            if bucket.tokens >= 1 - _EPSILON:
+                bucket.tokens = max(0.0, bucket.tokens - 1)
                 return 0
             return self._wait(bucket)
 
@@ -62,10 +67,10 @@ class TokenBuckets:
             if bucket is None:
                 return 0
             bucket = self._refilled(key)
-            return 0 if bucket.tokens >= 1 else self._wait(bucket)
+            return 0 if bucket.tokens >= 1 - _EPSILON else self._wait(bucket)
 
     def _wait(self, bucket: _Bucket) -> int:
-        return max(1, math.ceil((1 - bucket.tokens) / self.rate))
+        return max(1, math.ceil((1 - bucket.tokens) / self.rate - _EPSILON))
 
     def _refilled(self, key: str) -> _Bucket:
         now = self.monotonic()
