@@ -81,8 +81,8 @@ def clock() -> FixedClock:
     return FixedClock(START)
 
 
-# The suite sends many requests with one key at once (and freezegun stops time.monotonic):
-# rate limits that never bite here; tests/integration/test_rate_limit.py sets low ones.
+# The suite sends many requests with one key, and many wrong tokens, in no time: rate limits
+# that never bite here; tests/integration/test_rate_limit.py sets low ones (ADR 0031).
 UNLIMITED = {"COLLECTIONS_RATE_LIMIT_BURST": 1_000_000, "COLLECTIONS_AUTH_FAILURE_BURST": 1_000_000}
 
 
