@@ -81,8 +81,13 @@ def clock() -> FixedClock:
     return FixedClock(START)
 
 
+# The suite sends many requests with one key, and many wrong tokens, in no time: rate limits
+# that never bite here; tests/integration/test_rate_limit.py sets low ones (ADR 0031).
+UNLIMITED = {"COLLECTIONS_RATE_LIMIT_BURST": 1_000_000, "COLLECTIONS_AUTH_FAILURE_BURST": 1_000_000}
+
+
 def make_services(database_url: str, clock=None, **settings) -> Services:
-    return build(Settings(DATABASE_URL=database_url, **settings), clock=clock)
+    return build(Settings(DATABASE_URL=database_url, **{**UNLIMITED, **settings}), clock=clock)
 
 
 @pytest.fixture

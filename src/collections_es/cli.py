@@ -255,12 +255,12 @@ def notify(
 @app.command()
 def docs(out: Annotated[Path, typer.Option(help="Docs folder")] = Path("docs")) -> None:
     """Regenerate docs/lifecycle.md, docs/access.md and docs/compliance-rules.md from the code."""
-    from .application import access
+    from .api import route_access
     from .domain import compliance, lifecycle
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "lifecycle.md").write_text(lifecycle.render_docs(), encoding="utf-8")
-    (out / "access.md").write_text(access.render_docs(), encoding="utf-8")
+    (out / "access.md").write_text(route_access.render_docs(), encoding="utf-8")
     (out / "compliance-rules.md").write_text(compliance.render_docs(), encoding="utf-8")
     typer.echo(f"wrote {out / 'lifecycle.md'}, {out / 'access.md'} and {out / 'compliance-rules.md'}")
 

@@ -36,6 +36,24 @@ class Settings(BaseSettings):
     report_timezone: str = Field(default="UTC", validation_alias="COLLECTIONS_TIMEZONE")
     log_level: str = Field(default="INFO", validation_alias="COLLECTIONS_LOG_LEVEL")
 
+    # Rate limits, per API process (ADR 0031)
+    rate_limit_per_minute: float = Field(
+        default=600, gt=0, validation_alias="COLLECTIONS_RATE_LIMIT_PER_MINUTE",
+        description="Requests an API key may make a minute, sustained",
+    )
+    rate_limit_burst: int = Field(
+        default=200, ge=0, validation_alias="COLLECTIONS_RATE_LIMIT_BURST",
+        description="Requests an API key may make at once before the per-minute rate applies; 0 disables the limit",
+    )
+    auth_failures_per_minute: float = Field(
+        default=30, gt=0, validation_alias="COLLECTIONS_AUTH_FAILURES_PER_MINUTE",
+        description="Invalid tokens a client address may send a minute, sustained",
+    )
+    auth_failure_burst: int = Field(
+        default=30, ge=0, validation_alias="COLLECTIONS_AUTH_FAILURE_BURST",
+        description="Invalid tokens a client address may send at once; then 429 until it refills; 0 disables",
+    )
+
     # Letters and messages
     company_file: Path | None = Field(
         default=None, validation_alias="COLLECTIONS_COMPANY_FILE",

@@ -23,9 +23,9 @@ from ..conftest import make_services
 class Api:
     """A TestClient with one API key per role: `api.as_("collector").post(...)`."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, **app_options: Any) -> None:
         self.services = services
-        self.client = TestClient(create_app(services), raise_server_exceptions=False)
+        self.client = TestClient(create_app(services, **app_options), raise_server_exceptions=False)
         now = services.clock.now()
         self.tokens = {role: services.keys.add(f"{role}-1", role, now) for role in ROLES}
         self.tokens["supervisor-2"] = services.keys.add("supervisor-2", "supervisor", now)

@@ -49,6 +49,15 @@ class ApiKey:
     revoked_at: datetime | None
 
 
+@dataclass(frozen=True)
+class KeyHolder:
+    """Who a presented token authenticates, and which key it is (`db:<id>` or `file:<digest prefix>`),
+    so limits can be kept per key."""
+
+    key_id: str
+    actor: Actor
+
+
 class ApiKeyStore:
     def __init__(self, engine: sa.Engine, roles: tuple[str, ...], keys_file: Path | None = None) -> None:
         self.engine = engine
@@ -81,16 +90,22 @@ class ApiKeyStore:
             raise NotFoundError(f"no active key {key_id}")
 
     def authenticate(self, token: str) -> Actor | None:
+        holder = self.identify(token)
+        return holder.actor if holder else None
+
+    def identify(self, token: str) -> KeyHolder | None:
+        """The active key the token belongs to; the database is asked every time, so a
+        revocation by any process is effective at the next request."""
         digest = token_digest(token)
         if digest in self.file_keys:
-            return self.file_keys[digest]
+            return KeyHolder(f"file:{digest[:16]}", self.file_keys[digest])
         with self.engine.execution_options(read_only=True).connect() as conn:
             row = conn.execute(
-                sa.select(api_keys.c.actor, api_keys.c.role).where(
+                sa.select(api_keys.c.id, api_keys.c.actor, api_keys.c.role).where(
                     api_keys.c.token_sha256 == digest, api_keys.c.revoked_at.is_(None)
                 )
             ).first()
-        return Actor(row.actor, row.role) if row else None
+        return KeyHolder(f"db:{row.id}", Actor(row.actor, row.role)) if row else None
 
 
 def _load_file(path: Path, roles: tuple[str, ...]) -> dict[str, Actor]:

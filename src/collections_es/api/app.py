@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time as _time
 import uuid
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +16,7 @@ from .. import __version__
 from ..bootstrap import Services, follow_projections, run_notifier, run_scheduler
 from . import errors
 from .errors import problem
+from .rate_limit import RateLimits
 from .routes import audit, compliance, customers, health, letters, notifications, receivables, reports, time
 
 
@@ -99,10 +102,19 @@ class CorrelationId:
         await self.app(scope, receive, send_with_id)
 
 
-def create_app(services: Services, *, follow: bool = False, schedule: bool = False, notify: bool = False) -> FastAPI:
+def create_app(
+    services: Services,
+    *,
+    follow: bool = False,
+    schedule: bool = False,
+    notify: bool = False,
+    monotonic: Callable[[], float] = _time.monotonic,
+) -> FastAPI:
     """Build the app over wired services. `follow` runs the projection loop in-process,
     `schedule` the scheduler loop (system clock only; the sandbox clock fires on advance),
-    `notify` the outbox sender loop."""
+    `notify` the outbox sender loop. `monotonic` is the rate limiter's time source; the
+    default is bound at import, so freezegun freezing `time.monotonic` in a test does not
+    stop the buckets refilling (ADR 0031)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -122,7 +134,17 @@ def create_app(services: Services, *, follow: bool = False, schedule: bool = Fal
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.rate_limits = RateLimits.from_settings(services.settings, monotonic)
     errors.install(app)
+    include_routes(app, sandbox=services.sandbox is not None)
+    app.add_middleware(RefuseNul)
+    app.add_middleware(CorrelationId)
+    app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
+    return app
+
+
+def include_routes(app: FastAPI, *, sandbox: bool) -> None:
+    """Every router; the sandbox clock's only in sandbox mode."""
     app.include_router(health.router)
     app.include_router(customers.router)
     app.include_router(letters.router)
@@ -133,9 +155,5 @@ def create_app(services: Services, *, follow: bool = False, schedule: bool = Fal
     app.include_router(notifications.router)
     app.include_router(time.policy_router)
     app.include_router(time.admin_router)
-    if services.sandbox is not None:
+    if sandbox:
         app.include_router(time.sandbox_router)
-    app.add_middleware(RefuseNul)
-    app.add_middleware(CorrelationId)
-    app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
-    return app

@@ -14,6 +14,13 @@ from ..application.idempotency import MAX_KEY_LENGTH, request_fingerprint
 from ..bootstrap import Services
 from ..domain.errors import PermissionDeniedError
 from ..domain.trail import Actor
+from .rate_limit import RateLimits
+
+# Routes anyone may call: operations probes and the API's own description. Every other
+# route declares its permission with `require_view` / `require_command` (a test checks).
+PUBLIC_PATHS: frozenset[str] = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <token>`")
 
@@ -26,15 +33,29 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def current_actor(
+    request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
+    """The key's actor: 401 without a valid token; 429 when the client address has sent
+    too many invalid tokens, or the key has used up its rate (ADR 0031)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "credentials required: Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
-    actor = services.keys.authenticate(credentials.credentials)
-    if actor is None:
+    limits: RateLimits = request.app.state.rate_limits
+    address = request.client.host if request.client else "unknown"
+    if wait := limits.failures.wait(address):
+        raise _too_many(f"too many invalid tokens from {address}; try again in {wait} s", wait)
+    holder = services.keys.identify(credentials.credentials)
+    if holder is None:
+        limits.failures.take(address)
         raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
-    return actor
+    if wait := limits.requests.take(holder.key_id):
+        raise _too_many(f"rate limit of this API key reached; try again in {wait} s", wait)
+    return holder.actor
+
+
+def _too_many(detail: str, wait: int) -> HTTPException:
+    return HTTPException(429, detail, headers={"Retry-After": str(wait)})
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

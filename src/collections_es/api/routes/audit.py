@@ -10,9 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from ...application import audit
-from ...application.access import PII_ROLES, check_view
+from ...application.access import PII_ROLES
+from ...domain.trail import Actor
 from .. import present
-from ..deps import CurrentActor, ServicesDep
+from ..deps import ServicesDep, require_view
 from ..schemas import AuditVerifyOut
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -25,9 +26,8 @@ def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
 
 
 @router.get("/verify", response_model=AuditVerifyOut)
-def verify(services: ServicesDep, actor: CurrentActor) -> Any:
+def verify(services: ServicesDep, actor: Annotated[Actor, require_view("audit.read")]) -> Any:
     """Walk every hash chain in the stored log; 200 with `ok: false` and the first break when one is found."""
-    check_view(actor.role, "audit.read")
     return audit.verify(services.app, services.engine).as_dict()
 
 
@@ -38,13 +38,12 @@ def verify(services: ServicesDep, actor: CurrentActor) -> Any:
 )
 def export(
     services: ServicesDep,
-    actor: CurrentActor,
+    actor: Annotated[Actor, require_view("audit.read")],
     format: Literal["jsonl", "csv"] = "jsonl",  # noqa: A002 - the query parameter's public name
     from_: Annotated[datetime | None, Query(alias="from", description="Events that occurred at or after this instant")] = None,
     to: Annotated[datetime | None, Query(description="Events that occurred before this instant")] = None,
 ) -> StreamingResponse:
     """Stream every event of the log (receivables, customers, the policy), oldest first, as JSON lines or CSV."""
-    check_view(actor.role, "audit.read")
     for name, value in (("from", from_), ("to", to)):
         if value is not None and value.tzinfo is None:
             raise _invalid(name, "an instant needs a time zone (Z)", value.isoformat())

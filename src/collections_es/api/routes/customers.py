@@ -11,10 +11,11 @@ from projections.contacts import read_contacts
 from projections.credit import customers_on_hold, read_credit_record
 from projections.customers import list_customers
 
-from ...application.access import PII_ROLES, check_view
+from ...application.access import PII_ROLES
 from ...domain.errors import NotFoundError
+from ...domain.trail import Actor
 from .. import present
-from ..deps import CurrentActor, ServicesDep, command_request, read_current
+from ..deps import ServicesDep, command_request, read_current, require_view
 from ..schemas import (
     Channel,
     ContactLogEntry,
@@ -40,11 +41,10 @@ def register_customer(
     http: Request,
     response: Response,
     services: ServicesDep,
-    actor: CurrentActor,
+    actor: Annotated[Actor, require_view("customers.write")],
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> CustomerPublic:
     """Register a customer (idempotent with an Idempotency-Key)."""
-    check_view(actor.role, "customers.write")
     data = body.model_dump(mode="json")
     request = command_request(http, actor, data, idempotency_key=idempotency_key)
     fields = body.model_dump()
@@ -57,7 +57,7 @@ def register_customer(
 @router.get("", response_model=CustomerPage)
 def list_all(
     services: ServicesDep,
-    actor: CurrentActor,
+    actor: Annotated[Actor, require_view("customers.read")],
     response: Response,
     tier: Annotated[str | None, Query(max_length=32)] = None,
     preferred_channel: Channel | None = None,
@@ -68,7 +68,6 @@ def list_all(
     cursor: Annotated[str | None, Query(max_length=128)] = None,
 ) -> CustomerPage:
     """Customers from the list read model, filtered, ordered by id, cursor-paginated."""
-    check_view(actor.role, "customers.read")
     read_current(services, response, "customers", *(["credit_records"] if credit_hold is not None else []))
     items: list[CustomerSummary] = []
     after = cursor
@@ -120,9 +119,8 @@ def _summary(row: dict[str, Any]) -> CustomerSummary:
 
 
 @router.get("/{customer_id}", response_model=CustomerPublic)
-def get_customer(customer_id: str, response: Response, services: ServicesDep, actor: CurrentActor) -> CustomerPublic:
+def get_customer(customer_id: str, response: Response, services: ServicesDep, actor: Annotated[Actor, require_view("customers.read")]) -> CustomerPublic:
     """A customer's file; contact details masked for roles without need."""
-    check_view(actor.role, "customers.read")
     customer = services.app.get_customer(customer_id)
     _etag(response, customer.version)
     return present.customer(customer, show_pii=actor.role in PII_ROLES)
@@ -135,12 +133,11 @@ def update_customer(
     http: Request,
     response: Response,
     services: ServicesDep,
-    actor: CurrentActor,
+    actor: Annotated[Actor, require_view("customers.write")],
     idempotency_key: Annotated[str | None, Header()] = None,
     if_match: Annotated[str | None, Header()] = None,
 ) -> CustomerPublic:
     """Change part of the customer file; each kind of change is recorded as an event."""
-    check_view(actor.role, "customers.write")
     sent = body.model_dump(mode="json", exclude_unset=True)
     request = command_request(http, actor, sent, idempotency_key=idempotency_key, if_match=if_match)
     patch = body.model_dump(exclude_unset=True)
@@ -152,9 +149,8 @@ def update_customer(
 
 
 @router.get("/{customer_id}/credit-record", response_model=CreditRecordOut)
-def credit_record(customer_id: str, services: ServicesDep, actor: CurrentActor, response: Response) -> CreditRecordOut:
+def credit_record(customer_id: str, services: ServicesDep, actor: Annotated[Actor, require_view("customers.credit_record")], response: Response) -> CreditRecordOut:
     """How the customer has paid and promised; exposure against the credit limit; credit hold."""
-    check_view(actor.role, "customers.credit_record")
     customer = services.app.get_customer(customer_id)
     read_current(services, response, "credit_records")
     today = services.clock.now().astimezone(_zone(customer.timezone)).date()
@@ -171,13 +167,12 @@ def credit_record(customer_id: str, services: ServicesDep, actor: CurrentActor, 
 def contacts_log(
     customer_id: str,
     services: ServicesDep,
-    actor: CurrentActor,
+    actor: Annotated[Actor, require_view("contacts.read")],
     response: Response,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> ContactLogPage:
     """Every contact recorded with the customer, over all their receivables, oldest first."""
-    check_view(actor.role, "contacts.read")
     services.app.get_customer(customer_id)
     return contact_page(services, response, limit, cursor, customer_id=customer_id)
 

@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from fastapi.exceptions import RequestValidationError
 
-from ...application.access import check_view
 from ...application.documents import figures
 from ...domain.errors import NotFoundError
+from ...domain.trail import Actor
 from ...letters import FORMATS, LANGUAGES, LetterError
-from ..deps import CurrentActor, ServicesDep
+from ..deps import ServicesDep, require_view
 from ..errors import problem
 from ..schemas import ContactLogPage
 from .customers import contact_page
@@ -31,12 +31,11 @@ def letter(
     receivable_ref: str,
     kind: LetterKind,
     services: ServicesDep,
-    actor: CurrentActor,
+    actor: Annotated[Actor, require_view("letters.read")],
     lang: Annotated[str, Query(max_length=16, description="zh-CN or en")] = "zh-CN",
     format: Annotated[str, Query(max_length=8, description="txt, html or pdf")] = "txt",  # noqa: A002
 ) -> Response:
     """A reminder, dunning letter (催款函), final notice or lawyer's letter (律师函) with the receivable's figures."""
-    check_view(actor.role, "letters.read")
     if lang not in LANGUAGES:
         raise RequestValidationError(
             [{"type": "enum", "loc": ("query", "lang"), "msg": f"must be one of {', '.join(LANGUAGES)}", "input": lang}]
@@ -67,13 +66,12 @@ def letter(
 def contacts_log(
     receivable_ref: str,
     services: ServicesDep,
-    actor: CurrentActor,
+    actor: Annotated[Actor, require_view("contacts.read")],
     response: Response,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> ContactLogPage:
     """Every contact recorded on this receivable, oldest first."""
-    check_view(actor.role, "contacts.read")
     rid = resolve_id(receivable_ref)
     services.app.get_receivable(rid)
     return contact_page(services, response, limit, cursor, receivable_id=str(rid))

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query, Response
 
 from projections.outbox import list_messages
 
-from ...application.access import PII_ROLES, check_view
+from ...application.access import PII_ROLES
+from ...domain.trail import Actor
 from .. import present
-from ..deps import CurrentActor, ServicesDep, read_current
+from ..deps import ServicesDep, read_current, require_view
 from ..schemas import NotificationOut, NotificationPage
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
@@ -24,7 +25,7 @@ def _aware(at: datetime | None) -> datetime | None:
 @router.get("", response_model=NotificationPage)
 def list_all(
     services: ServicesDep,
-    actor: CurrentActor,
+    actor: Annotated[Actor, require_view("notifications.read")],
     response: Response,
     status: Literal["pending", "sending", "sent", "failed", "expired"] | None = None,
     kind: Literal["pre_due_reminder", "first_dunning", "broken_promise"] | None = None,
@@ -34,7 +35,6 @@ def list_all(
     cursor: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> NotificationPage:
     """Messages derived from the policy's steps, oldest first; recipients masked for roles without need."""
-    check_view(actor.role, "notifications.read")
     read_current(services, response, "outbox")
     with services.engine.execution_options(read_only=True).connect() as conn:
         rows = list_messages(

@@ -12,14 +12,14 @@ from fastapi.exceptions import RequestValidationError
 
 from projections.receivables import list_receivables
 
-from ...application.access import check_view
 from ...application.service import Override
 from ...domain import lifecycle
 from ...domain.errors import NotFoundError
 from ...domain.money import format_money, minor_units
 from ...domain.receivable import receivable_id as derive_id
+from ...domain.trail import Actor
 from .. import present
-from ..deps import CurrentActor, ServicesDep, command_request, read_current
+from ..deps import ServicesDep, command_request, read_current, require_command, require_view
 from ..schemas import (
     COMMAND_BODIES,
     CommandBody,
@@ -53,7 +53,7 @@ def issue_receivable(
     http: Request,
     response: Response,
     services: ServicesDep,
-    actor: CurrentActor,
+    actor: Annotated[Actor, require_command("issue")],
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> ReceivablePublic:
     """Issue a receivable; its id derives from the invoice number, so issuing twice is 409."""
@@ -68,7 +68,7 @@ def issue_receivable(
 def list_all(
     services: ServicesDep,
     response: Response,
-    actor: CurrentActor,
+    actor: Annotated[Actor, require_view("receivables.read")],
     state: Annotated[str | None, Query(max_length=32)] = None,
     customer_id: Annotated[str | None, Query(max_length=128)] = None,
     collector: Annotated[str | None, Query(max_length=128)] = None,
@@ -78,7 +78,6 @@ def list_all(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ReceivablePage:
     """Receivables from the list read model, filtered, ordered by id, cursor-paginated."""
-    check_view(actor.role, "receivables.read")
     if state is not None and state not in lifecycle.STATES:
         raise RequestValidationError(
             [{"type": "enum", "loc": ("query", "state"), "msg": f"must be one of {', '.join(lifecycle.STATES)}", "input": state}]
@@ -123,12 +122,11 @@ def get_receivable(
     receivable_ref: Annotated[str, ...],
     response: Response,
     services: ServicesDep,
-    actor: CurrentActor,
+    actor: Annotated[Actor, require_view("receivables.read")],
     as_of: datetime | None = None,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> ReceivablePublic:
     """The receivable now, `as_of` an instant, or at a `version`."""
-    check_view(actor.role, "receivables.read")
     rid = resolve_id(receivable_ref)
     if version is not None and version > 2**31 - 1:
         raise NotFoundError(f"receivable {rid} has no version {version}")
@@ -149,9 +147,8 @@ def get_receivable(
 
 
 @router.get("/{receivable_ref}/history", response_model=list[HistoryEntry])
-def history(receivable_ref: str, services: ServicesDep, actor: CurrentActor) -> list[HistoryEntry]:
+def history(receivable_ref: str, services: ServicesDep, actor: Annotated[Actor, require_view("receivables.read")]) -> list[HistoryEntry]:
     """Every event of the receivable, oldest first, with its hash-chain links."""
-    check_view(actor.role, "receivables.read")
     return [present.history_entry(e) for e in services.app.history(resolve_id(receivable_ref))]
 
 
@@ -164,7 +161,7 @@ def _command_route(command: str, body_type: type[CommandBody]) -> None:
         http: Request,
         response: Response,
         services: ServicesDep,
-        actor: CurrentActor,
+        actor: Annotated[Actor, require_command(command)],
         idempotency_key: Annotated[str | None, Header()] = None,
         if_match: Annotated[str | None, Header()] = None,
         body: Annotated[body_type | None, Body()] = None,  # type: ignore[valid-type]

@@ -22,10 +22,11 @@ from fastapi.responses import StreamingResponse
 from projections import aging, kpis, worklist
 from projections.rows import from_minor
 
-from ...application.access import check_view, commands_for
+from ...application.access import commands_for
 from ...domain import lifecycle
 from ...domain.money import format_money
-from ..deps import CurrentActor, ServicesDep, read_current
+from ...domain.trail import Actor
+from ..deps import ServicesDep, read_current, require_view
 from ..schemas import AgingReportOut, KpisOut, WorklistOut
 
 router = APIRouter(tags=["views"])
@@ -55,7 +56,7 @@ def _money(value: Any) -> Any:
 @router.get("/reports/aging", response_model=AgingReportOut, responses={200: {"content": {"text/csv": {}}}})
 def aging_report(
     services: ServicesDep,
-    actor: CurrentActor,
+    actor: Annotated[Actor, require_view("reports.aging")],
     response: Response,
     as_of: Annotated[date | None, Query(description="The day to report as of (default: today)")] = None,
     group_by: Literal["customer", "collector", "currency"] = "currency",
@@ -63,7 +64,6 @@ def aging_report(
     format: Literal["json", "csv"] = "json",  # noqa: A002 - the query parameter's public name
 ) -> Any:
     """Open balances by days past due as of any day, per customer, collector or currency."""
-    check_view(actor.role, "reports.aging")
     if as_of is not None and not date(1970, 1, 1) <= as_of <= date(2199, 12, 31):
         raise _invalid("as_of", "must be between 1970-01-01 and 2199-12-31", str(as_of))
     read_current(services, response, "aging")
@@ -94,13 +94,12 @@ def _aging_csv(data: dict[str, Any], lag: str | None) -> StreamingResponse:
 @router.get("/worklist", response_model=WorklistOut)
 def worklist_items(
     services: ServicesDep,
-    actor: CurrentActor,
+    actor: Annotated[Actor, require_view("worklist.read")],
     response: Response,
     collector: Annotated[str | None, Query(max_length=128, description="Default: the caller, if a collector; else everyone")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     """Open items needing action, highest priority first, each with why and what may be done next."""
-    check_view(actor.role, "worklist.read")
     if collector is None and actor.role == "collector":
         collector = actor.id
     read_current(services, response, "worklist")
@@ -132,14 +131,13 @@ def worklist_items(
 @router.get("/reports/kpis", response_model=KpisOut, response_model_by_alias=True)
 def kpi_report(
     services: ServicesDep,
-    actor: CurrentActor,
+    actor: Annotated[Actor, require_view("reports.kpis")],
     response: Response,
     from_: Annotated[date | None, Query(alias="from", description="First day (default: 30 days before `to`)")] = None,
     to: Annotated[date | None, Query(description="Last day, included (default: today)")] = None,
     collector: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Any:
     """DSO, CEI, promise-kept rate, days to collect, amounts collected: overall and per collector."""
-    check_view(actor.role, "reports.kpis")
     end = to or _today(services)
     start = from_ or end - timedelta(days=29)
     for name, value in (("from", start), ("to", end)):

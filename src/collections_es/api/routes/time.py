@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Request
 
 from ...adapters.policy_file import PolicyFileError
-from ...application.access import check_view
 from ...domain.policy import CollectionPolicy
-from ..deps import CurrentActor, ServicesDep, command_request
+from ...domain.trail import Actor
+from ..deps import ServicesDep, command_request, require_view
 from ..schemas import ClockAdvance, ClockOut, PolicyOut, TickOut
 
 policy_router = APIRouter(prefix="/policy", tags=["policy"])
@@ -28,9 +28,8 @@ def _policy_out(services: Any) -> PolicyOut:
 
 
 @policy_router.get("", response_model=PolicyOut)
-def get_policy(services: ServicesDep, actor: CurrentActor) -> PolicyOut:
+def get_policy(services: ServicesDep, actor: Annotated[Actor, require_view("policy.read")]) -> PolicyOut:
     """The policy in force, with every version adopted before it."""
-    check_view(actor.role, "policy.read")
     return _policy_out(services)
 
 
@@ -38,11 +37,10 @@ def get_policy(services: ServicesDep, actor: CurrentActor) -> PolicyOut:
 def put_policy(
     http: Request,
     services: ServicesDep,
-    actor: CurrentActor,
+    actor: Annotated[Actor, require_view("policy.write")],
     body: dict[str, Any] = Body(description="A whole policy document with a new `version`"),  # noqa: B008
 ) -> PolicyOut:
     """Adopt a new policy version (supervisors); recorded with who, when and what changed."""
-    check_view(actor.role, "policy.write")
     from pydantic import ValidationError
 
     try:
@@ -55,26 +53,23 @@ def put_policy(
 
 
 @admin_router.post("/tick", response_model=TickOut)
-def tick(services: ServicesDep, actor: CurrentActor) -> TickOut:
+def tick(services: ServicesDep, actor: Annotated[Actor, require_view("admin.tick")]) -> TickOut:
     """Fire every timer due now."""
-    check_view(actor.role, "admin.tick")
     fired = services.scheduler.tick()
     return TickOut(now=services.clock.now(), fired=[f.as_dict() for f in fired])
 
 
 @sandbox_router.get("/clock", response_model=ClockOut)
-def get_clock(services: ServicesDep, actor: CurrentActor) -> ClockOut:
+def get_clock(services: ServicesDep, actor: Annotated[Actor, require_view("sandbox.clock")]) -> ClockOut:
     """The sandbox clock's time."""
-    check_view(actor.role, "sandbox.clock")
     if services.sandbox is None:
         raise HTTPException(404, "not in sandbox mode")
     return ClockOut(now=services.sandbox.now())
 
 
 @sandbox_router.post("/clock/advance", response_model=ClockOut)
-def advance_clock(body: ClockAdvance, services: ServicesDep, actor: CurrentActor) -> ClockOut:
+def advance_clock(body: ClockAdvance, services: ServicesDep, actor: Annotated[Actor, require_view("sandbox.clock")]) -> ClockOut:
     """Move the sandbox clock forward (never back), firing every timer due on the way at its own instant."""
-    check_view(actor.role, "sandbox.clock")
     if services.sandbox is None:
         raise HTTPException(404, "not in sandbox mode")
     fired = services.scheduler.advance(services.sandbox, body.to)
