@@ -16,6 +16,7 @@ from eventsourcing.persistence import JSONTranscoder, Transcoding, TranscodingNo
 from sqlalchemy.engine import URL, make_url
 
 from ..domain.errors import CollectionsError
+from .cipher import cipher_env, make_cipher, seal_engine
 
 
 class DatabaseUrlError(CollectionsError):
@@ -81,8 +82,11 @@ class Database:
             return cls(url.set(drivername="postgresql+psycopg"), schema or None)
         raise DatabaseUrlError(f"unsupported database '{backend}': use sqlite:/// or postgresql://")
 
-    def event_store_env(self) -> dict[str, str]:
-        """eventsourcing settings for this database."""
+    def event_store_env(self, cipher_key: str | None = None) -> dict[str, str]:
+        """eventsourcing settings for this database (events encrypted when a key is given)."""
+        return self._store_env() | cipher_env(cipher_key)
+
+    def _store_env(self) -> dict[str, str]:
         if self.is_sqlite:
             assert self.url.database
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -107,10 +111,18 @@ class Database:
             "CREATE_TABLE": "y",
         }
 
-    def make_engine(self) -> sa.Engine:
-        """The SQLAlchemy engine for read models and service tables."""
+    def make_engine(self, cipher_key: str | None = None) -> sa.Engine:
+        """The SQLAlchemy engine for read models and service tables; with a key, their
+        `SealedText` columns are encrypted (ADR 0030). Bound parameters never appear in
+        SQLAlchemy's logs or error messages (they may be contact details)."""
+        engine = self._engine()
+        return seal_engine(engine, make_cipher(cipher_key) if cipher_key else None)
+
+    def _engine(self) -> sa.Engine:
         if self.is_sqlite:
-            engine = sa.create_engine(self.url, connect_args={"timeout": 30, "check_same_thread": False})
+            engine = sa.create_engine(
+                self.url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+            )
 
             @sa.event.listens_for(engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -135,7 +147,9 @@ class Database:
         connect_args: dict[str, Any] = {"connect_timeout": 5}
         if self.schema:
             connect_args["options"] = f"-csearch_path={self.schema}"
-        engine = sa.create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
+        engine = sa.create_engine(
+            self.url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args, hide_parameters=True
+        )
         if self.schema:
             with engine.begin() as conn:
                 conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))

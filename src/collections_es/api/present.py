@@ -7,8 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from ..application.pii import Redactor, mask  # noqa: F401 - `present.mask` is what routes mask recipients with
 from ..domain import lifecycle
-from ..domain.customer import Customer
+from ..domain.customer import Customer, customer_uuid
 from ..domain.money import format_money
 from ..domain.policy import CollectionPolicy
 from ..domain.receivable import Receivable
@@ -76,12 +77,25 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def history_entry(event: Any) -> schemas.HistoryEntry:
+def redactor_for(app: Any, customer_id: str | None) -> Redactor:
+    """A redactor that knows every contact detail the customer's file ever held
+    (none when there is no such customer)."""
+    redactor = Redactor()
+    if customer_id:
+        redactor.learn_events(app.events.get(customer_uuid(customer_id)))
+    return redactor
+
+
+def history_entry(event: Any, redactor: Redactor | None = None) -> schemas.HistoryEntry:
+    """One event of a history; with a `redactor` (roles without need of PII), contact
+    details in its data and free text are masked."""
     data = {
         f.name: _jsonable(getattr(event, f.name))
         for f in dataclasses.fields(event)
         if f.name not in TRAIL_FIELDS
     }
+    if redactor is not None:
+        data = redactor.data(data)
     reason = data.get("reason") or data.get("note") or data.get("resolution")
     return schemas.HistoryEntry(
         version=event.originator_version,
@@ -95,21 +109,24 @@ def history_entry(event: Any) -> schemas.HistoryEntry:
         correlation_id=event.correlation_id,
         policy_version=event.policy_version,
         scheduled_for=event.scheduled_for,
-        override=event.override,
+        override=redactor.data(event.override) if redactor is not None and event.override else event.override,
         hash=event.hash,
         prev_hash=event.prev_hash,
     )
 
 
-def mask(field: str, value: str) -> str:
-    """`13812345678` → `138****5678`; `zhang@example.com` → `z****@example.com`."""
-    if field == "email" and "@" in value:
-        local, domain = value.split("@", 1)
-        return f"{local[:1]}****@{domain}"
-    if field == "phone":
-        digits = value.replace(" ", "")
-        return f"{digits[:3]}****{digits[-4:]}" if len(digits) > 7 else "****"
-    return value[:6] + "****" if len(value) > 6 else "****"
+def _same(value: str | None) -> str | None:
+    return value
+
+
+CONTACT_TEXT = ("note", "customer_attitude", "reason_for_non_payment", "next_step")
+
+
+def contact_entry(row: dict[str, Any], redactor: Redactor | None) -> dict[str, Any]:
+    """A contact-log row as shown: with a `redactor`, contact details quoted in its free text masked."""
+    if redactor is None:
+        return row
+    return {k: redactor.text(v) if k in CONTACT_TEXT else v for k, v in row.items()}
 
 
 def money_out(amount: Decimal | None, currency: str | None) -> schemas.MoneyOut | None:
@@ -119,10 +136,13 @@ def money_out(amount: Decimal | None, currency: str | None) -> schemas.MoneyOut 
 
 
 def customer(c: Customer, *, show_pii: bool) -> schemas.CustomerPublic:
-    contacts = {k: (v if show_pii else mask(k, v)) for k, v in c.contacts.items()}
-    persons = [
-        {k: (v if show_pii or k == "role" else mask(k, v)) for k, v in p.items()} for p in c.contact_persons
-    ]
+    contacts, persons, notes = c.contacts, c.contact_persons, c.notes
+    text = _same
+    if not show_pii:
+        redactor = Redactor()
+        contacts, persons = redactor.contacts(c.contacts), redactor.persons(c.contact_persons)
+        notes = [{**n, "text": redactor.text(n["text"])} for n in c.notes]
+        text = redactor.text
     return schemas.CustomerPublic(
         customer_id=c.customer_id,
         name=c.name,
@@ -135,8 +155,8 @@ def customer(c: Customer, *, show_pii: bool) -> schemas.CustomerPublic:
         contacts_masked=not show_pii,
         credit_limit=money_out(c.credit_limit, c.credit_currency),
         credit_rating=c.credit_rating,
-        ability_to_pay=c.latest_note("ability_to_pay"),
-        willingness_to_pay=c.latest_note("willingness_to_pay"),
-        notes=[schemas.NoteOut(**n) for n in c.notes],
+        ability_to_pay=text(c.latest_note("ability_to_pay")),
+        willingness_to_pay=text(c.latest_note("willingness_to_pay")),
+        notes=[schemas.NoteOut(**n) for n in notes],
         version=c.version,
     )

@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from fastapi.exceptions import RequestValidationError
 
-from ...application.access import check_view
+from ...application.access import PII_ROLES, check_view
 from ...application.documents import figures
 from ...domain.errors import NotFoundError
 from ...letters import FORMATS, LANGUAGES, LetterError
+from .. import present
 from ..deps import CurrentActor, ServicesDep
 from ..errors import problem
 from ..schemas import ContactLogPage
@@ -75,5 +76,6 @@ def contacts_log(
     """Every contact recorded on this receivable, oldest first."""
     check_view(actor.role, "contacts.read")
     rid = resolve_id(receivable_ref)
-    services.app.get_receivable(rid)
-    return contact_page(services, response, limit, cursor, receivable_id=str(rid))
+    customer_id = services.app.get_receivable(rid).customer_id
+    redactor = None if actor.role in PII_ROLES else present.redactor_for(services.app, customer_id)
+    return contact_page(services, response, limit, cursor, redactor=redactor, receivable_id=str(rid))

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 
 from projections.receivables import list_receivables
 
-from ...application.access import check_view
+from ...application.access import PII_ROLES, check_view
 from ...application.service import Override
 from ...domain import lifecycle
 from ...domain.errors import NotFoundError
@@ -152,7 +152,11 @@ def get_receivable(
 def history(receivable_ref: str, services: ServicesDep, actor: CurrentActor) -> list[HistoryEntry]:
     """Every event of the receivable, oldest first, with its hash-chain links."""
     check_view(actor.role, "receivables.read")
-    return [present.history_entry(e) for e in services.app.history(resolve_id(receivable_ref))]
+    rid = resolve_id(receivable_ref)
+    redactor = None
+    if actor.role not in PII_ROLES:  # contact details quoted in notes are masked
+        redactor = present.redactor_for(services.app, services.app.get_receivable(rid).customer_id)
+    return [present.history_entry(e, redactor) for e in services.app.history(rid)]
 
 
 def _command_route(command: str, body_type: type[CommandBody]) -> None:
