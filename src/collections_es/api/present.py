@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from ..application.access import PII_ROLES
 from ..application.pii import Redactor, mask  # noqa: F401 - `present.mask` is what routes mask recipients with
 from ..domain import lifecycle
 from ..domain.customer import Customer, customer_uuid
@@ -19,8 +20,16 @@ from . import schemas
 
 
 def receivable(
-    r: Receivable, now: datetime, policy: CollectionPolicy, *, as_of: datetime | None = None
+    r: Receivable,
+    now: datetime,
+    policy: CollectionPolicy,
+    *,
+    as_of: datetime | None = None,
+    redactor: Redactor | None = None,
 ) -> schemas.ReceivablePublic:
+    """The receivable; with a `redactor` (roles without need of PII), contact details quoted
+    in its dispute and write-off reasons are masked."""
+    text = redactor.text if redactor is not None else _same
     promise = None
     if r.promise is not None:
         promise = schemas.PromiseOut(
@@ -55,8 +64,12 @@ def receivable(
         collector=r.collector,
         promise=promise,
         installment_plan=plan,
-        dispute=schemas.DisputeOut(**r.dispute) if r.dispute else None,
-        write_off_request=schemas.WriteOffRequestOut(**r.write_off_request) if r.write_off_request else None,
+        dispute=schemas.DisputeOut(**r.dispute | {"reason": text(r.dispute["reason"])}) if r.dispute else None,
+        write_off_request=(
+            schemas.WriteOffRequestOut(**r.write_off_request | {"reason": text(r.write_off_request["reason"])})
+            if r.write_off_request
+            else None
+        ),
         timezone=r.timezone,
         version=r.version,
         allowed_commands=lifecycle.allowed_commands(r.state),
@@ -75,6 +88,11 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
+
+
+def redactor_unless_pii(role: str, app: Any, customer_id: str | None) -> Redactor | None:
+    """None for roles that see contact details in full, else `redactor_for` the customer."""
+    return None if role in PII_ROLES else redactor_for(app, customer_id)
 
 
 def redactor_for(app: Any, customer_id: str | None) -> Redactor:

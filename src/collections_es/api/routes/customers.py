@@ -179,7 +179,7 @@ def contacts_log(
     """Every contact recorded with the customer, over all their receivables, oldest first."""
     check_view(actor.role, "contacts.read")
     services.app.get_customer(customer_id)
-    redactor = None if actor.role in PII_ROLES else present.redactor_for(services.app, customer_id)
+    redactor = present.redactor_unless_pii(actor.role, services.app, customer_id)
     return contact_page(services, response, limit, cursor, redactor=redactor, customer_id=customer_id)
 
 

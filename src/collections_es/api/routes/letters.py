@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from fastapi.exceptions import RequestValidationError
 
-from ...application.access import PII_ROLES, check_view
+from ...application.access import check_view
 from ...application.documents import figures
 from ...domain.errors import NotFoundError
 from ...letters import FORMATS, LANGUAGES, LetterError
@@ -77,5 +77,5 @@ def contacts_log(
     check_view(actor.role, "contacts.read")
     rid = resolve_id(receivable_ref)
     customer_id = services.app.get_receivable(rid).customer_id
-    redactor = None if actor.role in PII_ROLES else present.redactor_for(services.app, customer_id)
+    redactor = present.redactor_unless_pii(actor.role, services.app, customer_id)
     return contact_page(services, response, limit, cursor, redactor=redactor, receivable_id=str(rid))

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 
 from projections.receivables import list_receivables
 
-from ...application.access import PII_ROLES, check_view
+from ...application.access import check_view
 from ...application.service import Override
 from ...domain import lifecycle
 from ...domain.errors import NotFoundError
@@ -142,10 +142,12 @@ def get_receivable(
                 [{"type": "value_error", "loc": ("query", "as_of"), "msg": "an instant needs a time zone (Z)", "input": None}]
             )
         r = services.app.get_receivable_as_of(rid, as_of)
-        return present.receivable(r, as_of, services.app.policy(), as_of=as_of)
+        redactor = present.redactor_unless_pii(actor.role, services.app, r.customer_id)
+        return present.receivable(r, as_of, services.app.policy(), as_of=as_of, redactor=redactor)
     r = services.app.get_receivable(rid, version=version)
     _etag(response, r.version)
-    return present.receivable(r, services.clock.now(), services.app.policy())
+    redactor = present.redactor_unless_pii(actor.role, services.app, r.customer_id)
+    return present.receivable(r, services.clock.now(), services.app.policy(), redactor=redactor)
 
 
 @router.get("/{receivable_ref}/history", response_model=list[HistoryEntry])
@@ -153,9 +155,7 @@ def history(receivable_ref: str, services: ServicesDep, actor: CurrentActor) -> 
     """Every event of the receivable, oldest first, with its hash-chain links."""
     check_view(actor.role, "receivables.read")
     rid = resolve_id(receivable_ref)
-    redactor = None
-    if actor.role not in PII_ROLES:  # contact details quoted in notes are masked
-        redactor = present.redactor_for(services.app, services.app.get_receivable(rid).customer_id)
+    redactor = present.redactor_unless_pii(actor.role, services.app, services.app.get_receivable(rid).customer_id)
     return [present.history_entry(e, redactor) for e in services.app.history(rid)]
 
 
@@ -185,7 +185,8 @@ def _command_route(command: str, body_type: type[CommandBody]) -> None:
         fields = body.model_dump(exclude={"override"})
         outcome = services.app.execute(request, resolve_id(receivable_ref), command, **fields)
         _etag(response, outcome.resource.version)
-        return present.receivable(outcome.resource, services.clock.now(), services.app.policy())
+        redactor = present.redactor_unless_pii(actor.role, services.app, outcome.resource.customer_id)
+        return present.receivable(outcome.resource, services.clock.now(), services.app.policy(), redactor=redactor)
 
     doc = (body_type.__doc__ or "").strip().splitlines()
     run.__doc__ = f"Lifecycle command `{command}`." + (f" {doc[0]}" if doc and "Usage docs" not in doc[0] else "")
