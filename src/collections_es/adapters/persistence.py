@@ -6,6 +6,7 @@ read models, API keys and the like are SQLAlchemy tables in the same database.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -44,6 +45,20 @@ class MROJSONTranscoder(JSONTranscoder):
             if transcoding is not None:
                 return {"_type_": transcoding.name, "_data_": transcoding.encode(o)}
         raise TranscodingNotRegisteredError(f"Object of type {type(o)} is not serializable")
+
+
+class _NoResultRows(logging.Filter):
+    """SQLAlchemy's engine logger at DEBUG writes every result row, and rows may hold
+    contact details (decrypted): those records are dropped; statements still log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and "Row %r" in record.msg)
+
+
+def _keep_rows_out_of_logs() -> None:
+    engine_log = logging.getLogger("sqlalchemy.engine.Engine")
+    if not any(isinstance(f, _NoResultRows) for f in engine_log.filters):
+        engine_log.addFilter(_NoResultRows())
 
 
 @dataclass(frozen=True)
@@ -113,8 +128,9 @@ class Database:
 
     def make_engine(self, cipher_key: str | None = None) -> sa.Engine:
         """The SQLAlchemy engine for read models and service tables; with a key, their
-        `SealedText` columns are encrypted (ADR 0030). Bound parameters never appear in
-        SQLAlchemy's logs or error messages (they may be contact details)."""
+        `SealedText` columns are encrypted (ADR 0030). Bound parameters and result rows
+        never appear in SQLAlchemy's logs or error messages (they may be contact details)."""
+        _keep_rows_out_of_logs()
         engine = self._engine()
         return seal_engine(engine, make_cipher(cipher_key) if cipher_key else None)
 
