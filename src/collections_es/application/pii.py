@@ -35,7 +35,9 @@ FREE_TEXT: frozenset[str] = frozenset(
     }
 )
 _EMAIL = re.compile(r"[^@\s<>()\[\],;:\"']+@[^@\s<>()\[\],;:\"']+\.[^@\s<>()\[\],;:\"']+")
-_PHONE = re.compile(r"(?<![\w.])\+?\d(?:[ ()\-]?\d){8,}(?![\w])")
+# ASCII look-arounds: Chinese text writes numbers right after characters (电话13900001111).
+_PHONE = re.compile(r"(?<![A-Za-z0-9_.+\-])\+?\d(?:[ ()\-]{0,2}\d){8,}(?![A-Za-z0-9_])")
+_DATE_TIME = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
 
 
 def mask(field: str, value: str) -> str:
@@ -100,7 +102,7 @@ class Redactor:
         for known in sorted(self._known, key=len, reverse=True):
             value = _replace_folded(value, known, self._known[known])
         value = _EMAIL.sub(lambda m: mask("email", m.group(0)), value)
-        return _PHONE.sub(lambda m: mask("phone", re.sub(r"[ ()\-]", "", m.group(0))), value)
+        return _PHONE.sub(_mask_phone, value)
 
     def data(self, data: dict[str, Any]) -> dict[str, Any]:
         """An event's data (as shown in history and export): contacts masked, free text redacted."""
@@ -117,6 +119,13 @@ class Redactor:
         if isinstance(out.get("override"), dict):
             out["override"] = self.data(out["override"])
         return out
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    found = match.group(0)
+    if _DATE_TIME.match(found):
+        return found  # a date (and an hour): 2026-04-30 10:00
+    return mask("phone", re.sub(r"[ ()\-]", "", found))
 
 
 def _replace_folded(text: str, needle: str, replacement: str) -> str:
