@@ -400,7 +400,8 @@ def export_events(
     occurred; both must carry a time zone. An event that cannot be read is
     still exported, as a row with only its position, ids, version and `error`,
     whatever the period asked. `mask(data)`, when given, masks customer contact
-    details in each event's data (it sees every event in order, the skipped too). Reads `page_size` events at a time: memory stays flat.
+    details in each event's data (it sees every event in order, the skipped too).
+    Reads `page_size` events at a time: memory stays flat.
     """
     for when in (since, until):
         if when is not None and when.tzinfo is None:
