@@ -24,6 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from collections_es.adapters.cipher import SealedText
 from collections_es.domain.compliance import Fact, Finding, fact_of, judge
 from collections_es.domain.policy import CollectionPolicy
 from collections_es.domain.policy_book import PolicyBook
@@ -43,7 +44,7 @@ histories = sa.Table(
     "cmp_histories",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("facts", sa.Text, nullable=False),
+    sa.Column("facts", SealedText, nullable=False),  # overrides' reasons are free text
 )
 
 findings = sa.Table(
@@ -60,7 +61,7 @@ findings = sa.Table(
     sa.Column("policy_version", sa.String(64), nullable=True),
     sa.Column("event_version", sa.Integer, nullable=True),
     sa.Column("overridden_rule_id", sa.String(128), nullable=True),
-    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("detail", SealedText, nullable=False),  # quotes overrides' reasons
 )
 
 _DATES = ("due_on", "issued_on", "paid_on")

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from collections_es.adapters.cipher import SealedText
 from collections_es.domain.compliance import ContactAttempt
 from collections_es.domain.receivable import Receivable
 
@@ -35,11 +36,12 @@ contacts_log = sa.Table(
     sa.Column("role", sa.String(32), nullable=False),
     sa.Column("channel", sa.String(16), nullable=False),
     sa.Column("outcome", sa.String(32), nullable=False),
-    sa.Column("note", sa.Text, nullable=False),
-    sa.Column("customer_attitude", sa.Text, nullable=True),
-    sa.Column("reason_for_non_payment", sa.Text, nullable=True),
+    # Free text written about a conversation may name people, numbers, places: encrypted with a key (ADR 0030).
+    sa.Column("note", SealedText, nullable=False),
+    sa.Column("customer_attitude", SealedText, nullable=True),
+    sa.Column("reason_for_non_payment", SealedText, nullable=True),
     sa.Column("promised_on", sa.Date, nullable=True),
-    sa.Column("next_step", sa.Text, nullable=True),
+    sa.Column("next_step", SealedText, nullable=True),
     sa.Column("interrupts_limitation", sa.Boolean, nullable=False),
 )
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from collections_es.adapters.cipher import SealedText
 from collections_es.application.documents import figures
 from collections_es.domain.customer import Customer
 from collections_es.domain.receivable import Receivable
@@ -37,10 +38,11 @@ messages = sa.Table(
     sa.Column("position", sa.BigInteger, nullable=False, index=True),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("channel", sa.String(16), nullable=True),
-    sa.Column("recipient", sa.String(254), nullable=True),
+    # Contact details and the rendered text (names, address): encrypted with a key (ADR 0030).
+    sa.Column("recipient", SealedText, nullable=True),
     sa.Column("language", sa.String(8), nullable=False),
-    sa.Column("subject", sa.Text, nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("subject", SealedText, nullable=False),
+    sa.Column("body", SealedText, nullable=False),
     sa.Column("receivable_id", sa.String(36), nullable=False, index=True),
     sa.Column("customer_id", sa.String(128), nullable=False, index=True),
     sa.Column("status", sa.String(16), nullable=False, index=True),
@@ -48,7 +50,7 @@ messages = sa.Table(
     # Instants are naive UTC (SQLite keeps no zone).
     sa.Column("next_attempt_at", sa.DateTime(), nullable=True, index=True),
     sa.Column("lease_until", sa.DateTime(), nullable=True),
-    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),  # never holds the recipient (the notifier scrubs it)
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("sent_at", sa.DateTime(), nullable=True),
 )

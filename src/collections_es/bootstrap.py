@@ -23,6 +23,7 @@ from projections.timers import Timers
 from projections.worklist import Worklist
 
 from .adapters.api_keys import ApiKeyStore
+from .adapters.cipher import check_event_store
 from .adapters.persistence import Database
 from .adapters.policy_file import load_policy
 from .adapters.sms_webhook import SmsWebhookTransport
@@ -87,11 +88,20 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
     except RuleViolationError as exc:
         raise CollectionsError(f"COLLECTIONS_TIMEZONE: {exc}") from None
     database = Database.parse(settings.database_url)
-    engine = database.make_engine()
     if clock is None:
         clock = SandboxClock(SystemClock().now()) if settings.clock == "sandbox" else SystemClock()
     policy = load_policy(settings.policy_file)
-    app = Collections(database.event_store_env(), clock=clock, snapshot_interval=settings.snapshot_interval)
+    engine = database.make_engine(settings.cipher_key)
+    app = Collections(
+        database.event_store_env(settings.cipher_key), clock=clock, snapshot_interval=settings.snapshot_interval
+    )
+    try:
+        # Before anything reads the log: a key that does not fit the database stops us here (ADR 0030).
+        check_event_store(app)
+    except CollectionsError:
+        app.close()
+        engine.dispose()
+        raise
     app.install_policy(policy)
     letters = Letters(load_company(settings.company_file), templates_dir=settings.templates_dir, font=settings.pdf_font)
     runner = ProjectionRunner(

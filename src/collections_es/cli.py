@@ -13,15 +13,29 @@ from .config import Settings, get_settings
 from .domain.errors import CollectionsError
 
 app = typer.Typer(help="collections-es: event-sourced receivables collection.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys: add, list, revoke.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: add, list, revoke; and a cipher key for encryption at rest.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+
+
+def _settings() -> Settings:
+    """The settings, or exit 2 naming each bad variable (never echoing its value: it may be a secret)."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            typer.echo(f"error: {name}: {message}" if not message.startswith(name) else f"error: {message}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _services(settings: Settings | None = None):  # noqa: ANN202 - lazy import keeps --help fast
     from .bootstrap import build
 
     try:
-        return build(settings or get_settings())
+        return build(settings or _settings())
     except CollectionsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -130,19 +144,30 @@ def scheduler(
         time.sleep(interval)
 
 
-def _event_log(settings: Settings | None = None):  # noqa: ANN202
+def _event_log(settings: Settings | None = None, *, check_key: bool = True):  # noqa: ANN202
     """The event store and the database engine, opened to read only: no policy
     installed, no projection run, so even a store whose events no longer decode
-    can be verified and exported. Its settings must stay those `bootstrap.build` uses."""
+    can be verified and exported. Its settings must stay those `bootstrap.build` uses.
+    `check_key`: first make sure COLLECTIONS_CIPHER_KEY fits the stored events (exit 2 if not)."""
+    from .adapters.cipher import check_event_store
     from .adapters.persistence import Database
     from .application.clock import SystemClock
     from .application.service import Collections
 
-    settings = settings or get_settings()
+    settings = settings or _settings()
     try:
         database = Database.parse(settings.database_url)
-        engine = database.make_engine()
-        log = Collections(database.event_store_env(), clock=SystemClock(), snapshot_interval=settings.snapshot_interval)
+        engine = database.make_engine(settings.cipher_key)
+        log = Collections(
+            database.event_store_env(settings.cipher_key), clock=SystemClock(), snapshot_interval=settings.snapshot_interval
+        )
+        if check_key:
+            try:
+                check_event_store(log)
+            except CollectionsError:
+                log.close()
+                engine.dispose()
+                raise
     except CollectionsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -173,7 +198,9 @@ def verify() -> None:
     """Walk every hash chain in the event log; exit 1 and print the first break when one is found."""
     from .application import audit
 
-    log, engine = _event_log()
+    # No key check first: verify reports every event that does not decode (a damaged first
+    # event must not hide the rest); when none decodes, the hint below names the key.
+    log, engine = _event_log(check_key=False)
     try:
         report = audit.verify(log, engine)
     finally:
@@ -190,6 +217,14 @@ def verify() -> None:
         return
     first = report.first_break
     assert first is not None
+    if report.checked_events and all(b.kind == audit.UNDECODABLE for b in report.breaks) and (
+        report.break_count == report.checked_events
+    ):
+        typer.echo(
+            "note: no stored event decodes; is COLLECTIONS_CIPHER_KEY the key they were written with "
+            "(or set when the events are not encrypted)?",
+            err=True,
+        )
     typer.echo(f"BROKEN: {report.break_count} break(s); the first:", err=True)
     typer.echo(
         f"  {first.kind} at {first.aggregate_type or 'aggregate'} {first.aggregate_id} version {first.version}"
@@ -263,6 +298,20 @@ def docs(out: Annotated[Path, typer.Option(help="Docs folder")] = Path("docs")) 
     (out / "access.md").write_text(route_access.render_docs(), encoding="utf-8")
     (out / "compliance-rules.md").write_text(compliance.render_docs(), encoding="utf-8")
     typer.echo(f"wrote {out / 'lifecycle.md'}, {out / 'access.md'} and {out / 'compliance-rules.md'}")
+
+
+@keys_app.command("cipher")
+def keys_cipher() -> None:
+    """Print a new AES-256 key for COLLECTIONS_CIPHER_KEY (encryption at rest; ADR 0030)."""
+    from .adapters.cipher import new_key
+
+    typer.echo(new_key())
+    typer.echo(
+        "Set it as COLLECTIONS_CIPHER_KEY for every process (serve, project, scheduler, notify, verify, export)\n"
+        "before the database's first start, and keep it safe: the data cannot be read without it.\n"
+        "It cannot be added to an existing unencrypted database, nor changed later (README, Operations).",
+        err=True,
+    )
 
 
 @keys_app.command("add")

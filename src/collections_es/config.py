@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,7 +21,12 @@ class Settings(BaseSettings):
     clock: Literal["system", "sandbox"] = Field(default="system", validation_alias="COLLECTIONS_CLOCK")
     api_keys_file: Path | None = Field(default=None, validation_alias="COLLECTIONS_API_KEYS_FILE")
     policy_file: Path | None = Field(default=None, validation_alias="COLLECTIONS_POLICY_FILE")
-    cipher_key: str | None = Field(default=None, validation_alias="COLLECTIONS_CIPHER_KEY")
+    cipher_key: str | None = Field(
+        default=None,
+        validation_alias="COLLECTIONS_CIPHER_KEY",
+        description="AES key (base64 of 16, 24 or 32 bytes; `collections-es keys cipher` makes one): "
+        "events and read-model contact details are encrypted at rest",
+    )
     max_body_bytes: int = Field(default=256 * 1024, validation_alias="COLLECTIONS_MAX_BODY_BYTES")
     snapshot_interval: int = Field(default=50, ge=2, validation_alias="COLLECTIONS_SNAPSHOT_INTERVAL")
     projection_poll_seconds: float = Field(default=0.5, gt=0, validation_alias="COLLECTIONS_PROJECTION_POLL_SECONDS")
@@ -84,6 +89,17 @@ class Settings(BaseSettings):
     notify_backoff_max_seconds: float = Field(default=3600.0, gt=0, validation_alias="COLLECTIONS_NOTIFY_BACKOFF_MAX_SECONDS")
     notify_max_age_hours: float = Field(default=72.0, gt=0, validation_alias="COLLECTIONS_NOTIFY_MAX_AGE_HOURS")
     notify_interval_seconds: float = Field(default=10.0, gt=0, validation_alias="COLLECTIONS_NOTIFY_INTERVAL_SECONDS")
+
+    @field_validator("cipher_key")
+    @classmethod
+    def _cipher_key(cls, value: str | None) -> str | None:
+        """A key is base64 of 16, 24 or 32 bytes; an empty value means none. Never echo the key."""
+        if value is None or not value.strip():
+            return None
+        from .adapters.cipher import check_key
+
+        check_key(value.strip())  # raises ValueError naming COLLECTIONS_CIPHER_KEY
+        return value.strip()
 
 
 @lru_cache(maxsize=1)

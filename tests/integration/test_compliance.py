@@ -215,6 +215,18 @@ def test_the_preventive_tests_above_cover_every_preventive_rule():
     assert covered == PREVENTIVE
 
 
+def test_an_overrides_reason_shows_contact_details_only_to_roles_with_need(api):
+    setup_customer(api)
+    rid = due(api, "INV-R")
+    at(api, datetime(2026, 4, 1, 12, 0, tzinfo=UTC))
+    reason = "customer asked to be called back on 13912345678 tonight"
+    ok(api, "supervisor", rid, "record-contact", {**contact(), "override": {"rule_id": "contact.outside_window", "reason": reason}})
+    [seen] = findings(api, rule_id="override.used")
+    assert "13912345678" in seen["detail"]
+    [masked] = findings(api, who="auditor", rule_id="override.used")
+    assert "13912345678" not in masked["detail"] and "139****5678" in masked["detail"]
+
+
 def test_only_a_supervisor_may_override_and_only_a_rule_that_is_broken(api):
     setup_customer(api)
     rid = due(api, "INV-O")

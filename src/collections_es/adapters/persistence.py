@@ -6,6 +6,7 @@ read models, API keys and the like are SQLAlchemy tables in the same database.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -16,6 +17,7 @@ from eventsourcing.persistence import JSONTranscoder, Transcoding, TranscodingNo
 from sqlalchemy.engine import URL, make_url
 
 from ..domain.errors import CollectionsError
+from .cipher import cipher_env, make_cipher, seal_engine
 
 
 class DatabaseUrlError(CollectionsError):
@@ -43,6 +45,20 @@ class MROJSONTranscoder(JSONTranscoder):
             if transcoding is not None:
                 return {"_type_": transcoding.name, "_data_": transcoding.encode(o)}
         raise TranscodingNotRegisteredError(f"Object of type {type(o)} is not serializable")
+
+
+class _NoResultRows(logging.Filter):
+    """SQLAlchemy's engine logger at DEBUG writes every result row, and rows may hold
+    contact details (decrypted): those records are dropped; statements still log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and "Row %r" in record.msg)
+
+
+def _keep_rows_out_of_logs() -> None:
+    engine_log = logging.getLogger("sqlalchemy.engine.Engine")
+    if not any(isinstance(f, _NoResultRows) for f in engine_log.filters):
+        engine_log.addFilter(_NoResultRows())
 
 
 @dataclass(frozen=True)
@@ -81,8 +97,11 @@ class Database:
             return cls(url.set(drivername="postgresql+psycopg"), schema or None)
         raise DatabaseUrlError(f"unsupported database '{backend}': use sqlite:/// or postgresql://")
 
-    def event_store_env(self) -> dict[str, str]:
-        """eventsourcing settings for this database."""
+    def event_store_env(self, cipher_key: str | None = None) -> dict[str, str]:
+        """eventsourcing settings for this database (events encrypted when a key is given)."""
+        return self._store_env() | cipher_env(cipher_key)
+
+    def _store_env(self) -> dict[str, str]:
         if self.is_sqlite:
             assert self.url.database
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -107,10 +126,19 @@ class Database:
             "CREATE_TABLE": "y",
         }
 
-    def make_engine(self) -> sa.Engine:
-        """The SQLAlchemy engine for read models and service tables."""
+    def make_engine(self, cipher_key: str | None = None) -> sa.Engine:
+        """The SQLAlchemy engine for read models and service tables; with a key, their
+        `SealedText` columns are encrypted (ADR 0030). Bound parameters and result rows
+        never appear in SQLAlchemy's logs or error messages (they may be contact details)."""
+        _keep_rows_out_of_logs()
+        engine = self._engine()
+        return seal_engine(engine, make_cipher(cipher_key) if cipher_key else None)
+
+    def _engine(self) -> sa.Engine:
         if self.is_sqlite:
-            engine = sa.create_engine(self.url, connect_args={"timeout": 30, "check_same_thread": False})
+            engine = sa.create_engine(
+                self.url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+            )
 
             @sa.event.listens_for(engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -135,7 +163,9 @@ class Database:
         connect_args: dict[str, Any] = {"connect_timeout": 5}
         if self.schema:
             connect_args["options"] = f"-csearch_path={self.schema}"
-        engine = sa.create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
+        engine = sa.create_engine(
+            self.url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args, hide_parameters=True
+        )
         if self.schema:
             with engine.begin() as conn:
                 conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))

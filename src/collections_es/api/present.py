@@ -7,8 +7,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from ..application.access import PII_ROLES
+from ..application.pii import Redactor, mask  # noqa: F401 - `present.mask` is what routes mask recipients with
 from ..domain import lifecycle
-from ..domain.customer import Customer
+from ..domain.customer import Customer, customer_uuid
 from ..domain.money import format_money
 from ..domain.policy import CollectionPolicy
 from ..domain.receivable import Receivable
@@ -18,8 +20,16 @@ from . import schemas
 
 
 def receivable(
-    r: Receivable, now: datetime, policy: CollectionPolicy, *, as_of: datetime | None = None
+    r: Receivable,
+    now: datetime,
+    policy: CollectionPolicy,
+    *,
+    as_of: datetime | None = None,
+    redactor: Redactor | None = None,
 ) -> schemas.ReceivablePublic:
+    """The receivable; with a `redactor` (roles without need of PII), contact details quoted
+    in its dispute and write-off reasons are masked."""
+    text = redactor.text if redactor is not None else _same
     promise = None
     if r.promise is not None:
         promise = schemas.PromiseOut(
@@ -54,8 +64,12 @@ def receivable(
         collector=r.collector,
         promise=promise,
         installment_plan=plan,
-        dispute=schemas.DisputeOut(**r.dispute) if r.dispute else None,
-        write_off_request=schemas.WriteOffRequestOut(**r.write_off_request) if r.write_off_request else None,
+        dispute=schemas.DisputeOut(**r.dispute | {"reason": text(r.dispute["reason"])}) if r.dispute else None,
+        write_off_request=(
+            schemas.WriteOffRequestOut(**r.write_off_request | {"reason": text(r.write_off_request["reason"])})
+            if r.write_off_request
+            else None
+        ),
         timezone=r.timezone,
         version=r.version,
         allowed_commands=lifecycle.allowed_commands(r.state),
@@ -76,12 +90,30 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def history_entry(event: Any) -> schemas.HistoryEntry:
+def redactor_unless_pii(role: str, app: Any, customer_id: str | None) -> Redactor | None:
+    """None for roles that see contact details in full, else `redactor_for` the customer."""
+    return None if role in PII_ROLES else redactor_for(app, customer_id)
+
+
+def redactor_for(app: Any, customer_id: str | None) -> Redactor:
+    """A redactor that knows every contact detail the customer's file ever held
+    (none when there is no such customer)."""
+    redactor = Redactor()
+    if customer_id:
+        redactor.learn_events(app.events.get(customer_uuid(customer_id)))
+    return redactor
+
+
+def history_entry(event: Any, redactor: Redactor | None = None) -> schemas.HistoryEntry:
+    """One event of a history; with a `redactor` (roles without need of PII), contact
+    details in its data and free text are masked."""
     data = {
         f.name: _jsonable(getattr(event, f.name))
         for f in dataclasses.fields(event)
         if f.name not in TRAIL_FIELDS
     }
+    if redactor is not None:
+        data = redactor.data(data)
     reason = data.get("reason") or data.get("note") or data.get("resolution")
     return schemas.HistoryEntry(
         version=event.originator_version,
@@ -95,21 +127,24 @@ def history_entry(event: Any) -> schemas.HistoryEntry:
         correlation_id=event.correlation_id,
         policy_version=event.policy_version,
         scheduled_for=event.scheduled_for,
-        override=event.override,
+        override=redactor.data(event.override) if redactor is not None and event.override else event.override,
         hash=event.hash,
         prev_hash=event.prev_hash,
     )
 
 
-def mask(field: str, value: str) -> str:
-    """`13812345678` → `138****5678`; `zhang@example.com` → `z****@example.com`."""
-    if field == "email" and "@" in value:
-        local, domain = value.split("@", 1)
-        return f"{local[:1]}****@{domain}"
-    if field == "phone":
-        digits = value.replace(" ", "")
-        return f"{digits[:3]}****{digits[-4:]}" if len(digits) > 7 else "****"
-    return value[:6] + "****" if len(value) > 6 else "****"
+def _same(value: str | None) -> str | None:
+    return value
+
+
+CONTACT_TEXT = ("note", "customer_attitude", "reason_for_non_payment", "next_step")
+
+
+def contact_entry(row: dict[str, Any], redactor: Redactor | None) -> dict[str, Any]:
+    """A contact-log row as shown: with a `redactor`, contact details quoted in its free text masked."""
+    if redactor is None:
+        return row
+    return {k: redactor.text(v) if k in CONTACT_TEXT else v for k, v in row.items()}
 
 
 def money_out(amount: Decimal | None, currency: str | None) -> schemas.MoneyOut | None:
@@ -119,10 +154,13 @@ def money_out(amount: Decimal | None, currency: str | None) -> schemas.MoneyOut 
 
 
 def customer(c: Customer, *, show_pii: bool) -> schemas.CustomerPublic:
-    contacts = {k: (v if show_pii else mask(k, v)) for k, v in c.contacts.items()}
-    persons = [
-        {k: (v if show_pii or k == "role" else mask(k, v)) for k, v in p.items()} for p in c.contact_persons
-    ]
+    contacts, persons, notes = c.contacts, c.contact_persons, c.notes
+    text = _same
+    if not show_pii:
+        redactor = Redactor()
+        contacts, persons = redactor.contacts(c.contacts), redactor.persons(c.contact_persons)
+        notes = [{**n, "text": redactor.text(n["text"])} for n in c.notes]
+        text = redactor.text
     return schemas.CustomerPublic(
         customer_id=c.customer_id,
         name=c.name,
@@ -135,8 +173,8 @@ def customer(c: Customer, *, show_pii: bool) -> schemas.CustomerPublic:
         contacts_masked=not show_pii,
         credit_limit=money_out(c.credit_limit, c.credit_currency),
         credit_rating=c.credit_rating,
-        ability_to_pay=c.latest_note("ability_to_pay"),
-        willingness_to_pay=c.latest_note("willingness_to_pay"),
-        notes=[schemas.NoteOut(**n) for n in c.notes],
+        ability_to_pay=text(c.latest_note("ability_to_pay")),
+        willingness_to_pay=text(c.latest_note("willingness_to_pay")),
+        notes=[schemas.NoteOut(**n) for n in notes],
         version=c.version,
     )

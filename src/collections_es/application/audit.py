@@ -382,7 +382,8 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "error",
 )
 
-Masker = Callable[[str, str], str]
+# Masks an event's data for roles without need of contact details (`pii.Redactor.data`).
+Masker = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def export_events(
@@ -398,8 +399,9 @@ def export_events(
     `since` (included) and `until` (excluded) select by the instant the event
     occurred; both must carry a time zone. An event that cannot be read is
     still exported, as a row with only its position, ids, version and `error`,
-    whatever the period asked. `mask(field, value)`, when given, masks customer
-    contact details. Reads `page_size` events at a time: memory stays flat.
+    whatever the period asked. `mask(data)`, when given, masks customer contact
+    details in each event's data (it sees every event in order, the skipped too).
+    Reads `page_size` events at a time: memory stays flat.
     """
     for when in (since, until):
         if when is not None and when.tzinfo is None:
@@ -431,8 +433,10 @@ def _row(n: Notification, event: Any, mask: Masker | None) -> dict[str, Any]:
     data = {
         f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event) if f.name not in TRAIL_FIELDS
     }
-    if mask is not None and isinstance(data.get("contacts"), dict):
-        data["contacts"] = {k: mask(k, v) if isinstance(v, str) else v for k, v in data["contacts"].items()}
+    override = _plain(event.override)
+    if mask is not None:
+        data = mask(data)
+        override = mask(override) if isinstance(override, dict) else override
     reason = data.get("reason") or data.get("note") or data.get("resolution")
     return {
         "position": n.id,
@@ -446,7 +450,7 @@ def _row(n: Notification, event: Any, mask: Masker | None) -> dict[str, Any]:
         "correlation_id": event.correlation_id,
         "policy_version": event.policy_version,
         "scheduled_for": _plain(event.scheduled_for),
-        "override": _plain(event.override),
+        "override": override,
         "reason": reason,
         "state_after": getattr(event, "state_after", None),
         "data": data,

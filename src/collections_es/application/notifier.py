@@ -4,7 +4,7 @@ A message is claimed with a conditional UPDATE (status and attempts unchanged)
 and a lease, so two senders never send it at once; a sender that dies while
 holding the lease leaves the message to be taken again once the lease ends.
 A failed attempt is retried after an exponential backoff computed from the
-injected clock; after `max_attempts` it ends as `failed`. A message never tried
+injected clock (its error is kept and logged with contact details masked); after `max_attempts` it ends as `failed`. A message never tried
 whose event is older than `max_age` ends as `expired` unsent (a sender started on
 an old log must not send last year's reminders).
 """
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from projections.outbox import messages, naive_utc
 
 from .clock import Clock
+from .pii import scrub
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ class Notifier:
         try:
             self.transports[row["channel"]].send(message)
         except Exception as exc:  # noqa: BLE001 - any failure is a failed attempt, recorded
-            error = f"{type(exc).__name__}: {exc}"[:2000]
+            # Servers echo the address they refuse: the recipient never reaches the log or `last_error`.
+            error = scrub(f"{type(exc).__name__}: {exc}", row["recipient"])[:2000]
             status = "failed" if attempts >= self.max_attempts else "pending"
             values = {"status": status, "attempts": attempts, "last_error": error, "lease_until": None}
             values["next_attempt_at"] = None if status == "failed" else now + self.backoff(attempts)

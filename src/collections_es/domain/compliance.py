@@ -567,7 +567,7 @@ class _Judge:
 
     def contact_complete(self) -> Iterable[Finding]:
         for contact in (f for f in self.facts if f.type == "ContactRecorded"):
-            missing = [name for name in ("outcome", "next_step") if not str(contact.data.get(name) or "").strip()]
+            missing = [name for name in ("outcome", "next_step") if not contact.data.get(name)]
             if missing:
                 yield self.finding(
                     "contact.without_outcome_or_next_step",
@@ -645,8 +645,12 @@ FACT_FIELDS: Mapping[str, tuple[str, ...]] = {
 
 
 def fact_of(event: Any) -> Fact:
-    """The fact a receivable event gives the detective rules."""
+    """The fact a receivable event gives the detective rules (free text is reduced to
+    whether it was given: the rules need no more, and the read model keeps no more)."""
     name = type(event).__name__
+    data = {k: getattr(event, k) for k in FACT_FIELDS.get(name, ())}
+    if "next_step" in data:
+        data["next_step"] = bool((data["next_step"] or "").strip())
     return Fact(
         type=name,
         version=event.originator_version,
@@ -656,7 +660,7 @@ def fact_of(event: Any) -> Fact:
         role=event.actor_role,
         state_after=event.state_after,
         override=event.override,
-        data={k: getattr(event, k) for k in FACT_FIELDS.get(name, ())},
+        data=data,
     )
 
 

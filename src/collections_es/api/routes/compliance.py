@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field
 from projections import compliance as findings_model
 from projections import kpis
 
+from ...application.access import PII_ROLES
+from ...application.pii import Redactor
 from ...domain.calendar import start_of_day
 from ...domain.compliance import RULES, policy_figures
 from ...domain.trail import Actor
@@ -154,7 +156,9 @@ def findings(
     page = rows[:limit]
     if len(rows) > limit:
         response.headers["X-Next-Cursor"] = findings_model.cursor_of(page[-1])
-    return [{**r, "occurred_at": r["occurred_at"].replace(tzinfo=UTC)} for r in page]
+    # An override's reason is free text: for roles without need, what looks like a contact detail is masked.
+    redact = (lambda text: text) if actor.role in PII_ROLES else Redactor().text
+    return [{**r, "occurred_at": r["occurred_at"].replace(tzinfo=UTC), "detail": redact(r["detail"])} for r in page]
 
 
 @router.get("/reports/collectors", response_model=CollectorsReportOut, response_model_by_alias=True)

@@ -174,17 +174,20 @@ def contacts_log(
 ) -> ContactLogPage:
     """Every contact recorded with the customer, over all their receivables, oldest first."""
     services.app.get_customer(customer_id)
-    return contact_page(services, response, limit, cursor, customer_id=customer_id)
+    redactor = present.redactor_unless_pii(actor.role, services.app, customer_id)
+    return contact_page(services, response, limit, cursor, redactor=redactor, customer_id=customer_id)
 
 
-def contact_page(services: Any, response: Response, limit: int, cursor: int | None, **where: str) -> ContactLogPage:
+def contact_page(
+    services: Any, response: Response, limit: int, cursor: int | None, *, redactor: Any = None, **where: str
+) -> ContactLogPage:
     read_current(services, response, "contacts_log")
     with services.engine.execution_options(read_only=True).connect() as conn:
         rows = read_contacts(conn, after=cursor, limit=limit + 1, **where)
     page, more = rows[:limit], len(rows) > limit
     items = [
         ContactLogEntry(
-            **{k: v for k, v in r.items() if k not in ("position", "occurred_at")},
+            **{k: v for k, v in present.contact_entry(r, redactor).items() if k not in ("position", "occurred_at")},
             occurred_at=_aware(r["occurred_at"]),
         )
         for r in page

@@ -11,6 +11,7 @@ from ...application.documents import figures
 from ...domain.errors import NotFoundError
 from ...domain.trail import Actor
 from ...letters import FORMATS, LANGUAGES, LetterError
+from .. import present
 from ..deps import ServicesDep, require_view
 from ..errors import problem
 from ..schemas import ContactLogPage
@@ -73,5 +74,6 @@ def contacts_log(
 ) -> ContactLogPage:
     """Every contact recorded on this receivable, oldest first."""
     rid = resolve_id(receivable_ref)
-    services.app.get_receivable(rid)
-    return contact_page(services, response, limit, cursor, receivable_id=str(rid))
+    customer_id = services.app.get_receivable(rid).customer_id
+    redactor = present.redactor_unless_pii(actor.role, services.app, customer_id)
+    return contact_page(services, response, limit, cursor, redactor=redactor, receivable_id=str(rid))

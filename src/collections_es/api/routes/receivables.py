@@ -140,16 +140,20 @@ def get_receivable(
                 [{"type": "value_error", "loc": ("query", "as_of"), "msg": "an instant needs a time zone (Z)", "input": None}]
             )
         r = services.app.get_receivable_as_of(rid, as_of)
-        return present.receivable(r, as_of, services.app.policy(), as_of=as_of)
+        redactor = present.redactor_unless_pii(actor.role, services.app, r.customer_id)
+        return present.receivable(r, as_of, services.app.policy(), as_of=as_of, redactor=redactor)
     r = services.app.get_receivable(rid, version=version)
     _etag(response, r.version)
-    return present.receivable(r, services.clock.now(), services.app.policy())
+    redactor = present.redactor_unless_pii(actor.role, services.app, r.customer_id)
+    return present.receivable(r, services.clock.now(), services.app.policy(), redactor=redactor)
 
 
 @router.get("/{receivable_ref}/history", response_model=list[HistoryEntry])
 def history(receivable_ref: str, services: ServicesDep, actor: Annotated[Actor, require_view("receivables.read")]) -> list[HistoryEntry]:
     """Every event of the receivable, oldest first, with its hash-chain links."""
-    return [present.history_entry(e) for e in services.app.history(resolve_id(receivable_ref))]
+    rid = resolve_id(receivable_ref)
+    redactor = present.redactor_unless_pii(actor.role, services.app, services.app.get_receivable(rid).customer_id)
+    return [present.history_entry(e, redactor) for e in services.app.history(rid)]
 
 
 def _command_route(command: str, body_type: type[CommandBody]) -> None:
@@ -178,7 +182,8 @@ def _command_route(command: str, body_type: type[CommandBody]) -> None:
         fields = body.model_dump(exclude={"override"})
         outcome = services.app.execute(request, resolve_id(receivable_ref), command, **fields)
         _etag(response, outcome.resource.version)
-        return present.receivable(outcome.resource, services.clock.now(), services.app.policy())
+        redactor = present.redactor_unless_pii(actor.role, services.app, outcome.resource.customer_id)
+        return present.receivable(outcome.resource, services.clock.now(), services.app.policy(), redactor=redactor)
 
     doc = (body_type.__doc__ or "").strip().splitlines()
     run.__doc__ = f"Lifecycle command `{command}`." + (f" {doc[0]}" if doc and "Usage docs" not in doc[0] else "")
