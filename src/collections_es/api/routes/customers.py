@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from projections.contacts import read_contacts
 from projections.credit import customers_on_hold, read_credit_record
@@ -16,6 +16,7 @@ from ...domain.errors import NotFoundError
 from .. import present
 from ..deps import CurrentActor, ServicesDep, command_request, read_current
 from ..schemas import (
+    IF_MATCH,
     Channel,
     ContactLogEntry,
     ContactLogPage,
@@ -29,6 +30,12 @@ from ..schemas import (
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
+CustomerId = Annotated[str, Path(max_length=128, description="The customer's id", examples=["C-SH-1"])]
+
+
+def _bounded_customer_id(customer_id: CustomerId) -> None:
+    """Bounds `customer_id` (and documents the bound) for routes whose signatures are one line."""
+
 
 def _etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
@@ -41,7 +48,7 @@ def register_customer(
     response: Response,
     services: ServicesDep,
     actor: CurrentActor,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
 ) -> CustomerPublic:
     """Register a customer (idempotent with an Idempotency-Key)."""
     check_view(actor.role, "customers.write")
@@ -119,7 +126,7 @@ def _summary(row: dict[str, Any]) -> CustomerSummary:
     )
 
 
-@router.get("/{customer_id}", response_model=CustomerPublic)
+@router.get("/{customer_id}", response_model=CustomerPublic, dependencies=[Depends(_bounded_customer_id)])
 def get_customer(customer_id: str, response: Response, services: ServicesDep, actor: CurrentActor) -> CustomerPublic:
     """A customer's file; contact details masked for roles without need."""
     check_view(actor.role, "customers.read")
@@ -130,14 +137,14 @@ def get_customer(customer_id: str, response: Response, services: ServicesDep, ac
 
 @router.patch("/{customer_id}", response_model=CustomerPublic)
 def update_customer(
-    customer_id: str,
+    customer_id: CustomerId,
     body: CustomerPatch,
     http: Request,
     response: Response,
     services: ServicesDep,
     actor: CurrentActor,
-    idempotency_key: Annotated[str | None, Header()] = None,
-    if_match: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+    if_match: Annotated[str | None, Header(max_length=32, pattern=IF_MATCH)] = None,
 ) -> CustomerPublic:
     """Change part of the customer file; each kind of change is recorded as an event."""
     check_view(actor.role, "customers.write")
@@ -151,7 +158,9 @@ def update_customer(
     return present.customer(outcome.resource, show_pii=actor.role in PII_ROLES)
 
 
-@router.get("/{customer_id}/credit-record", response_model=CreditRecordOut)
+@router.get(
+    "/{customer_id}/credit-record", response_model=CreditRecordOut, dependencies=[Depends(_bounded_customer_id)]
+)
 def credit_record(customer_id: str, services: ServicesDep, actor: CurrentActor, response: Response) -> CreditRecordOut:
     """How the customer has paid and promised; exposure against the credit limit; credit hold."""
     check_view(actor.role, "customers.credit_record")
@@ -169,7 +178,7 @@ def credit_record(customer_id: str, services: ServicesDep, actor: CurrentActor, 
 
 @router.get("/{customer_id}/contacts-log", response_model=ContactLogPage)
 def contacts_log(
-    customer_id: str,
+    customer_id: CustomerId,
     services: ServicesDep,
     actor: CurrentActor,
     response: Response,
