@@ -9,14 +9,21 @@ from __future__ import annotations
 from datetime import date, time
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 Channel = Literal["phone", "sms", "email", "letter", "visit", "wechat", "other"]
 CHANNELS: tuple[str, ...] = ("phone", "sms", "email", "letter", "visit", "wechat", "other")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-NO_NUL = r"^[^\x00]*$"
-"""PostgreSQL text cannot hold NUL; a policy is written into events and read models."""
-Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+
+
+def _no_nul(value: str) -> str:
+    """PostgreSQL text cannot hold NUL; a policy is written into events and read models."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_no_nul)]
 
 
 class _Strict(BaseModel):
@@ -44,7 +51,7 @@ class ContactPolicy(_Strict):
 
 
 class CollectionPolicy(_Strict):
-    version: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
+    version: Annotated[str, AfterValidator(_no_nul)] = Field(min_length=1, max_length=64)
     reminder_lead_days: int = Field(7, ge=0, le=90)
     follow_up_after_days: int = Field(1, ge=0, le=90)
     escalate_after_days: int = Field(30, ge=1, le=3650)
