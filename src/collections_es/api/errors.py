@@ -24,6 +24,7 @@ from ..domain.errors import (
     RuleViolationError,
     VersionMismatchError,
 )
+from .schemas import ProblemDetails
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,14 @@ def problem_response(status: int) -> dict[str, Any]:
 
 def problem_statuses(method: str, operation: dict[str, Any]) -> set[int]:
     """The problems an operation can answer with, from what it declares: every request may be
-    malformed (400) or invalid (422); authenticated ones add 401, 403, 429; a path parameter names
+    malformed (400: a NUL in the URL), one with parameters or a body invalid (422);
+    authenticated ones add 401, 403, 429; a path parameter names
     something that may not exist (404); a body may be too large (413) or not JSON (415); If-Match
     gives 412 and, as a retried write, 503 when it loses every race; a POST taking an
     Idempotency-Key creates or changes a resource and may conflict (409)."""
-    statuses = {400, 422}
+    statuses = {400}
+    if operation.get("parameters") or "requestBody" in operation:
+        statuses.add(422)
     headers = {p["name"].lower() for p in operation.get("parameters", []) if p["in"] == "header"}
     if operation.get("security"):
         statuses |= {401, 403, 429}
@@ -102,8 +106,6 @@ def document_problems(app: FastAPI) -> None:
     """Every operation's error responses as ProblemDetails (application/problem+json), in place of
     FastAPI's default 422 (which describes a body this app never sends). Explicit `responses=` on
     a route are kept; this adds what the route's declaration implies (`problem_statuses`)."""
-    from .schemas import ProblemDetails
-
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
