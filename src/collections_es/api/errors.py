@@ -24,6 +24,7 @@ from ..domain.errors import (
     RuleViolationError,
     VersionMismatchError,
 )
+from .schemas import ProblemDetails
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +51,124 @@ def problem(status: int, detail: str, *, type_: str = "about:blank", headers: di
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
+# ---- the OpenAPI document ----------------------------------------------------------
+
+WRITE_METHODS = ("post", "put", "patch", "delete")
+
+PROBLEM_DESCRIPTIONS = {
+    400: "Malformed request: the body is not JSON, a header is out of its format, or the URL holds a NUL",
+    401: "No credentials, or an unknown or revoked token",
+    403: "The caller's role may not do this",
+    404: "No such resource",
+    409: "Conflict: the command is not allowed in the current state, or the resource exists already",
+    412: "If-Match names a version that is no longer current",
+    413: "The body exceeds the size limit (COLLECTIONS_MAX_BODY_BYTES)",
+    415: "The body is not application/json",
+    422: "Validation failed (`field`, `errors`), or a procedure rule refused the request (`rule_id`)",
+    429: "Too many requests for this key; retry after `Retry-After` seconds",
+    503: "Busy: the write lost its races with concurrent writes; retry after `Retry-After` seconds",
+}
+
+
+def problem_response(status: int) -> dict[str, Any]:
+    """An OpenAPI response object: problem details with the status's description."""
+    return {
+        "description": PROBLEM_DESCRIPTIONS.get(status, TITLES.get(status, "Error")),
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}},
+    }
+
+
+def problem_statuses(method: str, operation: dict[str, Any]) -> set[int]:
+    """The problems an operation can answer with, from what it declares: every request may be
+    malformed (400: a NUL in the URL), one with parameters or a body invalid (422);
+    authenticated ones add 401, 403, 429; a path parameter names
+    something that may not exist (404); a body may be too large (413) or not JSON (415); If-Match
+    gives 412 and, as a retried write, 503 when it loses every race; a POST taking an
+    Idempotency-Key creates or changes a resource and may conflict (409)."""
+    statuses = {400}
+    if operation.get("parameters") or "requestBody" in operation:
+        statuses.add(422)
+    headers = {p["name"].lower() for p in operation.get("parameters", []) if p["in"] == "header"}
+    if operation.get("security"):
+        statuses |= {401, 403, 429}
+    if any(p["in"] == "path" for p in operation.get("parameters", [])):
+        statuses.add(404)
+    if "requestBody" in operation:
+        statuses |= {413, 415}
+    if "if-match" in headers:
+        statuses |= {412, 503}
+    if method == "post" and "idempotency-key" in headers:
+        statuses.add(409)
+    return statuses
+
+
+def document_problems(app: FastAPI) -> None:
+    """Every operation's error responses as ProblemDetails (application/problem+json), in place of
+    FastAPI's default 422 (which describes a body this app never sends). Explicit `responses=` on
+    a route are kept; this adds what the route's declaration implies (`problem_statuses`)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        problem_schema = ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(problem_schema.pop("$defs", {}))
+        components["ProblemDetails"] = problem_schema
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        for item in schema.get("paths", {}).values():
+            for method, operation in item.items():
+                responses = operation.setdefault("responses", {})
+                for status in sorted(problem_statuses(method, operation)):
+                    current = responses.get(str(status))
+                    if current is None or "HTTPValidationError" in json.dumps(current):
+                        responses[str(status)] = problem_response(status)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return (length is not None and length != "0") or "transfer-encoding" in request.headers
+
+
+def _is_json(content_type: str | None) -> bool:
+    """application/json or application/*+json, as FastAPI decides whether to parse a body as JSON."""
+    if not content_type:
+        return False
+    maintype, _, subtype = content_type.split(";", 1)[0].strip().lower().partition("/")
+    return maintype == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
 def _field_name(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
 
 
 def install(app: FastAPI) -> None:
+    """Problem details for every failure, and each operation's problems in the OpenAPI document."""
+    document_problems(app)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"field": _field_name(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        body_refused = any(tuple(e["loc"])[:1] == ("body",) for e in exc.errors())
+        if body_refused and _has_body(request) and not _is_json(request.headers.get("content-type")):
+            # FastAPI reads a body as JSON only when it says it is; any other body cannot be valid.
+            return problem(415, "the body must be application/json", type_="/problems/unsupported-media-type")
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             return problem(400, "the body is not valid JSON", type_="/problems/malformed", errors=errors)
-        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        if any(tuple(e["loc"])[:1] == ("header",) for e in exc.errors()):
+            # A header out of its format (an over-long Idempotency-Key, say) is a malformed request,
+            # as deps.command_request and deps.parse_if_match already answer for the others.
+            return problem(
+                400, f"{first['field']}: {first['message']}", type_="/problems/malformed", field=first["field"], errors=errors
+            )
         return problem(
             422,
             f"{first['field']}: {first['message']}",

@@ -3,10 +3,11 @@ bounds every string; money is a decimal string, never a JSON number."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from ..domain.policy import Channel
 from ..domain.receivable import ContactOutcome, PaymentMethod
@@ -19,7 +20,29 @@ Money = Annotated[
 Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), Field(examples=["CNY"])]
+IF_MATCH = r'^(W/)?"?[0-9]{1,12}"?$'
+"""An If-Match header: a version, quoted as the ETag gives it (deps.parse_if_match reads it)."""
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")]
+
+
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_INSTANT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+
+
+def _iso(pattern: re.Pattern[str], what: str) -> Any:
+    """Only ISO 8601 text (or the value itself): pydantic would also take a number as a Unix time."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, date) or (isinstance(value, str) and pattern.match(value)):
+            return value
+        raise ValueError(f"must be {what}")
+
+    return BeforeValidator(check)
+
+
+Day = Annotated[date, _iso(_DAY, "a date as YYYY-MM-DD")]
+Instant = Annotated[datetime, _iso(_INSTANT, "an ISO 8601 instant, e.g. 2026-03-01T09:00:00Z")]
+AwareInstant = Annotated[AwareDatetime, _iso(_INSTANT, "an ISO 8601 instant, e.g. 2026-03-01T09:00:00Z")]
 
 
 class Strict(BaseModel):
@@ -43,6 +66,32 @@ class CommandBody(Strict):
     override: OverrideIn | None = Field(
         default=None, description="Supervisors only: pass a preventive rule, with a reason that is recorded"
     )
+
+
+# ---- errors ----------------------------------------------------------------
+
+class FieldErrorOut(BaseModel):
+    field: str = Field(description="The field at fault, dotted (`contacts.email`, `installments.0.amount`)")
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem (application/problem+json); the extensions present depend on the problem."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="A URI reference naming the kind of problem, e.g. /problems/validation")
+    title: str
+    status: int
+    detail: str
+    field: str | None = Field(default=None, description="The field at fault (400, 422)")
+    errors: list[FieldErrorOut] | None = Field(default=None, description="Every field at fault (400, 422)")
+    rule_id: str | None = Field(default=None, description="The procedure rule refused (422)")
+    command: str | None = Field(default=None, description="The command refused (409)")
+    state: str | None = Field(default=None, description="The receivable's state (409)")
+    allowed_commands: list[str] | None = Field(default=None, description="What the state allows (409)")
+    expected_version: int | None = Field(default=None, description="The If-Match version (412)")
+    current_version: int | None = Field(default=None, description="The resource's version (412)")
 
 
 # ---- customers -------------------------------------------------------------
@@ -229,8 +278,8 @@ class ReceivableCreate(Strict):
     customer_id: Identifier
     amount: Money
     currency: Currency
-    issued_on: date
-    due_on: date
+    issued_on: Day
+    due_on: Day
     collector: ShortText | None = None
 
 
@@ -370,17 +419,17 @@ class RecordContact(CommandBody):
     customer_attitude: Text | None = None
     reason_for_non_payment: Text | None = None
     next_step: Text | None = None
-    promised_on: date | None = None
+    promised_on: Day | None = None
 
 
 class PromiseToPay(CommandBody):
     amount: Money
-    promised_on: date
+    promised_on: Day
     note: Text | None = None
 
 
 class InstallmentIn(Strict):
-    due_on: date
+    due_on: Day
     amount: Money
 
 
@@ -416,7 +465,7 @@ class RaiseDispute(Reasoned):
 class Payment(CommandBody):
     amount: Money
     method: PaymentMethod
-    paid_on: date
+    paid_on: Day
     reference: ShortText
 
 
@@ -473,10 +522,29 @@ COMMAND_BODIES: dict[str, type[CommandBody]] = {
 }
 
 
+def inline_json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its `$defs` substituted in place, for an `openapi_extra`
+    (the OpenAPI document's components cannot hold a schema's own `$defs`)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve({**defs[ref.removeprefix("#/$defs/")], **{k: v for k, v in node.items() if k != "$ref"}})
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
+
+
 # ---- time --------------------------------------------------------------------
 
 class ClockAdvance(Strict):
-    to: AwareDatetime = Field(description="An instant with its zone, e.g. 2026-04-01T00:00:00Z")
+    to: AwareInstant = Field(description="An instant with its zone, e.g. 2026-04-01T00:00:00Z")
 
 
 class ClockOut(BaseModel):

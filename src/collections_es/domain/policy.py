@@ -7,13 +7,23 @@ policy is. Every event records the `version` of the policy in force.
 from __future__ import annotations
 
 from datetime import date, time
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 Channel = Literal["phone", "sms", "email", "letter", "visit", "wechat", "other"]
 CHANNELS: tuple[str, ...] = ("phone", "sms", "email", "letter", "visit", "wechat", "other")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _no_nul(value: str) -> str:
+    """PostgreSQL text cannot hold NUL; a policy is written into events and read models."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_no_nul)]
 
 
 class _Strict(BaseModel):
@@ -44,7 +54,7 @@ class ContactPolicy(_Strict):
 
 
 class CollectionPolicy(_Strict):
-    version: str = Field(min_length=1, max_length=64)
+    version: Annotated[str, AfterValidator(_no_nul)] = Field(min_length=1, max_length=64)
     reminder_lead_days: int = Field(7, ge=0, le=90)
     follow_up_after_days: int = Field(1, ge=0, le=90)
     escalate_after_days: int = Field(30, ge=1, le=3650)
@@ -60,10 +70,10 @@ class CollectionPolicy(_Strict):
     )
     holidays: list[date] = Field(default_factory=list)
     contact: ContactPolicy
-    channels_by_state: dict[str, list[Channel]] = Field(default_factory=dict)
+    channels_by_state: dict[Name, list[Channel]] = Field(default_factory=dict)
     legal_referral_requires_approval: bool = False
-    legal_referral_roles: list[str] = Field(default_factory=lambda: ["legal", "supervisor"])
-    write_off_approver_roles: list[str] = Field(default_factory=lambda: ["supervisor"])
+    legal_referral_roles: list[Name] = Field(default_factory=lambda: ["legal", "supervisor"])
+    write_off_approver_roles: list[Name] = Field(default_factory=lambda: ["supervisor"])
 
     @field_validator("escalate_after_days")
     @classmethod

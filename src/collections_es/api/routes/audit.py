@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -14,7 +13,7 @@ from ...application.access import PII_ROLES
 from ...application.pii import Redactor
 from ...domain.trail import Actor
 from ..deps import ServicesDep, require_view
-from ..schemas import AuditVerifyOut
+from ..schemas import AuditVerifyOut, Instant
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -40,8 +39,8 @@ def export(
     services: ServicesDep,
     actor: Annotated[Actor, require_view("audit.read")],
     format: Literal["jsonl", "csv"] = "jsonl",  # noqa: A002 - the query parameter's public name
-    from_: Annotated[datetime | None, Query(alias="from", description="Events that occurred at or after this instant")] = None,
-    to: Annotated[datetime | None, Query(description="Events that occurred before this instant")] = None,
+    from_: Annotated[Instant | None, Query(alias="from", description="Events that occurred at or after this instant")] = None,
+    to: Annotated[Instant | None, Query(description="Events that occurred before this instant")] = None,
 ) -> StreamingResponse:
     """Stream every event of the log (receivables, customers, the policy), oldest first, as JSON lines or CSV."""
     for name, value in (("from", from_), ("to", to)):

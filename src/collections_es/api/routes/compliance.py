@@ -23,7 +23,7 @@ from ...domain.calendar import start_of_day
 from ...domain.compliance import RULES, policy_figures
 from ...domain.trail import Actor
 from ..deps import ServicesDep, read_current, require_view
-from ..schemas import KpiBlockOut
+from ..schemas import Day, KpiBlockOut
 from .reports import MAX_KPI_DAYS, _money, _today
 
 router = APIRouter(tags=["supervision"])
@@ -123,8 +123,8 @@ def findings(
     collector: Annotated[str | None, Query(max_length=128, description="A collector's findings (a collector sees only their own)")] = None,
     rule_id: Annotated[str | None, Query(max_length=64)] = None,
     receivable_id: Annotated[str | None, Query(max_length=36)] = None,
-    from_: Annotated[date | None, Query(alias="from", description="First day (reporting time zone)")] = None,
-    to: Annotated[date | None, Query(description="Last day, included")] = None,
+    from_: Annotated[Day | None, Query(alias="from", description="First day (reporting time zone)")] = None,
+    to: Annotated[Day | None, Query(description="Last day, included")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=128, description="`X-Next-Cursor` of the previous page")] = None,
 ) -> Any:
@@ -166,8 +166,8 @@ def collectors_report(
     services: ServicesDep,
     actor: Annotated[Actor, require_view("reports.collectors")],
     response: Response,
-    from_: Annotated[date | None, Query(alias="from", description="First day (default: 30 days before `to`)")] = None,
-    to: Annotated[date | None, Query(description="Last day, included (default: today)")] = None,
+    from_: Annotated[Day | None, Query(alias="from", description="First day (default: 30 days before `to`)")] = None,
+    to: Annotated[Day | None, Query(description="Last day, included (default: today)")] = None,
     collector: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Any:
     """Per collector and period: findings by rule beside the KPIs of the read-model issue."""

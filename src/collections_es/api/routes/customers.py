@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from projections.contacts import read_contacts
 from projections.credit import customers_on_hold, read_credit_record
@@ -17,6 +17,7 @@ from ...domain.trail import Actor
 from .. import present
 from ..deps import ServicesDep, command_request, read_current, require_view
 from ..schemas import (
+    IF_MATCH,
     Channel,
     ContactLogEntry,
     ContactLogPage,
@@ -30,6 +31,9 @@ from ..schemas import (
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
+CustomerId = Annotated[str, Path(max_length=128, description="The customer's id", examples=["C-SH-1"])]
+
+
 
 def _etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
@@ -42,7 +46,7 @@ def register_customer(
     response: Response,
     services: ServicesDep,
     actor: Annotated[Actor, require_view("customers.write")],
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
 ) -> CustomerPublic:
     """Register a customer (idempotent with an Idempotency-Key)."""
     data = body.model_dump(mode="json")
@@ -119,7 +123,7 @@ def _summary(row: dict[str, Any]) -> CustomerSummary:
 
 
 @router.get("/{customer_id}", response_model=CustomerPublic)
-def get_customer(customer_id: str, response: Response, services: ServicesDep, actor: Annotated[Actor, require_view("customers.read")]) -> CustomerPublic:
+def get_customer(customer_id: CustomerId, response: Response, services: ServicesDep, actor: Annotated[Actor, require_view("customers.read")]) -> CustomerPublic:
     """A customer's file; contact details masked for roles without need."""
     customer = services.app.get_customer(customer_id)
     _etag(response, customer.version)
@@ -128,14 +132,14 @@ def get_customer(customer_id: str, response: Response, services: ServicesDep, ac
 
 @router.patch("/{customer_id}", response_model=CustomerPublic)
 def update_customer(
-    customer_id: str,
+    customer_id: CustomerId,
     body: CustomerPatch,
     http: Request,
     response: Response,
     services: ServicesDep,
     actor: Annotated[Actor, require_view("customers.write")],
-    idempotency_key: Annotated[str | None, Header()] = None,
-    if_match: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+    if_match: Annotated[str | None, Header(max_length=32, pattern=IF_MATCH)] = None,
 ) -> CustomerPublic:
     """Change part of the customer file; each kind of change is recorded as an event."""
     sent = body.model_dump(mode="json", exclude_unset=True)
@@ -149,7 +153,7 @@ def update_customer(
 
 
 @router.get("/{customer_id}/credit-record", response_model=CreditRecordOut)
-def credit_record(customer_id: str, services: ServicesDep, actor: Annotated[Actor, require_view("customers.credit_record")], response: Response) -> CreditRecordOut:
+def credit_record(customer_id: CustomerId, services: ServicesDep, actor: Annotated[Actor, require_view("customers.credit_record")], response: Response) -> CreditRecordOut:
     """How the customer has paid and promised; exposure against the credit limit; credit hold."""
     customer = services.app.get_customer(customer_id)
     read_current(services, response, "credit_records")
@@ -165,7 +169,7 @@ def credit_record(customer_id: str, services: ServicesDep, actor: Annotated[Acto
 
 @router.get("/{customer_id}/contacts-log", response_model=ContactLogPage)
 def contacts_log(
-    customer_id: str,
+    customer_id: CustomerId,
     services: ServicesDep,
     actor: Annotated[Actor, require_view("contacts.read")],
     response: Response,

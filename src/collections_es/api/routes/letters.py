@@ -16,7 +16,7 @@ from ..deps import ServicesDep, require_view
 from ..errors import problem
 from ..schemas import ContactLogPage
 from .customers import contact_page
-from .receivables import resolve_id
+from .receivables import ReceivableRef, resolve_id
 
 router = APIRouter(prefix="/receivables", tags=["letters"])
 
@@ -29,12 +29,12 @@ LetterKind = Literal["reminder", "dunning", "final_notice", "lawyer"]
     response_class=Response,
 )
 def letter(
-    receivable_ref: str,
+    receivable_ref: ReceivableRef,
     kind: LetterKind,
     services: ServicesDep,
     actor: Annotated[Actor, require_view("letters.read")],
-    lang: Annotated[str, Query(max_length=16, description="zh-CN or en")] = "zh-CN",
-    format: Annotated[str, Query(max_length=8, description="txt, html or pdf")] = "txt",  # noqa: A002
+    lang: Annotated[str, Query(max_length=16, description="zh-CN or en", json_schema_extra={"enum": list(LANGUAGES)})] = "zh-CN",
+    format: Annotated[str, Query(max_length=8, description="txt, html or pdf", json_schema_extra={"enum": list(FORMATS)})] = "txt",  # noqa: A002
 ) -> Response:
     """A reminder, dunning letter (催款函), final notice or lawyer's letter (律师函) with the receivable's figures."""
     if lang not in LANGUAGES:
@@ -65,7 +65,7 @@ def letter(
 
 @router.get("/{receivable_ref}/contacts-log", response_model=ContactLogPage, tags=["receivables"])
 def contacts_log(
-    receivable_ref: str,
+    receivable_ref: ReceivableRef,
     services: ServicesDep,
     actor: Annotated[Actor, require_view("contacts.read")],
     response: Response,

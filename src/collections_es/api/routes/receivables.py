@@ -3,12 +3,12 @@ and one POST route per lifecycle command of the state machine."""
 
 
 import uuid
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic_core import PydanticUndefined
 
 from projections.receivables import list_receivables
 
@@ -24,13 +24,21 @@ from ..schemas import (
     COMMAND_BODIES,
     CommandBody,
     HistoryEntry,
+    IF_MATCH,
+    Instant,
     ReceivableCreate,
     ReceivablePage,
     ReceivablePublic,
     ReceivableSummary,
 )
+from ..errors import problem_response
 
 router = APIRouter(prefix="/receivables", tags=["receivables"])
+
+ReceivableRef = Annotated[
+    str, Path(max_length=128, description="The receivable's id, or its invoice number", examples=["INV-2026-0001"])
+]
+
 
 assert set(COMMAND_BODIES) == set(lifecycle.COMMANDS), "every lifecycle command needs exactly one body schema"
 
@@ -47,14 +55,14 @@ def _etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
 
 
-@router.post("", status_code=201, response_model=ReceivablePublic)
+@router.post("", status_code=201, response_model=ReceivablePublic, responses={404: problem_response(404)})
 def issue_receivable(
     body: ReceivableCreate,
     http: Request,
     response: Response,
     services: ServicesDep,
     actor: Annotated[Actor, require_command("issue")],
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
 ) -> ReceivablePublic:
     """Issue a receivable; its id derives from the invoice number, so issuing twice is 409."""
     request = command_request(http, actor, body.model_dump(mode="json"), idempotency_key=idempotency_key)
@@ -69,7 +77,7 @@ def list_all(
     services: ServicesDep,
     response: Response,
     actor: Annotated[Actor, require_view("receivables.read")],
-    state: Annotated[str | None, Query(max_length=32)] = None,
+    state: Annotated[str | None, Query(max_length=32, json_schema_extra={"enum": list(lifecycle.STATES)})] = None,
     customer_id: Annotated[str | None, Query(max_length=128)] = None,
     collector: Annotated[str | None, Query(max_length=128)] = None,
     currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
@@ -119,11 +127,11 @@ def _summary(row: dict[str, Any]) -> ReceivableSummary:
 
 @router.get("/{receivable_ref}", response_model=ReceivablePublic)
 def get_receivable(
-    receivable_ref: Annotated[str, ...],
+    receivable_ref: ReceivableRef,
     response: Response,
     services: ServicesDep,
     actor: Annotated[Actor, require_view("receivables.read")],
-    as_of: datetime | None = None,
+    as_of: Instant | None = None,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> ReceivablePublic:
     """The receivable now, `as_of` an instant, or at a `version`."""
@@ -149,7 +157,7 @@ def get_receivable(
 
 
 @router.get("/{receivable_ref}/history", response_model=list[HistoryEntry])
-def history(receivable_ref: str, services: ServicesDep, actor: Annotated[Actor, require_view("receivables.read")]) -> list[HistoryEntry]:
+def history(receivable_ref: ReceivableRef, services: ServicesDep, actor: Annotated[Actor, require_view("receivables.read")]) -> list[HistoryEntry]:
     """Every event of the receivable, oldest first, with its hash-chain links."""
     rid = resolve_id(receivable_ref)
     redactor = present.redactor_unless_pii(actor.role, services.app, services.app.get_receivable(rid).customer_id)
@@ -159,21 +167,20 @@ def history(receivable_ref: str, services: ServicesDep, actor: Annotated[Actor, 
 def _command_route(command: str, body_type: type[CommandBody]) -> None:
     # A command with no required field may be sent without a body; others must have one.
     body_optional = not any(f.is_required() for f in body_type.model_fields.values())
+    # The OpenAPI document says so too: a required body is not `anyOf: [..., null]` (FastAPI takes
+    # an undefined default as "required").
+    body_param = Annotated[body_type | None, Body()] if body_optional else Annotated[body_type, Body()]  # type: ignore[valid-type]
 
     def run(
-        receivable_ref: str,
+        receivable_ref: ReceivableRef,
         http: Request,
         response: Response,
         services: ServicesDep,
         actor: Annotated[Actor, require_command(command)],
-        idempotency_key: Annotated[str | None, Header()] = None,
-        if_match: Annotated[str | None, Header()] = None,
-        body: Annotated[body_type | None, Body()] = None,  # type: ignore[valid-type]
+        idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+        if_match: Annotated[str | None, Header(max_length=32, pattern=IF_MATCH)] = None,
+        body: body_param = None if body_optional else PydanticUndefined,  # type: ignore[valid-type]
     ) -> ReceivablePublic:
-        if body is None and not body_optional:
-            raise RequestValidationError(
-                [{"type": "missing", "loc": ("body",), "msg": "a JSON object body is required", "input": None}]
-            )
         body = body if body is not None else body_type()
         override = Override(body.override.rule_id, body.override.reason) if body.override else None
         request = command_request(

@@ -27,7 +27,7 @@ from ...domain import lifecycle
 from ...domain.money import format_money
 from ...domain.trail import Actor
 from ..deps import ServicesDep, read_current, require_view
-from ..schemas import AgingReportOut, KpisOut, WorklistOut
+from ..schemas import AgingReportOut, Day, KpisOut, WorklistOut
 
 router = APIRouter(tags=["views"])
 
@@ -58,7 +58,7 @@ def aging_report(
     services: ServicesDep,
     actor: Annotated[Actor, require_view("reports.aging")],
     response: Response,
-    as_of: Annotated[date | None, Query(description="The day to report as of (default: today)")] = None,
+    as_of: Annotated[Day | None, Query(description="The day to report as of (default: today)")] = None,
     group_by: Literal["customer", "collector", "currency"] = "currency",
     currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
     format: Literal["json", "csv"] = "json",  # noqa: A002 - the query parameter's public name
@@ -133,8 +133,8 @@ def kpi_report(
     services: ServicesDep,
     actor: Annotated[Actor, require_view("reports.kpis")],
     response: Response,
-    from_: Annotated[date | None, Query(alias="from", description="First day (default: 30 days before `to`)")] = None,
-    to: Annotated[date | None, Query(description="Last day, included (default: today)")] = None,
+    from_: Annotated[Day | None, Query(alias="from", description="First day (default: 30 days before `to`)")] = None,
+    to: Annotated[Day | None, Query(description="Last day, included (default: today)")] = None,
     collector: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Any:
     """DSO, CEI, promise-kept rate, days to collect, amounts collected: overall and per collector."""

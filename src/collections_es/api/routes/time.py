@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Request
@@ -10,7 +11,7 @@ from ...adapters.policy_file import PolicyFileError
 from ...domain.policy import CollectionPolicy
 from ...domain.trail import Actor
 from ..deps import ServicesDep, command_request, require_view
-from ..schemas import ClockAdvance, ClockOut, PolicyOut, TickOut
+from ..schemas import ClockAdvance, ClockOut, PolicyOut, TickOut, inline_json_schema
 
 policy_router = APIRouter(prefix="/policy", tags=["policy"])
 admin_router = APIRouter(prefix="/admin", tags=["time"])
@@ -33,7 +34,12 @@ def get_policy(services: ServicesDep, actor: Annotated[Actor, require_view("poli
     return _policy_out(services)
 
 
-@policy_router.put("", response_model=PolicyOut)
+# The body is read as a plain object so that a refused policy is answered as the policy file's
+# errors are (rule_id policy.invalid); the document still describes what a valid one is.
+POLICY_BODY = {"requestBody": {"content": {"application/json": {"schema": inline_json_schema(CollectionPolicy)}}}}
+
+
+@policy_router.put("", response_model=PolicyOut, openapi_extra=POLICY_BODY)
 def put_policy(
     http: Request,
     services: ServicesDep,
@@ -44,7 +50,8 @@ def put_policy(
     from pydantic import ValidationError
 
     try:
-        policy = CollectionPolicy.model_validate(body)
+        # Strict, as JSON: `0` is not a boolean nor "10" a number of days (the document says which types).
+        policy = CollectionPolicy.model_validate_json(json.dumps(body), strict=True)
     except ValidationError as exc:
         problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
         raise PolicyFileError(f"policy refused, the one in force is kept: {problems}") from None
