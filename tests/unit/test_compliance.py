@@ -410,3 +410,17 @@ def test_the_checked_in_rules_docs_are_generated_from_the_rules():
     docs = Path(__file__).parents[2] / "docs" / "compliance-rules.md"
     assert docs.read_text(encoding="utf-8") == render_docs(), "run `collections-es docs` and commit the result"
     assert all(f"`{rule_id}`" in render_docs() for rule_id in RULES)
+
+
+def test_a_policy_without_any_business_day_is_refused_so_no_rule_or_timer_can_run_out_of_days():
+    # Found by schemathesis: PUT /policy with no windows made the compliance read model fail.
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError, match="at least one weekday needs a contact window"):
+        contact_policy(windows={}).model_validate(contact_policy(windows={}).model_dump())
+    one_day = {"mon": [{"start": "09:00", "end": "12:00"}]}
+    mondays = [date(2027, 1, 4) + (date(2027, 1, 11) - date(2027, 1, 4)) * i for i in range(52)]
+    document = {**POLICY.model_dump(mode="json"), "contact": {**POLICY.contact.model_dump(mode="json"), "windows": one_day}}
+    with pytest.raises(pydantic.ValidationError, match="without a business day"):
+        type(POLICY).model_validate({**document, "holidays": [d.isoformat() for d in mondays]})
+    type(POLICY).model_validate({**document, "holidays": [d.isoformat() for d in mondays[:51]]})

@@ -52,6 +52,13 @@ class ContactPolicy(_Strict):
     )
     max_phone_per_day: int = Field(1, ge=1, le=24, description="Phone contacts with one customer per local day.")
 
+    @field_validator("windows")
+    @classmethod
+    def _some_window(cls, value: dict[str, list[TimeWindow]]) -> dict[str, list[TimeWindow]]:
+        if not any(value.values()):
+            raise ValueError("at least one weekday needs a contact window (no contact, reminder or business day otherwise)")
+        return value
+
 
 class CollectionPolicy(_Strict):
     version: Annotated[str, AfterValidator(_no_nul)] = Field(min_length=1, max_length=64)
@@ -82,3 +89,11 @@ class CollectionPolicy(_Strict):
         if follow_up is not None and value <= follow_up:
             raise ValueError(f"escalate_after_days must be greater than follow_up_after_days ({follow_up})")
         return value
+
+    @model_validator(mode="after")
+    def _business_days_remain(self) -> CollectionPolicy:
+        """Holidays may not use up the business days: every year keeps some (the calendar looks a year ahead)."""
+        weekdays = sum(1 for windows in self.contact.windows.values() if windows)
+        if len(self.holidays) >= 52 * weekdays:
+            raise ValueError(f"{len(self.holidays)} holidays could leave a year without a business day")
+        return self
