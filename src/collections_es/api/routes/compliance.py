@@ -24,7 +24,7 @@ from ...domain.compliance import RULES, policy_figures
 from ...domain.trail import Actor
 from ..deps import ServicesDep, read_current, require_view
 from ..schemas import Day, KpiBlockOut
-from .reports import MAX_KPI_DAYS, _money, _today
+from .reports import invalid_query, money_strings, report_period
 
 router = APIRouter(tags=["supervision"])
 
@@ -71,31 +71,14 @@ class CollectorsReportOut(BaseModel):
     model_config = {"populate_by_name": True}
 
 
-def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
-    return RequestValidationError([{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}])
-
-
-def _period(services: Any, start: date | None, end: date | None) -> tuple[date, date]:
-    end = end or _today(services)
-    start = start or end - timedelta(days=29)
-    for name, value in (("from", start), ("to", end)):
-        if not date(1970, 1, 2) <= value <= date(2199, 12, 30):
-            raise _invalid(name, "must be between 1970-01-02 and 2199-12-30", str(value))
-    if start > end:
-        raise _invalid("from", "must not be after 'to'", str(start))
-    if (end - start).days >= MAX_KPI_DAYS:
-        raise _invalid("from", f"a period is at most {MAX_KPI_DAYS} days", str(start))
-    return start, end
-
-
 def _instants(services: Any, start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
     """A period of days, in the reporting time zone, as [start, end) instants."""
     tz = services.settings.report_timezone
     for name, value in (("from", start), ("to", end)):
         if value is not None and not date(1970, 1, 2) <= value <= date(2199, 12, 30):
-            raise _invalid(name, "must be between 1970-01-02 and 2199-12-30", str(value))
+            raise invalid_query(name, "must be between 1970-01-02 and 2199-12-30", str(value))
     if start is not None and end is not None and start > end:
-        raise _invalid("from", "must not be after 'to'", str(start))
+        raise invalid_query("from", "must not be after 'to'", str(start))
     return (
         start_of_day(start, tz) if start else None,
         start_of_day(end + timedelta(days=1), tz) if end else None,
@@ -131,15 +114,15 @@ def findings(
     """Findings as of now, oldest first: per receivable, collector, rule and period."""
     if actor.role == "collector":
         if collector not in (None, actor.id):
-            raise _invalid("collector", "a collector sees only their own findings", collector)
+            raise invalid_query("collector", "a collector sees only their own findings", collector)
         collector = actor.id
     if rule_id is not None and rule_id not in RULES:
-        raise _invalid("rule_id", f"no rule '{rule_id}'; see GET /compliance/rules", rule_id)
+        raise invalid_query("rule_id", f"no rule '{rule_id}'; see GET /compliance/rules", rule_id)
     start, end = _instants(services, from_, to)
     try:
         after = findings_model.parse_cursor(cursor) if cursor is not None else None
     except ValueError:
-        raise _invalid("cursor", "not a cursor this API gave", cursor) from None
+        raise invalid_query("cursor", "not a cursor this API gave", cursor) from None
     read_current(services, response, "compliance")
     with services.snapshot() as conn:
         rows = findings_model.list_findings(
@@ -171,7 +154,7 @@ def collectors_report(
     collector: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Any:
     """Per collector and period: findings by rule beside the KPIs of the read-model issue."""
-    start, end = _period(services, from_, to)
+    start, end = report_period(services, from_, to)
     tz = services.settings.report_timezone
     read_current(services, response, "compliance", "kpis", "aging")
     with services.snapshot() as conn:
@@ -182,7 +165,7 @@ def collectors_report(
             end=start_of_day(end + timedelta(days=1), tz),
             collector=collector,
         )
-        figures = _money(kpis.compute(conn, start, end, collector=collector))
+        figures = money_strings(kpis.compute(conn, start, end, collector=collector))
     blocks: dict[str | None, list[dict[str, Any]]] = {}
     for block in figures["collectors"]:
         who = block.pop("collector")

@@ -38,16 +38,31 @@ def _today(services: Any) -> date:
     return services.clock.now().astimezone(ZoneInfo(services.settings.report_timezone)).date()
 
 
-def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
+def invalid_query(field: str, message: str, value: Any) -> RequestValidationError:
     return RequestValidationError([{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}])
 
 
-def _money(value: Any) -> Any:
+def report_period(services: Any, from_: date | None, to: date | None) -> tuple[date, date]:
+    """A period of days for a report: by default the 30 days to today; bounded, in order and
+    at most MAX_KPI_DAYS long, else 422 naming the query field at fault."""
+    end = to or _today(services)
+    start = from_ or end - timedelta(days=29)
+    for name, value in (("from", start), ("to", end)):
+        if not date(1970, 1, 2) <= value <= date(2199, 12, 31):
+            raise invalid_query(name, "must be between 1970-01-02 and 2199-12-31", str(value))
+    if start > end:
+        raise invalid_query("from", "must not be after 'to'", str(start))
+    if (end - start).days >= MAX_KPI_DAYS:
+        raise invalid_query("from", f"a period is at most {MAX_KPI_DAYS} days", str(start))
+    return start, end
+
+
+def money_strings(value: Any) -> Any:
     """Decimals to wire strings, recursively."""
     if isinstance(value, dict):
-        return {k: _money(v) for k, v in value.items()}
+        return {k: money_strings(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_money(v) for v in value]
+        return [money_strings(v) for v in value]
     if isinstance(value, Decimal):
         return format_money(value)
     return value
@@ -65,10 +80,10 @@ def aging_report(
 ) -> Any:
     """Open balances by days past due as of any day, per customer, collector or currency."""
     if as_of is not None and not date(1970, 1, 1) <= as_of <= date(2199, 12, 31):
-        raise _invalid("as_of", "must be between 1970-01-01 and 2199-12-31", str(as_of))
+        raise invalid_query("as_of", "must be between 1970-01-01 and 2199-12-31", str(as_of))
     read_current(services, response, "aging")
     with services.snapshot() as conn:
-        data = _money(aging.report(conn, as_of or _today(services), group_by=group_by, currency=currency))
+        data = money_strings(aging.report(conn, as_of or _today(services), group_by=group_by, currency=currency))
     if format == "csv":
         return _aging_csv(data, response.headers.get("X-Projection-Lag"))
     return data
@@ -138,15 +153,7 @@ def kpi_report(
     collector: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Any:
     """DSO, CEI, promise-kept rate, days to collect, amounts collected: overall and per collector."""
-    end = to or _today(services)
-    start = from_ or end - timedelta(days=29)
-    for name, value in (("from", start), ("to", end)):
-        if not date(1970, 1, 2) <= value <= date(2199, 12, 31):
-            raise _invalid(name, "must be between 1970-01-02 and 2199-12-31", str(value))
-    if start > end:
-        raise _invalid("from", "must not be after 'to'", str(start))
-    if (end - start).days >= MAX_KPI_DAYS:
-        raise _invalid("from", f"a period is at most {MAX_KPI_DAYS} days", str(start))
+    start, end = report_period(services, from_, to)
     read_current(services, response, "kpis", "aging")
     with services.snapshot() as conn:
-        return _money(kpis.compute(conn, start, end, collector=collector))
+        return money_strings(kpis.compute(conn, start, end, collector=collector))
