@@ -109,9 +109,10 @@ def test_masked_responses_keep_their_shape_and_what_is_not_personal(played: Api)
 
 
 def test_command_responses_mask_for_roles_without_need_too(played: Api) -> None:
-    note = {"channel": "phone", "outcome": "other", "note": "called back"}
+    # by e-mail: the scenario phoned this customer today already (contact.phone_per_day)
+    note = {"channel": "email", "outcome": "other", "note": "wrote back"}
     status, text = call(played, "sales", "POST", "/receivables/INV-PII-3/record-contact", note)
-    assert status == 200 and shown(text) == []
+    assert status == 200 and shown(text) == [], text
     status, text = call(played, "collector", "POST", "/receivables/INV-PII-3/record-contact", note)
     assert status == 200 and "+1 650 555 0199" in shown(text)
     person = scenario.PERSONS["C-PII-2"]
