@@ -126,7 +126,11 @@ def test_the_business_day_on_or_after_a_weekend_and_a_holiday_monday_is_the_tues
 
 
 def test_a_policy_without_any_business_day_is_refused_rather_than_looping_forever():
-    policy = make_policy(contact={"windows": {}})
+    with pytest.raises(ValueError, match="at least one weekday needs a contact window"):
+        make_policy(contact={"windows": {}})
+    # The calendar still guards itself against such a policy (built unvalidated here).
+    valid = make_policy()
+    policy = valid.model_copy(update={"contact": valid.contact.model_copy(update={"windows": {}})})
     with pytest.raises(ValueError, match="no business day"):
         calendar.business_day_on_or_before(date(2026, 4, 4), policy)
     with pytest.raises(ValueError, match="no contact window"):
