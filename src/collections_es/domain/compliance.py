@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from . import calendar
+from . import calendar, lifecycle
 from .errors import PermissionDeniedError, RuleViolationError
 from .policy import CollectionPolicy
 from .trail import Context
@@ -287,9 +287,10 @@ def contact_breaches(
             )
         )
     contact = policy.contact
+    others = [c for c in others if c.receivable_id != receivable_id]  # never count one contact twice
     since = at - timedelta(days=contact.attempts_period_days)
     recent_own = [c for c in own if since < c.at <= at]
-    recent_others = [c for c in others if since < c.at <= at and c.receivable_id != receivable_id]
+    recent_others = [c for c in others if since < c.at <= at]
     if len(recent_own) >= contact.max_attempts_per_receivable:
         breaches.append(
             Breach(
@@ -399,7 +400,6 @@ _PROMISE_FOLLOW_UP = frozenset({"ContactRecorded", "PromiseMade", "InstallmentPl
 _LIMITATION_ACTION = frozenset(
     {"ContactRecorded", "PromiseMade", "InstallmentPlanAgreed", "PaymentRecorded", "ReferredToLegal"}
 )
-_CLOSED = frozenset({"settled", "written_off"})
 
 
 def judge(facts: Sequence[Fact], policies: Mapping[str, CollectionPolicy], receivable_id: str) -> list[Finding]:
@@ -455,7 +455,7 @@ class _Judge:
         return calendar.start_of_day(day + timedelta(days=1), self.tz)
 
     def closed_before(self, deadline: datetime) -> bool:
-        return any(f.state_after in _CLOSED for f in self.facts if f.at < deadline)
+        return any(f.state_after in lifecycle.CLOSED_STATES for f in self.facts if f.at < deadline)
 
     def any_between(self, types: frozenset[str], start: datetime, end: datetime) -> bool:
         return any(f.type in types for f in self.facts if start <= f.at < end)

@@ -155,14 +155,14 @@ def collectors_report(
 ) -> Any:
     """Per collector and period: findings by rule beside the KPIs of the read-model issue."""
     start, end = report_period(services, from_, to)
-    tz = services.settings.report_timezone
+    first, after_last = _instants(services, start, end)
     read_current(services, response, "compliance", "kpis", "aging")
     with services.snapshot() as conn:
         counts = findings_model.counts_by_collector(
             conn,
             now=services.clock.now(),
-            start=start_of_day(start, tz),
-            end=start_of_day(end + timedelta(days=1), tz),
+            start=first,
+            end=after_last,
             collector=collector,
         )
         figures = money_strings(kpis.compute(conn, start, end, collector=collector))
