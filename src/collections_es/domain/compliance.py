@@ -275,7 +275,7 @@ def contact_breaches(
     others: Sequence[ContactAttempt],
 ) -> list[Breach]:
     """Every preventive rule a contact recorded at `at` would break. `own` are this
-    receivable's earlier contacts, `others` the customer's contacts on its other receivables."""
+    receivable's earlier contacts, `others` the customer's contacts (its other receivables'; this one's are left out)."""
     breaches: list[Breach] = []
     if not calendar.is_within_contact_window(at, timezone, policy):
         local = at.astimezone(ZoneInfo(timezone))
