@@ -81,6 +81,10 @@ def clean_env(database_url: str) -> dict[str, str]:
     """os.environ without any collections-es setting, plus DATABASE_URL."""
     env = {k: v for k, v in os.environ.items() if not (k.startswith("COLLECTIONS_") or k == "DATABASE_URL")}
     env["DATABASE_URL"] = database_url
+    # Benchmarks measure the service, not its per-key rate limit (ADR 0031): it is off here,
+    # and the report says so.
+    env["COLLECTIONS_RATE_LIMIT_BURST"] = "0"
+    env["COLLECTIONS_AUTH_FAILURE_BURST"] = "0"
     if EXTRA_PYTHONPATH:
         env["PYTHONPATH"] = os.pathsep.join([*EXTRA_PYTHONPATH, *filter(None, [env.get("PYTHONPATH")])])
     return env
@@ -473,7 +477,8 @@ def run_all(args: argparse.Namespace) -> int:
                 continue
         results.append(res)
         report(res, args)
-    print(f"\n==== summary ({time.strftime('%Y-%m-%d %H:%M %Z')}; {c.machine()}; launcher {args.launcher}; seed {args.seed})")
+    print(f"\n==== summary ({time.strftime('%Y-%m-%d %H:%M %Z')}; {c.machine()}; launcher {args.launcher}; seed {args.seed}; "
+          "rate limits off: COLLECTIONS_RATE_LIMIT_BURST=0, COLLECTIONS_AUTH_FAILURE_BURST=0)")
     for res in results:
         h, pay = res.health.stats(), res.pay.stats()
         print(

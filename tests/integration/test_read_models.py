@@ -154,6 +154,14 @@ def test_aging_defaults_to_today_and_downloads_as_csv(aged):
     ]
 
 
+def test_the_aging_csv_by_currency_names_the_currency_column_once(aged):
+    response = aged.as_("auditor").get("/reports/aging", params={"as_of": "2026-05-15", "format": "csv"})
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0] == ["as_of", "currency", "current", "1-30", "31-60", "61-90", "91-180", "181-365", "365+", "total", "count"]
+    assert [row[:2] for row in rows[1:]] == [["2026-05-15", "CNY"], ["2026-05-15", "USD"]]
+    assert all(len(row) == len(rows[0]) for row in rows)
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
