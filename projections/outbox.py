@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from collections_es.adapters.cipher import SealedText
-from collections_es.application.documents import figures
+from collections_es.letters.figures import figures
 from collections_es.domain.customer import Customer
 from collections_es.domain.receivable import Receivable
 

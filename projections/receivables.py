@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -110,3 +110,23 @@ def list_receivables(
     if after:
         query = query.where(row.id > after)
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+class ProjectedVersions:
+    """The version and log position of each receivable as this read model saw it, which the
+    audit compares with the store (`application.audit.ReadModelVersions`)."""
+
+    PAGE_SIZE = 1000
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def exists(self) -> bool:
+        with self.engine.execution_options(read_only=True).connect() as conn:
+            return sa.inspect(conn).has_table(receivables.name)
+
+    def __iter__(self) -> Iterator[tuple[str, int, int]]:
+        query = sa.select(receivables.c.id, receivables.c.version, receivables.c.position)
+        with self.engine.execution_options(read_only=True).connect() as conn:  # never takes SQLite's write lock
+            for rid, version, position in conn.execution_options(yield_per=self.PAGE_SIZE).execute(query):
+                yield rid, version, position

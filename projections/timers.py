@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +31,57 @@ timers = sa.Table(
     sa.Column("reason", sa.String(200), nullable=False),
     sa.Column("policy_version", sa.String(64), nullable=False),
 )
+
+firings = sa.Table(
+    "timer_firings",
+    metadata,
+    sa.Column("receivable_id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("at", sa.DateTime(), primary_key=True),
+    sa.Column("fired_at", sa.DateTime(), nullable=False),
+    sa.Column("outcome", sa.String(300), nullable=False),
+)
+
+
+def _naive(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(tzinfo=None)
+
+
+class SqlTimerStore:
+    """The scheduler's view of the timers (its `TimerStore` port): what is due, and which
+    firings are noted. A timer's firing is keyed by (receivable, kind, instant)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        metadata.create_all(engine, tables=[firings])
+
+    def due(self, now: datetime, limit: int) -> list[Any]:
+        """Timers due at or before `now` that have not fired, earliest first (an index range)."""
+        fired = sa.exists().where(
+            firings.c.receivable_id == timers.c.receivable_id,
+            firings.c.kind == timers.c.kind,
+            firings.c.at == timers.c.at,
+        )
+        query = (
+            sa.select(timers)
+            .where(timers.c.at <= _naive(now), ~fired)
+            .order_by(timers.c.at, timers.c.receivable_id, timers.c.kind)
+            .limit(limit)
+        )
+        with self.engine.execution_options(read_only=True).connect() as conn:
+            return list(conn.execute(query))
+
+    def note_fired(self, timer: Any, fired_at: datetime, outcome: str) -> None:
+        """Note a firing once; another scheduler that noted it first wins (its command was recorded once either way)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    firings.insert().values(
+                        receivable_id=timer.receivable_id, kind=timer.kind, at=timer.at, fired_at=_naive(fired_at), outcome=outcome
+                    )
+                )
+        except sa.exc.IntegrityError:
+            pass
 
 
 class Timers(Projection):

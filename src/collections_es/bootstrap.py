@@ -19,7 +19,7 @@ from projections.credit import CreditRecords
 from projections.customers import CustomersList
 from projections.outbox import Outbox
 from projections.receivables import ReceivablesList
-from projections.timers import Timers
+from projections.timers import SqlTimerStore, Timers
 from projections.worklist import Worklist
 
 from .adapters.api_keys import ApiKeyStore
@@ -127,7 +127,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         ],
         scope=database.schema or "",
     )
-    scheduler = Scheduler(app, runner, engine)
+    scheduler = Scheduler(app, SqlTimerStore(engine), catch_up=lambda: runner.catch_up(["timers"]))
     keys = ApiKeyStore(engine, ROLES, settings.api_keys_file)
     notifier = Notifier(
         engine,

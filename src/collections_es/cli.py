@@ -196,13 +196,15 @@ def _instant(value: str | None, option: str):  # noqa: ANN202
 @app.command()
 def verify() -> None:
     """Walk every hash chain in the event log; exit 1 and print the first break when one is found."""
+    from projections.receivables import ProjectedVersions
+
     from .application import audit
 
     # No key check first: verify reports every event that does not decode (a damaged first
     # event must not hide the rest); when none decodes, the hint below names the key.
     log, engine = _event_log(check_key=False)
     try:
-        report = audit.verify(log, engine)
+        report = audit.verify(log, ProjectedVersions(engine))
     finally:
         log.close()
         engine.dispose()

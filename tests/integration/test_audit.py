@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from collections_es.adapters.persistence import Database
 from collections_es.adapters.policy_file import load_policy
 from collections_es.application import audit
+from projections.receivables import ProjectedVersions
 from collections_es.application.clock import FixedClock
 from collections_es.application.service import Collections, Request
 from collections_es.cli import app as cli_app
@@ -457,6 +458,6 @@ def test_export_and_verify_read_the_log_in_bounded_pages_whatever_its_length(ser
     assert calls == [25] * 13  # ceil(304 / 25) pages, never more than 25 events at once
 
     calls.clear()
-    report = audit.verify(app, services.engine, page_size=25)
+    report = audit.verify(app, ProjectedVersions(services.engine), page_size=25)
     assert report.ok and report.checked_events == 304
     assert calls == [25] * 13

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from collections_es.application.documents import figures
+from collections_es.letters.figures import figures
 from collections_es.letters import KINDS, LANGUAGES, MESSAGE_KINDS, Letters, load_company
 
 from ..conftest import make_services

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from hypothesis import strategies as st
 
 from collections_es.application.clock import FixedClock, SandboxClock
-from collections_es.application.scheduler import firings
+from projections.timers import firings
 from collections_es.application.service import Request
 from collections_es.domain.errors import NotFoundError
 from collections_es.domain.receivable import Receivable, receivable_id

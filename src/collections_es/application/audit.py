@@ -30,9 +30,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
-import sqlalchemy as sa
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import resolve_topic
@@ -128,19 +127,30 @@ class _Chain:
         self.gaps: list[list[int]] | None = None  # [first missing, last missing, notification seen at]
 
 
+class ReadModelVersions(Protocol):
+    """The receivables read model as the audit compares it (bootstrap, the CLI and the API wire
+    `projections.receivables.ProjectedVersions`)."""
+
+    def exists(self) -> bool:
+        """Whether the read model has been created at all."""
+
+    def __iter__(self) -> Iterator[tuple[str, int, int]]:
+        """(receivable id, version seen, log position) of every receivable in the read model."""
+
+
 def verify(
     app: Application,
-    engine: sa.Engine | None = None,
+    read_model: ReadModelVersions | None = None,
     *,
     page_size: int = PAGE_SIZE,
     max_breaks: int = MAX_BREAKS,
 ) -> VerifyReport:
     """Walk every hash chain in the stored log (up to its head as of now) and report the breaks.
 
-    `engine`, when given, is used to compare the receivables read model with the
-    store, which is how removing the last events of a receivable is seen.
+    `read_model`, when given, is compared with the store: that is how removing the last
+    events of a receivable is seen.
     """
-    return _Verifier(app, max_breaks).run(engine, page_size)
+    return _Verifier(app, max_breaks).run(read_model, page_size)
 
 
 class _Verifier:
@@ -151,7 +161,7 @@ class _Verifier:
         self.chains: dict[uuid.UUID | str, _Chain] = {}
         self.found: list[Break] = []
 
-    def run(self, engine: sa.Engine | None, page_size: int) -> VerifyReport:
+    def run(self, read_model: ReadModelVersions | None, page_size: int) -> VerifyReport:
         report = self.report
         head = self.app.recorder.max_notification_id() or 0
         report.up_to = head
@@ -162,8 +172,8 @@ class _Verifier:
                 versions = f"version {first}" if first == last else f"versions {first} to {last}"
                 self.add(DELETED, aggregate_id, chain.type, first, seen_at,
                          f"{versions} missing from the store (the chain goes on at version {last + 1})")
-        if engine is not None:
-            report.read_model_compared = self.compare_read_model(engine)
+        if read_model is not None:
+            report.read_model_compared = self.compare_read_model(read_model)
         report.checked_aggregates = len(self.chains)
         self._trim()
         report.breaks = self.found
@@ -261,28 +271,24 @@ class _Verifier:
 
     # -- the read model -----------------------------------------------------------
 
-    def compare_read_model(self, engine: sa.Engine) -> bool:
+    def compare_read_model(self, read_model: ReadModelVersions) -> bool:
         """A receivable the read model has seen at a higher version than the store
         holds lost its last events (unless they were appended after the walk began)."""
-        from projections.receivables import receivables as table
-
-        query = sa.select(table.c.id, table.c.version, table.c.position)
-        with engine.execution_options(read_only=True).connect() as conn:  # never takes SQLite's write lock
-            if not sa.inspect(conn).has_table(table.name):
-                return False
-            for rid, projected, position in conn.execution_options(yield_per=PAGE_SIZE).execute(query):
-                try:
-                    key = uuid.UUID(rid)
-                except ValueError:
-                    continue
-                chain = self.chains.get(key)
-                stored = chain.version if chain is not None else 0
-                if projected > stored and not self.app.recorder.select_events(key, gt=stored or None, limit=1):
-                    first = stored + 1
-                    versions = f"version {first}" if first == projected else f"versions {first} to {projected}"
-                    where = f"ends at version {stored}" if stored else "holds no event of it"
-                    self.add(DELETED, key, "Receivable", first, position,
-                             f"{versions} missing: the read model saw version {projected}, the store {where}")
+        if not read_model.exists():
+            return False
+        for rid, projected, position in read_model:
+            try:
+                key = uuid.UUID(rid)
+            except ValueError:
+                continue
+            chain = self.chains.get(key)
+            stored = chain.version if chain is not None else 0
+            if projected > stored and not self.app.recorder.select_events(key, gt=stored or None, limit=1):
+                first = stored + 1
+                versions = f"version {first}" if first == projected else f"versions {first} to {projected}"
+                where = f"ends at version {stored}" if stored else "holds no event of it"
+                self.add(DELETED, key, "Receivable", first, position,
+                         f"{versions} missing: the read model saw version {projected}, the store {where}")
         return True
 
 

@@ -11,15 +11,10 @@ the firing is noted so a refused or no-longer-needed timer is not retried.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import sqlalchemy as sa
-
-from projections.base import ProjectionRunner, metadata
-from projections.timers import timers
+from typing import Any, Protocol
 
 from ..domain.compliance import channel_for
 from ..domain.errors import CommandNotAllowedError, NotFoundError, RuleViolationError
@@ -30,15 +25,16 @@ from .service import Collections, Idempotency, Request
 SCHEDULER = Actor(SCHEDULER_ACTOR, "service")
 BATCH = 100
 
-firings = sa.Table(
-    "timer_firings",
-    metadata,
-    sa.Column("receivable_id", sa.String(36), primary_key=True),
-    sa.Column("kind", sa.String(32), primary_key=True),
-    sa.Column("at", sa.DateTime(), primary_key=True),
-    sa.Column("fired_at", sa.DateTime(), nullable=False),
-    sa.Column("outcome", sa.String(300), nullable=False),
-)
+
+class TimerStore(Protocol):
+    """Where the timers are kept (the timers read model; bootstrap wires it)."""
+
+    def due(self, now: datetime, limit: int) -> list[Any]:
+        """Timers due at or before `now` not yet fired, earliest first: rows with
+        receivable_id, kind, at (naive UTC), command, reason."""
+
+    def note_fired(self, timer: Any, fired_at: datetime, outcome: str) -> None:
+        """Note that `timer` fired (idempotent)."""
 
 
 @dataclass(frozen=True)
@@ -61,36 +57,19 @@ class Fired:
         }
 
 
-def _naive(at: datetime) -> datetime:
-    return at.astimezone(UTC).replace(tzinfo=None)
-
-
 def _aware(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC)
 
 
 class Scheduler:
-    def __init__(self, app: Collections, runner: ProjectionRunner, engine: sa.Engine) -> None:
+    def __init__(self, app: Collections, store: TimerStore, catch_up: Callable[[], object]) -> None:
         self.app = app
-        self.runner = runner
-        self.engine = engine
-        metadata.create_all(engine, tables=[firings])
+        self.store = store
+        self.catch_up = catch_up  # brings the timers read model up to the log
 
     def due(self, now: datetime, limit: int = BATCH) -> list[Any]:
         """Timers due at or before `now` that have not fired, earliest first."""
-        fired = sa.exists().where(
-            firings.c.receivable_id == timers.c.receivable_id,
-            firings.c.kind == timers.c.kind,
-            firings.c.at == timers.c.at,
-        )
-        query = (
-            sa.select(timers)
-            .where(timers.c.at <= _naive(now), ~fired)
-            .order_by(timers.c.at, timers.c.receivable_id, timers.c.kind)
-            .limit(limit)
-        )
-        with self.engine.execution_options(read_only=True).connect() as conn:
-            return list(conn.execute(query))
+        return self.store.due(now, limit)
 
     def tick(self, now: datetime | None = None) -> list[Fired]:
         """Fire everything due at or before `now` (default: the clock's now), catching up after downtime."""
@@ -98,7 +77,7 @@ class Scheduler:
         run = f"scheduler:{uuid.uuid4()}"
         fired: list[Fired] = []
         while True:
-            self.runner.catch_up(["timers"])
+            self.catch_up()
             rows = self.due(now)
             if not rows:
                 return fired
@@ -120,7 +99,7 @@ class Scheduler:
 
     def _due_one_by_one(self, to: datetime) -> Iterator[Any]:
         while True:
-            self.runner.catch_up(["timers"])
+            self.catch_up()
             rows = self.due(to, limit=1)
             if not rows:
                 return
@@ -137,15 +116,7 @@ class Scheduler:
         except (CommandNotAllowedError, RuleViolationError, NotFoundError) as exc:
             outcome = f"skipped: {exc}"[:300]
         fired_at = self.app.clock.now()
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    firings.insert().values(
-                        receivable_id=row.receivable_id, kind=row.kind, at=row.at, fired_at=_naive(fired_at), outcome=outcome
-                    )
-                )
-        except sa.exc.IntegrityError:
-            pass  # another scheduler noted this firing first; its command was recorded once either way
+        self.store.note_fired(row, fired_at, outcome)
         return Fired(row.receivable_id, row.kind, row.command, scheduled_for, fired_at, outcome)
 
     def _fields(self, row: Any, rid: uuid.UUID) -> dict[str, Any]:

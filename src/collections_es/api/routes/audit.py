@@ -8,6 +8,8 @@ from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
+from projections.receivables import ProjectedVersions
+
 from ...application import audit
 from ...application.access import PII_ROLES
 from ...application.pii import Redactor
@@ -27,7 +29,7 @@ def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
 @router.get("/verify", response_model=AuditVerifyOut)
 def verify(services: ServicesDep, actor: Annotated[Actor, require_view("audit.read")]) -> Any:
     """Walk every hash chain in the stored log; 200 with `ok: false` and the first break when one is found."""
-    return audit.verify(services.app, services.engine).as_dict()
+    return audit.verify(services.app, ProjectedVersions(services.engine)).as_dict()
 
 
 @router.get(

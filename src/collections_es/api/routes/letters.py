@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from fastapi.exceptions import RequestValidationError
 
-from ...application.documents import figures
+from ...letters.figures import figures
 from ...domain.errors import NotFoundError
 from ...domain.trail import Actor
 from ...letters import FORMATS, LANGUAGES, LetterError
