@@ -229,38 +229,25 @@ class Collections(Application):
     # -- customers ----------------------------------------------------------
 
     def register_customer(self, request: Request, **fields: Any) -> Outcome:
-        replay = self._replay(request)
-        if replay is not None:
-            return replay
-        customer = Customer.register(self._context(request), **fields)
-        try:
-            self.save(customer, self._key_record(request, 201, "customer", customer))
-        except IntegrityError:
-            return self._after_conflict(request, DuplicateError(f"customer '{fields['customer_id']}' exists already"))
-        return Outcome(customer, 201)
+        return self._unit_of_work(
+            request,
+            customer_uuid(fields["customer_id"]),
+            lambda _: Customer.register(self._context(request), **fields),
+            resource="customer",
+            exists=DuplicateError(f"customer '{fields['customer_id']}' exists already"),
+        )
 
     def update_customer(self, request: Request, customer_id: str, **patch: Any) -> Outcome:
         """A partial update of the customer file (If-Match and Idempotency-Key as for receivables)."""
         check_view(request.actor.role, "customers.write")
-        cid = customer_uuid(customer_id)
-        with self._stripes[cid.int % LOCK_STRIPES]:
-            for attempt in range(MAX_ATTEMPTS):
-                replay = self._replay(request)
-                if replay is not None:
-                    return replay
-                customer = self.get_customer(customer_id)
-                if request.expected_version is not None and customer.version != request.expected_version:
-                    raise VersionMismatchError(request.expected_version, customer.version)
-                customer.update(self._context(request), **patch)
-                try:
-                    self.save(customer, self._key_record(request, 200, "customer", customer))
-                except IntegrityError:
-                    if request.expected_version is not None:
-                        raise VersionMismatchError(request.expected_version, self.get_customer(customer_id).version) from None
-                    time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
-                    continue
-                return Outcome(customer, 200)
-        raise ConcurrencyExhaustedError(f"updating customer '{customer_id}' lost {MAX_ATTEMPTS} races in a row; retry it")
+
+        def act(customer: Customer) -> Customer:
+            customer.update(self._context(request), **patch)
+            return customer
+
+        return self._unit_of_work(
+            request, customer_uuid(customer_id), act, load=lambda: self.get_customer(customer_id), resource="customer"
+        )
 
     def get_customer(self, customer_id: str, *, version: int | None = None) -> Customer:
         try:
@@ -288,55 +275,84 @@ class Collections(Application):
         if replay is not None:
             return replay
         customer = self.get_customer(fields["customer_id"])
-        if self._exists(receivable_id(fields["invoice_number"])):
-            # A duplicate racing its first request with the same key gets the first response.
-            return self._after_conflict(request, DuplicateError(f"invoice '{fields['invoice_number']}' is issued already"))
-        receivable = Receivable.issue(self._context(request), timezone=customer.timezone, **fields)
-        try:
-            self.save(receivable, self._key_record(request, 201, "receivable", receivable))
-        except IntegrityError:
-            return self._after_conflict(
-                request, DuplicateError(f"invoice '{fields['invoice_number']}' is issued already")
-            )
-        return Outcome(receivable, 201)
+        return self._unit_of_work(
+            request,
+            receivable_id(fields["invoice_number"]),
+            lambda _: Receivable.issue(self._context(request), timezone=customer.timezone, **fields),
+            resource="receivable",
+            exists=DuplicateError(f"invoice '{fields['invoice_number']}' is issued already"),
+        )
 
     def execute(self, request: Request, receivable: uuid.UUID, command: str, **fields: Any) -> Outcome:
-        """Run one lifecycle command; re-decide on a concurrent write."""
+        """Run one lifecycle command: load, decide, save (re-decided on a concurrent write)."""
         check_command(request.actor.role, command)
         if command not in lifecycle.COMMANDS:
             raise NotFoundError(f"no command '{command}'")
-        with self._stripes[receivable.int % LOCK_STRIPES]:
-            return self._execute(request, receivable, command, fields)
 
-    def _execute(self, request: Request, receivable: uuid.UUID, command: str, fields: dict[str, Any]) -> Outcome:
-        for attempt in range(MAX_ATTEMPTS):
-            replay = self._replay(request)
-            if replay is not None:
-                return replay
-            aggregate = self.get_receivable(receivable)
-            if request.expected_version is not None and aggregate.version != request.expected_version:
-                raise VersionMismatchError(request.expected_version, aggregate.version)
+        def act(aggregate: Receivable) -> Receivable:
             ctx = self._context(request)
             if command == "record_contact":
                 ctx = replace(ctx, customer_contacts=tuple(self._customer_contacts(aggregate, ctx)))
-            try:
-                getattr(aggregate, command)(ctx, **fields)
-            except CollectionsError:
-                # A duplicate that committed between our key check and our load made
-                # this command moot: answer as the first request was answered.
+            getattr(aggregate, command)(ctx, **fields)
+            return aggregate
+
+        return self._unit_of_work(
+            request, receivable, act, load=lambda: self.get_receivable(receivable), resource="receivable", what=command
+        )
+
+    def _unit_of_work(
+        self,
+        request: Request,
+        aggregate_id: uuid.UUID,
+        act: Callable[[Any], Any],
+        *,
+        resource: str,
+        load: Callable[[], Any] | None = None,
+        exists: CollectionsError | None = None,
+        what: str = "the command",
+    ) -> Outcome:
+        """One command on one aggregate, the same way for every use case: the idempotency key
+        answered first, commands on one aggregate in this process taking turns (a lock stripe),
+        then load → decide (`act`) → save with the key's record in one transaction. A creation
+        (`load` None) that finds the aggregate exists is `exists` (or the first response, for a
+        retry with the same key). A concurrent write is re-loaded and re-decided (bounded,
+        jittered backoff), so the command is never lost and never applied to a state it was not
+        valid for; with If-Match (`expected_version`) it is reported instead."""
+        with self._stripes[aggregate_id.int % LOCK_STRIPES]:
+            for attempt in range(MAX_ATTEMPTS):
                 replay = self._replay(request)
                 if replay is not None:
                     return replay
-                raise
-            try:
-                self.save(aggregate, self._key_record(request, 200, "receivable", aggregate))
-            except IntegrityError:
-                if request.expected_version is not None:
-                    raise VersionMismatchError(request.expected_version, self.get_receivable(receivable).version) from None
-                time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
-                continue
-            return Outcome(aggregate, 200)
-        raise ConcurrencyExhaustedError(f"{command} lost {MAX_ATTEMPTS} races in a row; retry it")
+                if load is None:
+                    if self._exists(aggregate_id):
+                        assert exists is not None
+                        return self._after_conflict(request, exists)
+                    current = None
+                else:
+                    current = load()
+                    if request.expected_version is not None and current.version != request.expected_version:
+                        raise VersionMismatchError(request.expected_version, current.version)
+                try:
+                    aggregate = act(current)
+                except CollectionsError:
+                    # A duplicate that committed between our key check and our load made
+                    # this command moot: answer as the first request was answered.
+                    replay = self._replay(request)
+                    if replay is not None:
+                        return replay
+                    raise
+                try:
+                    self.save(aggregate, self._key_record(request, 201 if load is None else 200, resource, aggregate))
+                except IntegrityError:
+                    if load is None:
+                        assert exists is not None
+                        return self._after_conflict(request, exists)
+                    if request.expected_version is not None:
+                        raise VersionMismatchError(request.expected_version, load().version) from None
+                    time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
+                    continue
+                return Outcome(aggregate, 201 if load is None else 200)
+        raise ConcurrencyExhaustedError(f"{what} lost {MAX_ATTEMPTS} races in a row; retry it")
 
     def _customer_contacts(self, receivable: Receivable, ctx: Context) -> Sequence[ContactAttempt]:
         """The customer's recent contacts, far enough back for the rolling cap and for
