@@ -291,15 +291,21 @@ def notify(
 
 @app.command()
 def docs(out: Annotated[Path, typer.Option(help="Docs folder")] = Path("docs")) -> None:
-    """Regenerate docs/lifecycle.md, docs/access.md and docs/compliance-rules.md from the code."""
+    """Regenerate the docs made from the code: lifecycle, commands, access, compliance rules."""
     from .api import route_access
+    from .application import commands
     from .domain import compliance, lifecycle
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "lifecycle.md").write_text(lifecycle.render_docs(), encoding="utf-8")
-    (out / "access.md").write_text(route_access.render_docs(), encoding="utf-8")
-    (out / "compliance-rules.md").write_text(compliance.render_docs(), encoding="utf-8")
-    typer.echo(f"wrote {out / 'lifecycle.md'}, {out / 'access.md'} and {out / 'compliance-rules.md'}")
+    generated = {
+        "lifecycle.md": lifecycle.render_docs(),
+        "commands.md": commands.render_docs(),
+        "access.md": route_access.render_docs(),
+        "compliance-rules.md": compliance.render_docs(),
+    }
+    for name, text in generated.items():
+        (out / name).write_text(text, encoding="utf-8")
+    typer.echo("wrote " + ", ".join(str(out / name) for name in generated))
 
 
 @keys_app.command("cipher")

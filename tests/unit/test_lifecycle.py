@@ -227,9 +227,15 @@ def test_an_unknown_state_or_command_is_refused(state, command):
 
 
 def test_the_time_driven_commands_are_lifecycle_commands():
-    assert lifecycle.TIME_DRIVEN <= SPEC_COMMANDS
+    from collections_es.application.commands import TIME_DRIVEN
+
+    assert TIME_DRIVEN <= SPEC_COMMANDS
     # marked "(time)" or "time-driven" in the design table
-    assert {"fall_due", "start_follow_up", "escalate", "break_promise"} <= lifecycle.TIME_DRIVEN
+    assert {"fall_due", "start_follow_up", "escalate", "break_promise", "warn_limitation"} <= TIME_DRIVEN
+
+
+def test_a_legal_referral_is_suggested_only_in_open_states_before_legal():
+    assert lifecycle.PRE_LEGAL_STATES == {"issued", "reminded", "due", "following_up", "promised", "overdue_escalated"}
 
 
 def test_every_declared_transition_is_in_the_design_table():

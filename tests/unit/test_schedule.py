@@ -8,6 +8,7 @@ moves to summer time (UTC-7) on Sunday March 8; Shanghai is UTC+8 all year.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
@@ -394,3 +395,13 @@ def test_timers_come_out_in_time_order_with_ties_broken_by_kind():
         ("escalate", utc("2026-04-03T16:00:00Z")),
         ("limitation_warning", utc("2026-04-03T16:00:00Z")),
     ]
+
+
+def test_every_timer_names_a_command_the_declaration_lets_time_fire():
+    import inspect
+
+    from collections_es.application.commands import TIME_DRIVEN
+    from collections_es.domain import schedule
+
+    named = set(re.findall(r'Timer\(\s*"[a-z_]+",[^"]*"([a-z_]+)"', inspect.getsource(schedule)))
+    assert named and named <= TIME_DRIVEN, named - TIME_DRIVEN

@@ -3,70 +3,28 @@ bounds every string; money is a decimal string, never a JSON number."""
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+# Re-exported for the routes: the command bodies and field types are declared in the application.
+from ..application.commands import CommandBody, OverrideIn, ReceivableCreate  # noqa: F401
+from ..application.fields import (  # noqa: F401
+    AwareInstant,
+    Currency,
+    Day,
+    Identifier,
+    Instant,
+    Money,
+    ShortText,
+    Strict,
+    Text,
+)
 from ..domain.policy import Channel
-from ..domain.receivable import ContactOutcome, PaymentMethod
 
-Money = Annotated[
-    str,
-    StringConstraints(pattern=r"^[0-9]{1,15}(\.[0-9]{1,6})?$", strip_whitespace=False),
-    Field(description="A decimal string such as \"1200.50\"; never a JSON number", examples=["1200.50"]),
-]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), Field(examples=["CNY"])]
 IF_MATCH = r'^(W/)?"?[0-9]{1,12}"?$'
 """An If-Match header: a version, quoted as the ETag gives it (deps.parse_if_match reads it)."""
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")]
-
-
-_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_INSTANT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
-
-
-def _iso(pattern: re.Pattern[str], what: str) -> Any:
-    """Only ISO 8601 text (or the value itself): pydantic would also take a number as a Unix time."""
-
-    def check(value: Any) -> Any:
-        if isinstance(value, date) or (isinstance(value, str) and pattern.match(value)):
-            return value
-        raise ValueError(f"must be {what}")
-
-    return BeforeValidator(check)
-
-
-Day = Annotated[date, _iso(_DAY, "a date as YYYY-MM-DD")]
-Instant = Annotated[datetime, _iso(_INSTANT, "an ISO 8601 instant, e.g. 2026-03-01T09:00:00Z")]
-AwareInstant = Annotated[AwareDatetime, _iso(_INSTANT, "an ISO 8601 instant, e.g. 2026-03-01T09:00:00Z")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        """NUL characters are refused everywhere: PostgreSQL text cannot hold them."""
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        return value
-
-
-class OverrideIn(Strict):
-    rule_id: ShortText
-    reason: Text
-
-
-class CommandBody(Strict):
-    override: OverrideIn | None = Field(
-        default=None, description="Supervisors only: pass a preventive rule, with a reason that is recorded"
-    )
-
 
 # ---- errors ----------------------------------------------------------------
 
@@ -273,16 +231,6 @@ class NotificationPage(BaseModel):
 
 # ---- receivables -----------------------------------------------------------
 
-class ReceivableCreate(Strict):
-    invoice_number: Identifier
-    customer_id: Identifier
-    amount: Money
-    currency: Currency
-    issued_on: Day
-    due_on: Day
-    collector: ShortText | None = None
-
-
 class PromiseOut(BaseModel):
     amount: str
     promised_on: date
@@ -395,131 +343,6 @@ class AuditVerifyOut(BaseModel):
     first_break: AuditBreakOut | None
     break_count: int
     breaks: list[AuditBreakOut] = Field(description="The first 100 breaks in log order")
-
-
-# ---- lifecycle command bodies (one per command of the state machine) --------
-
-class SendReminder(CommandBody):
-    channel: Channel
-
-
-class FallDue(CommandBody):
-    pass
-
-
-class StartFollowUp(CommandBody):
-    channel: Channel | None = None
-    note: Text | None = None
-
-
-class RecordContact(CommandBody):
-    channel: Channel
-    outcome: ContactOutcome
-    note: Text
-    customer_attitude: Text | None = None
-    reason_for_non_payment: Text | None = None
-    next_step: Text | None = None
-    promised_on: Day | None = None
-
-
-class PromiseToPay(CommandBody):
-    amount: Money
-    promised_on: Day
-    note: Text | None = None
-
-
-class InstallmentIn(Strict):
-    due_on: Day
-    amount: Money
-
-
-class AgreeInstallmentPlan(CommandBody):
-    installments: list[InstallmentIn] = Field(min_length=1, max_length=120)
-    reason: Text
-
-
-class Reasoned(CommandBody):
-    reason: Text
-
-
-class BreakPromise(Reasoned):
-    pass
-
-
-class Escalate(Reasoned):
-    pass
-
-
-class ReferToLegal(Reasoned):
-    pass
-
-
-class RequestWriteOff(Reasoned):
-    pass
-
-
-class RaiseDispute(Reasoned):
-    pass
-
-
-class Payment(CommandBody):
-    amount: Money
-    method: PaymentMethod
-    paid_on: Day
-    reference: ShortText
-
-
-class RecordPayment(Payment):
-    pass
-
-
-class RecordRecovery(Payment):
-    pass
-
-
-class ApproveWriteOff(CommandBody):
-    note: Text | None = None
-
-
-class ApproveLegalReferral(CommandBody):
-    """A supervisor approves referring the receivable to legal (when the policy requires it)."""
-
-    note: Text | None = None
-
-
-class ResolveDispute(CommandBody):
-    resolution: Text
-    adjusted_amount: Money | None = None
-
-
-class AssignCollector(CommandBody):
-    collector: ShortText
-
-
-class WarnLimitation(CommandBody):
-    pass
-
-
-COMMAND_BODIES: dict[str, type[CommandBody]] = {
-    "send_reminder": SendReminder,
-    "fall_due": FallDue,
-    "start_follow_up": StartFollowUp,
-    "record_contact": RecordContact,
-    "promise_to_pay": PromiseToPay,
-    "agree_installment_plan": AgreeInstallmentPlan,
-    "break_promise": BreakPromise,
-    "escalate": Escalate,
-    "approve_legal_referral": ApproveLegalReferral,
-    "refer_to_legal": ReferToLegal,
-    "record_payment": RecordPayment,
-    "request_write_off": RequestWriteOff,
-    "approve_write_off": ApproveWriteOff,
-    "raise_dispute": RaiseDispute,
-    "resolve_dispute": ResolveDispute,
-    "assign_collector": AssignCollector,
-    "record_recovery": RecordRecovery,
-    "warn_limitation": WarnLimitation,
-}
 
 
 def inline_json_schema(model: type[BaseModel]) -> dict[str, Any]:

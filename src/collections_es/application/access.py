@@ -7,39 +7,14 @@ its view or command with `api.deps.require_view` / `require_command`) and
 
 from __future__ import annotations
 
-from ..domain import lifecycle
 from ..domain.errors import PermissionDeniedError
+from .commands import COMMANDS
 
 ROLES: tuple[str, ...] = ("service", "collector", "supervisor", "legal", "sales", "customer_service", "auditor")
 PII_ROLES: frozenset[str] = frozenset({"service", "collector", "supervisor", "legal", "customer_service"})
 
-_PAYMENTS = frozenset({"service", "collector", "supervisor"})
-_COLLECTION = frozenset({"collector", "supervisor"})
-_TIME = frozenset({"service", "supervisor"})
-
-COMMAND_ROLES: dict[str, frozenset[str]] = {
-    "issue": frozenset({"service", "supervisor"}),
-    "send_reminder": frozenset({"service", "collector", "supervisor"}),
-    "fall_due": _TIME,
-    "start_follow_up": frozenset({"service", "collector", "supervisor"}),
-    "record_contact": frozenset({"collector", "supervisor", "sales", "customer_service", "legal"}),
-    "promise_to_pay": _COLLECTION | {"sales"},
-    "agree_installment_plan": _COLLECTION,
-    "break_promise": _TIME | {"collector"},
-    "escalate": frozenset({"service", "collector", "supervisor"}),
-    "approve_legal_referral": frozenset({"supervisor"}),
-    "refer_to_legal": frozenset({"legal", "supervisor"}),
-    "record_payment": _PAYMENTS,
-    # The policy narrows these further (write_off_approver_roles, legal_referral_roles):
-    # the compliance rules refuse a role the policy in force does not name.
-    "request_write_off": frozenset({"collector", "supervisor", "legal"}),
-    "approve_write_off": frozenset({"supervisor", "legal"}),
-    "raise_dispute": frozenset({"collector", "supervisor", "customer_service", "sales"}),
-    "resolve_dispute": frozenset({"supervisor", "customer_service"}),
-    "assign_collector": frozenset({"supervisor"}),
-    "record_recovery": _PAYMENTS | {"legal"},
-    "warn_limitation": _TIME,
-}
+#: Who may send each command: read from the command declaration (`application.commands`).
+COMMAND_ROLES: dict[str, frozenset[str]] = {name: c.roles for name, c in COMMANDS.items()}
 
 VIEW_ROLES: dict[str, frozenset[str]] = {
     "customers.write": frozenset({"service", "supervisor", "sales"}),
@@ -62,10 +37,6 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "compliance.findings": frozenset({"collector", "supervisor", "auditor"}),
     "reports.collectors": frozenset({"supervisor", "auditor"}),
 }
-
-missing = set(lifecycle.COMMANDS) - set(COMMAND_ROLES)
-assert not missing, f"commands without roles: {missing}"
-
 
 def check_command(role: str, command: str) -> None:
     if role not in COMMAND_ROLES.get(command, frozenset()):

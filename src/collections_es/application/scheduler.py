@@ -20,6 +20,7 @@ from ..domain.compliance import channel_for
 from ..domain.errors import CommandNotAllowedError, NotFoundError, RuleViolationError
 from ..domain.trail import SCHEDULER_ACTOR, Actor
 from .clock import SandboxClock
+from .commands import TIME_DRIVEN
 from .service import Collections, Idempotency, Request
 
 SCHEDULER = Actor(SCHEDULER_ACTOR, "service")
@@ -112,7 +113,10 @@ class Scheduler:
         rid = uuid.UUID(row.receivable_id)
         outcome = "fired"
         try:
-            self.app.execute(request, rid, row.command, **self._fields(row, rid))
+            if row.command not in TIME_DRIVEN:  # the declaration says whether time may fire a command
+                outcome = f"skipped: '{row.command}' is not a time-driven command"
+            else:
+                self.app.execute(request, rid, row.command, **self._fields(row, rid))
         except (CommandNotAllowedError, RuleViolationError, NotFoundError) as exc:
             outcome = f"skipped: {exc}"[:300]
         fired_at = self.app.clock.now()

@@ -133,12 +133,6 @@ INITIAL_STATE: str = next(s.id for s in ReceivableLifecycle.states if s.initial)
 COMMANDS: tuple[str, ...] = tuple(
     dict.fromkeys(t.event for s in ReceivableLifecycle.states for t in s.transitions)
 )
-#: Commands the scheduler sends when their moment comes; people may send them too.
-TIME_DRIVEN: frozenset[str] = frozenset(
-    {"send_reminder", "fall_due", "start_follow_up", "escalate", "break_promise", "warn_limitation"}
-)
-
-
 class _Holder:
     """A throwaway model carrying only a state, so the machine never lives on the aggregate."""
 
@@ -177,6 +171,36 @@ def _allowed(state: str) -> tuple[str, ...]:
 def allowed_commands(state: str) -> list[str]:
     """Commands the lifecycle accepts in `state`, in declaration order."""
     return list(_allowed(state))
+
+
+def allows(state: str, command: str) -> bool:
+    """Whether the lifecycle accepts `command` in `state` (under some condition)."""
+    return command in _allowed(state)
+
+
+def is_settled(state: str) -> bool:
+    """Paid in full: the final state."""
+    return state in FINAL_STATES
+
+
+def _reachable(start: str) -> set[str]:
+    seen, todo = {start}, [start]
+    while todo:
+        here = todo.pop()
+        for s in ReceivableLifecycle.states:
+            if s.id == here:
+                for t in s.transitions:
+                    if t.target.id not in seen:
+                        seen.add(t.target.id)
+                        todo.append(t.target.id)
+    return seen
+
+
+_LEGAL = next(t.target.id for s in ReceivableLifecycle.states for t in s.transitions if t.event == "refer_to_legal")
+#: Open states from which a referral to legal is still ahead: legal is reachable, not yet reached.
+PRE_LEGAL_STATES: frozenset[str] = frozenset(
+    state for state in STATES if state != _LEGAL and state not in CLOSED_STATES and _LEGAL in _reachable(state)
+)
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,7 @@ ContactOutcome = Literal[
 
 def is_legal_referral_suggested(state: str, days_past_due: int, policy: CollectionPolicy) -> bool:
     """Suggested, never done automatically: open, not yet with legal, long past due."""
-    return state in ("due", "following_up", "promised", "overdue_escalated") and (
-        days_past_due >= policy.legal_referral_suggested_after_days
-    )
+    return state in lifecycle.PRE_LEGAL_STATES and days_past_due >= policy.legal_referral_suggested_after_days
 
 
 def receivable_id(invoice_number: str) -> uuid.UUID:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from . import calendar
+from . import calendar, lifecycle
 from .policy import CollectionPolicy
 from .receivable import Receivable
 
@@ -29,27 +29,29 @@ def owed(r: Receivable, policy: CollectionPolicy, since: datetime) -> list[Timer
     timers: list[Timer] = []
     due_starts = calendar.start_of_day(r.due_on, tz)
 
-    if r.state == "issued":
+    allows = lambda command: lifecycle.allows(r.state, command)  # noqa: E731 - the machine decides where each timer runs
+
+    if allows("send_reminder") and r.state == lifecycle.INITIAL_STATE:  # a reminder is owed once, before any was sent
         day = calendar.business_day_on_or_before(r.due_on - timedelta(days=policy.reminder_lead_days), policy)
         at = max(calendar.first_contact_moment_on(day, tz, policy), calendar.next_contact_moment(since, tz, policy))
         if at < due_starts:
             timers.append(Timer("reminder", at, "send_reminder", f"pre-due reminder, due {r.due_on}"))
-    if r.state in ("issued", "reminded"):
+    if allows("fall_due"):
         timers.append(Timer("fall_due", due_starts, "fall_due", f"due on {r.due_on}"))
-    if r.state == "due":
+    if allows("start_follow_up"):
         day = r.due_on + timedelta(days=policy.follow_up_after_days)
         at = calendar.first_contact_moment_on(day, tz, policy)
         timers.append(Timer("follow_up", at, "start_follow_up", f"{policy.follow_up_after_days} day(s) after due"))
-    if r.state in ("due", "following_up") and not r.is_disputed:
+    if allows("escalate") and not r.is_disputed:
         at = calendar.start_of_day(r.due_on + timedelta(days=policy.escalate_after_days), tz)
         timers.append(Timer("escalate", at, "escalate", f"{policy.escalate_after_days} days past due"))
-    if r.state == "promised" and not r.is_disputed:
+    if allows("break_promise") and not r.is_disputed:
         day = r.next_commitment_check(policy.promise_grace_days)
         if day is not None:
             timers.append(
                 Timer("promise_check", calendar.start_of_day(day, tz), "break_promise", "promise not kept after grace")
             )
-    if r.state in ("issued", "reminded", "due", "following_up", "promised", "overdue_escalated", "legal"):
+    if allows("warn_limitation"):
         lapses_on = r.limitation_lapses_on(policy)
         if r.limitation_warned_for != lapses_on:
             at = calendar.start_of_day(r.limitation_warning_on(policy), tz)

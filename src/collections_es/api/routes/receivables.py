@@ -12,6 +12,7 @@ from pydantic_core import PydanticUndefined
 
 from projections.receivables import list_receivables
 
+from ...application.commands import LIFECYCLE, Command
 from ...application.service import Override
 from ...domain import lifecycle
 from ...domain.errors import NotFoundError
@@ -21,8 +22,6 @@ from ...domain.trail import Actor
 from .. import present
 from ..deps import ServicesDep, command_request, read_current, require_command, require_view
 from ..schemas import (
-    COMMAND_BODIES,
-    CommandBody,
     HistoryEntry,
     IF_MATCH,
     Instant,
@@ -38,9 +37,6 @@ router = APIRouter(prefix="/receivables", tags=["receivables"])
 ReceivableRef = Annotated[
     str, Path(max_length=128, description="The receivable's id, or its invoice number", examples=["INV-2026-0001"])
 ]
-
-
-assert set(COMMAND_BODIES) == set(lifecycle.COMMANDS), "every lifecycle command needs exactly one body schema"
 
 
 def resolve_id(ref: str) -> uuid.UUID:
@@ -164,7 +160,9 @@ def history(receivable_ref: ReceivableRef, services: ServicesDep, actor: Annotat
     return [present.history_entry(e, redactor) for e in services.app.history(rid)]
 
 
-def _command_route(command: str, body_type: type[CommandBody]) -> None:
+def _command_route(declared: Command) -> None:
+    """The POST route of one declared command: its path, body, roles and summary from the declaration."""
+    command, body_type = declared.name, declared.body
     # A command with no required field may be sent without a body; others must have one.
     body_optional = not any(f.is_required() for f in body_type.model_fields.values())
     # The OpenAPI document says so too: a required body is not `anyOf: [..., null]` (FastAPI takes
@@ -192,11 +190,10 @@ def _command_route(command: str, body_type: type[CommandBody]) -> None:
         redactor = present.redactor_unless_pii(actor.role, services.app, outcome.resource.customer_id)
         return present.receivable(outcome.resource, services.clock.now(), services.app.policy(), redactor=redactor)
 
-    doc = (body_type.__doc__ or "").strip().splitlines()
-    run.__doc__ = f"Lifecycle command `{command}`." + (f" {doc[0]}" if doc and "Usage docs" not in doc[0] else "")
+    run.__doc__ = f"Lifecycle command `{command}`: {declared.summary}."
     run.__name__ = command
     router.add_api_route(
-        f"/{{receivable_ref}}/{command.replace('_', '-')}",
+        f"/{{receivable_ref}}/{declared.path}",
         run,
         methods=["POST"],
         response_model=ReceivablePublic,
@@ -205,5 +202,5 @@ def _command_route(command: str, body_type: type[CommandBody]) -> None:
     )
 
 
-for _command in lifecycle.COMMANDS:
-    _command_route(_command, COMMAND_BODIES[_command])
+for _declared in LIFECYCLE.values():
+    _command_route(_declared)
