@@ -58,8 +58,16 @@ KINDS = ("issued", "collected", "settled", "promise_made", "promise_kept", "prom
 
 
 class Kpis(Projection):
+    """Facts are dated by one rule: a fact that names its day (`issued_on`, `paid_on`) on that day;
+    any other on the company's calendar day (`timezone`, COLLECTIONS_TIMEZONE) of its instant, the
+    calendar whose "today" ends the report's default period. Changing the company time zone
+    takes a rebuild of this read model (`collections-es rebuild kpis`)."""
+
     name = "kpis"
     tables = (items, facts)
+
+    def __init__(self, timezone: str = "UTC") -> None:
+        self.timezone = timezone
 
     @property
     def handles(self) -> Sequence[type]:
@@ -113,7 +121,7 @@ class Kpis(Projection):
                 fact(item, event, "issued", event.issued_on, rowlib.to_minor(event.amount, event.currency))
                 continue
             item = known[rid]
-            today = rowlib.local_date(event.timestamp, item["timezone"])
+            today = rowlib.local_date(event.timestamp, self.timezone)  # the company's day
             currency = item["currency"]
             if isinstance(event, Receivable.PaymentRecorded):
                 amount = rowlib.to_minor(event.amount, currency)

@@ -112,7 +112,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
             Timers(load=lambda rid, version: app.get_receivable(rid, version=version), policy=app.policy_version),
             Aging(),
             Worklist(),
-            Kpis(),
+            Kpis(timezone=settings.report_timezone),
             CustomersList(),
             CreditRecords(),
             ContactsLog(),

@@ -334,6 +334,27 @@ def test_kpis_over_a_month_match_the_hand_computed_figures(api):
     assert [c["collector"] for c in only["collectors"]] == ["collector-2"]
 
 
+def test_kpis_without_dates_count_a_promise_made_a_moment_ago_where_the_customers_day_is_already_tomorrow(api):
+    """The company keeps UTC (COLLECTIONS_TIMEZONE's default); the customer is in Auckland, 13 hours
+    ahead. At 20:00 UTC on 10 March it is 09:00 on 11 March there: the promise made then is a fact
+    of the company's 10 March, the default period's last day."""
+    auckland = {**CUSTOMER, "customer_id": "C-AKL-1", "timezone": "Pacific/Auckland"}
+    clock: FixedClock = api.services.clock  # type: ignore[assignment]
+    clock.at = at("2026-02-01T01:00Z")
+    ok(api.as_("supervisor").post("/customers", json=auckland), 201)
+    issue(api, "AKL-1", customer_id="C-AKL-1", amount="800.00", issued_on="2026-02-01", due_on="2026-03-01")
+    clock.at = at("2026-03-10T20:00Z")
+    command(api, "service", "AKL-1", "fall-due")
+    command(api, "collector", "AKL-1", "promise-to-pay", {"amount": "800.00", "promised_on": "2026-03-20"})
+
+    report = ok(api.as_("supervisor").get("/reports/kpis"))
+    assert (report["timezone"], report["today"], report["to"]) == ("UTC", "2026-03-10", "2026-03-10")
+    assert [o["promises_made"] for o in report["overall"]] == [1]
+    assert ok(api.as_("supervisor").get("/reports/kpis", params={"from": "2026-03-11", "to": "2026-03-11"}))["overall"][0][
+        "promises_made"
+    ] == 0
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [({"from": "2026-04-01", "to": "2026-03-01"}, "from"), ({"from": "1999-01-01", "to": "2026-03-01"}, "from"), ({"to": "nope"}, "to")],

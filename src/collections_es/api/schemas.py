@@ -477,6 +477,10 @@ class KpisOut(BaseModel):
     from_: date = Field(alias="from")
     to: date
     days: int
+    timezone: str = Field(
+        description="The company's time zone (COLLECTIONS_TIMEZONE): facts without a day of their own are dated in it"
+    )
+    today: date = Field(description="Today in the company's time zone: the default `to`")
     overall: list[KpiBlockOut]
     collectors: list[KpiCollectorOut]
 

@@ -160,4 +160,5 @@ def kpi_report(
     start, end = report_period(services, from_, to)
     read_current(services, response, "kpis", "aging")
     with services.snapshot() as conn:
-        return money_strings(kpis.compute(conn, start, end, collector=collector))
+        report = kpis.compute(conn, start, end, collector=collector)
+    return money_strings(report | {"timezone": services.settings.report_timezone, "today": _today(services)})
