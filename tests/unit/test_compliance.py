@@ -453,7 +453,7 @@ def test_every_override_is_one_finding_naming_the_rule_and_the_reason():
 def test_each_breach_a_recorded_contact_carries_is_a_finding_dated_when_it_occurred():
     late_call = record_contact(next_step="call again", occurred_at=at("2024-02-08T13:30:00+00:00")).at("2024-02-09T01:30:00+00:00")
     facts = facts_of(issue(), send_reminder(at=IN_TIME_REMINDER), fall_due(), late_call)
-    [found] = judge(facts, {POLICY.version: POLICY}, RID)
+    [found] = findings_as_of(facts, {POLICY.version: POLICY}, RID, at("2024-02-20T00:00:00+00:00"))
     assert (found.rule_id, found.occurred_at, found.actor, found.event_version, found.collector) == (
         "contact.outside_window", at("2024-02-08T13:30:00+00:00"), COLLECTOR.id, 4, "collector:ann"
     )
@@ -466,7 +466,7 @@ def test_a_breach_covered_by_a_contact_exception_is_an_override_finding_not_a_br
     grant = grant_contact_exception(channel="phone", valid_until="2024-02-09T00:00:00+00:00", at="2024-02-08T10:00:00+00:00")
     night = record_contact(next_step="call again").at("2024-02-08T13:30:00+00:00")  # 21:30 in Shanghai
     facts = facts_of(issue(), send_reminder(at=IN_TIME_REMINDER), fall_due(), grant, night)
-    [found] = judge(facts, {POLICY.version: POLICY}, RID)
+    [found] = findings_as_of(facts, {POLICY.version: POLICY}, RID, at("2024-02-20T00:00:00+00:00"))
     assert (found.rule_id, found.overridden_rule_id, found.actor, found.event_version) == (
         "override.used", "contact.outside_window", COLLECTOR.id, 5
     )

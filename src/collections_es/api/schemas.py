@@ -339,6 +339,38 @@ class ReceivablePublic(BaseModel):
     as_of: datetime | None = None
 
 
+class BreachOut(BaseModel):
+    rule_id: str
+    detail: str
+
+
+class ContactFindingOut(BaseModel):
+    rule_id: str = Field(description="The rule broken, or `override.used` when a contact exception passed it")
+    detail: str
+    overridden_rule_id: str | None = Field(default=None, description="For `override.used`: the rule the exception passed")
+
+
+class ContactRecordedOut(ReceivablePublic):
+    """The receivable after `record-contact`, with what the contact broke."""
+
+    findings: list[ContactFindingOut] = Field(
+        description="Each rule the contact broke, a finding at once (also in GET /compliance/findings); "
+        "empty when it broke none"
+    )
+
+
+class ContactCheckOut(BaseModel):
+    allowed: bool = Field(description="A contact by this channel at `at` breaks no rule (or only what an exception passes)")
+    channel: str
+    at: datetime
+    breaches: list[BreachOut]
+    overrides: list[ContactFindingOut] = Field(description="Breaches a supervisor's contact exception would pass")
+    next_allowed_at: datetime | None = Field(
+        description="The first instant at or after `at` at which such a contact breaks nothing; "
+        "null when the channel is not allowed in the receivable's state"
+    )
+
+
 class ReceivableSummary(BaseModel):
     id: str
     invoice_number: str
@@ -413,6 +445,8 @@ class StartFollowUp(CommandBody):
 
 
 class RecordContact(CommandBody):
+    """A contact that took place: always recorded; each rule it broke is a finding at once."""
+
     channel: Channel
     outcome: ContactOutcome
     note: Text
@@ -420,6 +454,9 @@ class RecordContact(CommandBody):
     reason_for_non_payment: Text | None = None
     next_step: Text | None = None
     promised_on: Day | None = None
+    occurred_at: AwareInstant | None = Field(
+        default=None, description="When the contact took place (default now): not in the future, not before the issue date"
+    )
 
 
 class PromiseToPay(CommandBody):
@@ -500,6 +537,14 @@ class WarnLimitation(CommandBody):
     pass
 
 
+class GrantContactException(CommandBody):
+    """A supervisor lets contacts by one channel pass the windows and caps until `valid_until` (reported as overrides)."""
+
+    channel: Channel
+    reason: Text
+    valid_until: AwareInstant = Field(description="In the future, at most 31 days ahead; contacts count by their occurred_at")
+
+
 COMMAND_BODIES: dict[str, type[CommandBody]] = {
     "send_reminder": SendReminder,
     "fall_due": FallDue,
@@ -519,7 +564,12 @@ COMMAND_BODIES: dict[str, type[CommandBody]] = {
     "assign_collector": AssignCollector,
     "record_recovery": RecordRecovery,
     "warn_limitation": WarnLimitation,
+    "grant_contact_exception": GrantContactException,
 }
+
+
+#: Commands whose response says more than the receivable (the others answer `ReceivablePublic`).
+COMMAND_RESPONSES: dict[str, type[ReceivablePublic]] = {"record_contact": ContactRecordedOut}
 
 
 def inline_json_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ COMMAND_ROLES: dict[str, frozenset[str]] = {
     "assign_collector": frozenset({"supervisor"}),
     "record_recovery": _PAYMENTS | {"legal"},
     "warn_limitation": _TIME,
+    "grant_contact_exception": frozenset({"supervisor"}),
 }
 
 VIEW_ROLES: dict[str, frozenset[str]] = {
@@ -49,6 +50,8 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "letters.read": frozenset({"service", "collector", "supervisor", "legal", "customer_service"}),
     "notifications.read": frozenset({"service", "collector", "supervisor", "customer_service", "auditor"}),
     "receivables.read": frozenset(ROLES),
+    # The gate before a contact: for whoever may record one.
+    "receivables.contact_check": COMMAND_ROLES["record_contact"],
     "sandbox.clock": frozenset({"service", "supervisor"}),
     "admin.tick": frozenset({"service", "supervisor"}),
     "reports.aging": frozenset({"service", "collector", "supervisor", "legal", "auditor"}),

@@ -16,13 +16,16 @@ from ...application.service import Override
 from ...domain import lifecycle
 from ...domain.errors import NotFoundError
 from ...domain.money import format_money, minor_units
+from ...domain.policy import Channel
 from ...domain.receivable import receivable_id as derive_id
 from ...domain.trail import Actor
 from .. import present
 from ..deps import ServicesDep, command_request, read_current, require_command, require_view
 from ..schemas import (
     COMMAND_BODIES,
+    COMMAND_RESPONSES,
     CommandBody,
+    ContactCheckOut,
     HistoryEntry,
     IF_MATCH,
     Instant,
@@ -164,6 +167,22 @@ def history(receivable_ref: ReceivableRef, services: ServicesDep, actor: Annotat
     return [present.history_entry(e, redactor) for e in services.app.history(rid)]
 
 
+@router.get("/{receivable_ref}/contact-check", response_model=ContactCheckOut)
+def contact_check(
+    receivable_ref: ReceivableRef,
+    services: ServicesDep,
+    actor: Annotated[Actor, require_view("receivables.contact_check")],
+    channel: Annotated[Channel, Query(description="The channel of the contact in mind")],
+    at: Annotated[Instant | None, Query(description="When (default now), with its zone")] = None,
+) -> ContactCheckOut:
+    """Before contacting: what a contact by `channel` at `at` would break, and the first instant it would break nothing."""
+    if at is not None and at.tzinfo is None:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "at"), "msg": "an instant needs a time zone (Z)", "input": None}]
+        )
+    return present.contact_check(services.app.contact_check(actor, resolve_id(receivable_ref), channel=channel, at=at))
+
+
 def _command_route(command: str, body_type: type[CommandBody]) -> None:
     # A command with no required field may be sent without a body; others must have one.
     body_optional = not any(f.is_required() for f in body_type.model_fields.values())
@@ -190,7 +209,7 @@ def _command_route(command: str, body_type: type[CommandBody]) -> None:
         outcome = services.app.execute(request, resolve_id(receivable_ref), command, **fields)
         _etag(response, outcome.resource.version)
         redactor = present.redactor_unless_pii(actor.role, services.app, outcome.resource.customer_id)
-        return present.receivable(outcome.resource, services.clock.now(), services.app.policy(), redactor=redactor)
+        return present.after_command(command, outcome.resource, services.clock.now(), services.app.policy(), redactor=redactor)
 
     doc = (body_type.__doc__ or "").strip().splitlines()
     run.__doc__ = f"Lifecycle command `{command}`." + (f" {doc[0]}" if doc and "Usage docs" not in doc[0] else "")
@@ -199,7 +218,7 @@ def _command_route(command: str, body_type: type[CommandBody]) -> None:
         f"/{{receivable_ref}}/{command.replace('_', '-')}",
         run,
         methods=["POST"],
-        response_model=ReceivablePublic,
+        response_model=COMMAND_RESPONSES.get(command, ReceivablePublic),
         name=command,
         summary=command.replace("_", " ").capitalize(),
     )
