@@ -355,6 +355,8 @@ class Collections(Application):
         receivable = self.get_receivable(rid)
         ctx = Context(actor=actor, now=self.clock.now(), correlation_id="contact-check", policy=self.policy())
         at = at or ctx.now
+        if at.tzinfo is None:
+            raise RuleViolationError("field.timezone", "'at' needs a time zone, e.g. 2026-03-01T09:00:00Z", field="at")
         if abs(at - ctx.now) > CONTACT_CHECK_REACH:
             raise RuleViolationError(
                 "contact_check.too_far", f"'at' must be within {CONTACT_CHECK_REACH.days} days of now", field="at"
