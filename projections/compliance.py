@@ -65,6 +65,7 @@ findings = sa.Table(
 )
 
 _DATES = ("due_on", "issued_on", "paid_on")
+_INSTANTS = ("occurred_at",)  # a contact's, when logged after it took place
 
 
 def _encode(facts: Sequence[Fact]) -> str:
@@ -88,9 +89,19 @@ def _encode(facts: Sequence[Fact]) -> str:
 def _decode(text: str) -> list[Fact]:
     out = []
     for raw in json.loads(text):
-        data = {k: (date.fromisoformat(v) if k in _DATES and v is not None else v) for k, v in raw["data"].items()}
+        data = {k: _decode_value(k, v) for k, v in raw["data"].items()}
         out.append(Fact(**{**raw, "at": datetime.fromisoformat(raw["at"]), "data": data}))
     return out
+
+
+def _decode_value(key: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if key in _DATES:
+        return date.fromisoformat(value)
+    if key in _INSTANTS:
+        return datetime.fromisoformat(value)
+    return value
 
 
 class Compliance(Projection):

@@ -73,7 +73,8 @@ class ContactsLog(Projection):
                     "receivable_id": owner["id"],
                     "invoice_number": owner["invoice_number"],
                     "customer_id": owner["customer_id"],
-                    "occurred_at": event.timestamp,
+                    # when the contact took place (the caps count by it), not when it was logged
+                    "occurred_at": event.contact_at,
                     "actor": event.actor_id,
                     "role": event.actor_role,
                     "channel": event.channel,

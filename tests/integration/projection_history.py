@@ -389,8 +389,9 @@ class History:
         except RuleViolationError as exc:
             if exc.rule_id not in PREVENTIVE:
                 raise AssertionError(f"{step.intent} on {step.invoice} at {now.isoformat()} in {r.state}: {exc}") from exc
-            # A compliance rule refused it (a contact at lunchtime, a second call today):
-            # as in life, the refused step does not happen.
+            # A preventive rule refused it (a follow-up by a channel the state does not
+            # allow): as in life, the refused step does not happen. A contact is never
+            # refused for its window or caps (ADR 0034): it is recorded with its breaches.
             done = False
         except CollectionsError as exc:  # a guard missed a rule: say which, loudly
             raise AssertionError(f"{step.intent} on {step.invoice} at {now.isoformat()} in {r.state}: {exc}") from exc

@@ -99,6 +99,9 @@ class Story:
         assert new["policy_version"] == receivable["policy_version"] == "2026.1"
         assert datetime.fromisoformat(new["occurred_at"]) == self.api.services.clock.now()
         assert receivable["allowed_commands"] == lifecycle.allowed_commands(receivable["state"])
+        # record-contact answers with what the contact broke too (`findings`); the rest is the receivable
+        if event_type == "ContactRecorded":
+            assert isinstance(receivable.pop("findings"), list)
         assert self.get() == receivable, "a GET right after the command returns what the command returned"
         self.events = history
         return receivable
@@ -441,13 +444,13 @@ def test_a_supervisor_override_is_recorded_on_the_event_it_let_through(api):
     story.issue()
     api.services.clock.at = datetime(2026, 4, 1, 2, 0, tzinfo=UTC)
     story.do("service", "fall-due", event="FellDue")
-    api.services.clock.at = datetime(2026, 4, 1, 4, 30, tzinfo=UTC)  # 12:30 in Shanghai: between the windows
-    override = {"rule_id": "contact.outside_window", "reason": "the customer asked to be called at lunchtime"}
+    # The default policy allows no visit while a receivable is merely due.
+    override = {"rule_id": "contact.channel_not_allowed", "reason": "the customer asked us to come by"}
     r = story.do(
         "supervisor",
-        "record-contact",
-        {"channel": "phone", "outcome": "reached", "note": "called at 12:30 as the customer asked", "override": override},
-        event="ContactRecorded",
+        "start-follow-up",
+        {"channel": "visit", "note": "visit the finance office as the customer asked", "override": override},
+        event="FollowUpStarted",
     )
     assert (r["state"], r["version"]) == ("following_up", 3)
     assert story.last["override"] == override

@@ -1,7 +1,9 @@
 """Supervision through the HTTP API, on SQLite and PostgreSQL: each preventive rule
 refused (422 + rule_id, nothing changed), then passed by a supervisor's override
-that shows up as a finding; detective findings from the compliance read model,
-judged by the policy version of their day; the rules list; the collectors report.
+that shows up as a finding; each contact rule judged when the contact is recorded
+(never refused: a finding at once); detective findings from the compliance read
+model, judged by the policy version of their day; the rules list; the collectors
+report. tests/integration/test_contact_facts.py has the contact check and exceptions.
 
 The customer is in Shanghai (UTC+8); the invoice is due Wednesday 2026-04-01;
 the default policy's windows are weekdays 09:00-12:00 and 14:00-18:00.
@@ -15,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collections_es.domain.compliance import PREVENTIVE, RULES, fact_of, findings_as_of
+from collections_es.domain.compliance import PREVENTIVE, RECORDED, RULES, fact_of, findings_as_of
 
 from projections import compliance as model
 
@@ -98,58 +100,76 @@ def overridden(api, rid: str, command: str, body: dict[str, Any], rule_id: str, 
     assert reason in found[0]["detail"]
 
 
-# ---- preventive, each: refused and unchanged, then overridden into a finding ----------
+def recorded_with(api, who: str, rid: str, body: dict[str, Any], *rule_ids: str) -> dict[str, Any]:
+    """The contact is recorded (200) and its response lists exactly these rules broken, each
+    also a finding about the contact's event, with the collector and the actor."""
+    result = ok(api, who, rid, "record-contact", body)
+    assert [f["rule_id"] for f in result["findings"]] == list(rule_ids), result["findings"]
+    listed = [f for f in findings(api, receivable_id=rid) if f["event_version"] == result["version"]]
+    assert sorted(f["rule_id"] for f in listed) == sorted(rule_ids), listed
+    assert all(f["collector"] == "collector-1" and f["actor"] == f"{who}-1" for f in listed), listed
+    return result
 
 
-def test_a_contact_outside_the_window_is_refused_then_overridden(api):
+# ---- contact rules, each: the contact is recorded and the breach is a finding at once ---
+
+
+def test_a_contact_outside_the_window_is_recorded_and_is_a_finding(api):
     setup_customer(api)
     rid = due(api, "INV-W")
     at(api, datetime(2026, 4, 1, 12, 0, tzinfo=UTC))  # 20:00 in Shanghai
-    refused_unchanged(api, "collector", rid, "record-contact", contact(), "contact.outside_window")
+    assert recorded_with(api, "collector", rid, contact(), "contact.outside_window")["version"] == 4
     at(api, datetime(2026, 4, 4, 2, 0, tzinfo=UTC))  # Saturday 10:00
-    refused_unchanged(api, "collector", rid, "record-contact", contact(), "contact.outside_window")
-    overridden(api, rid, "record-contact", contact(), "contact.outside_window")
+    recorded_with(api, "collector", rid, contact(), "contact.outside_window")
 
 
-def test_contacts_over_the_receivable_cap_are_refused_then_overridden(api):
+def test_contacts_over_the_receivable_cap_are_recorded_and_the_one_over_is_a_finding(api):
     setup_customer(api)
     rid = due(api, "INV-F")
     for minutes in (0, 10, 20):
         at(api, DUE_MORNING + timedelta(minutes=minutes))
-        ok(api, "collector", rid, "record-contact", contact())
+        assert ok(api, "collector", rid, "record-contact", contact())["findings"] == []
     at(api, DUE_MORNING + timedelta(minutes=30))
-    refused_unchanged(api, "collector", rid, "record-contact", contact(), "contact.frequency_receivable")
-    overridden(api, rid, "record-contact", contact(), "contact.frequency_receivable")
+    result = recorded_with(api, "collector", rid, contact(), "contact.frequency_receivable")
+    assert "3 contacts" in result["findings"][0]["detail"]
 
 
-def test_contacts_over_the_customer_cap_across_receivables_are_refused_then_overridden(api):
+def test_contacts_over_the_customer_cap_across_receivables_are_recorded_and_the_one_over_is_a_finding(api):
     setup_customer(api)
     first, second = due(api, "INV-C1"), due(api, "INV-C2")
     for i, rid in enumerate((first, first, first, second, second)):
         at(api, DUE_MORNING + timedelta(minutes=10 * i))
         ok(api, "collector", rid, "record-contact", contact())
     at(api, DUE_MORNING + timedelta(hours=1))
-    refused_unchanged(api, "collector", second, "record-contact", contact(), "contact.frequency_customer")
-    overridden(api, second, "record-contact", contact(), "contact.frequency_customer")
+    recorded_with(api, "collector", second, contact(), "contact.frequency_customer")
 
 
-def test_a_second_phone_call_in_a_day_is_refused_then_overridden(api):
+def test_a_second_phone_call_in_a_day_is_recorded_and_is_a_finding(api):
     setup_customer(api)
     first, second = due(api, "INV-P1"), due(api, "INV-P2")
     ok(api, "collector", first, "record-contact", contact("phone"))
     at(api, DUE_MORNING + timedelta(hours=5))  # 15:00, the afternoon window
-    refused_unchanged(api, "collector", second, "record-contact", contact("phone"), "contact.phone_per_day")
-    ok(api, "collector", second, "record-contact", contact("email"))
-    overridden(api, second, "record-contact", contact("phone"), "contact.phone_per_day")
+    recorded_with(api, "collector", second, contact("phone"), "contact.phone_per_day")
+    assert ok(api, "collector", second, "record-contact", contact("email"))["findings"] == []
     at(api, DUE_MORNING + timedelta(days=1))  # a new day in Shanghai
-    ok(api, "collector", second, "record-contact", contact("phone"))
+    assert ok(api, "collector", second, "record-contact", contact("phone"))["findings"] == []
 
 
-def test_a_channel_not_allowed_in_the_state_is_refused_then_overridden(api):
+def test_a_contact_by_a_channel_not_allowed_in_the_state_is_recorded_and_is_a_finding(api):
     setup_customer(api)
     rid = due(api, "INV-CH")
-    refused_unchanged(api, "collector", rid, "record-contact", contact("visit"), "contact.channel_not_allowed")
-    overridden(api, rid, "record-contact", contact("visit"), "contact.channel_not_allowed")
+    recorded_with(api, "collector", rid, contact("visit"), "contact.channel_not_allowed")
+
+
+# ---- preventive, each: refused and unchanged, then overridden into a finding ----------
+
+
+def test_a_follow_up_by_a_channel_not_allowed_in_the_state_is_refused_then_overridden(api):
+    setup_customer(api)
+    rid = due(api, "INV-CF")
+    body = {"channel": "visit", "note": "visit the finance office"}
+    refused_unchanged(api, "collector", rid, "start-follow-up", body, "contact.channel_not_allowed")
+    overridden(api, rid, "start-follow-up", body, "contact.channel_not_allowed")
 
 
 def _escalated(api, number: str) -> str:
@@ -200,12 +220,10 @@ def test_a_write_off_approved_by_its_requester_is_refused_then_overridden(api):
     assert api.as_("auditor").get(f"/receivables/{rid}").json()["state"] == "written_off"
 
 
-def test_the_preventive_tests_above_cover_every_preventive_rule():
+def test_the_preventive_tests_above_cover_every_preventive_rule_and_every_rule_judged_when_recorded():
+    assert {"contact.outside_window", "contact.frequency_receivable", "contact.frequency_customer",
+            "contact.phone_per_day", "contact.channel_not_allowed"} >= RECORDED
     covered = {
-        "contact.outside_window",
-        "contact.frequency_receivable",
-        "contact.frequency_customer",
-        "contact.phone_per_day",
         "contact.channel_not_allowed",
         "legal_referral.role",
         "legal_referral.approval",
@@ -218,9 +236,11 @@ def test_the_preventive_tests_above_cover_every_preventive_rule():
 def test_an_overrides_reason_shows_contact_details_only_to_roles_with_need(api):
     setup_customer(api)
     rid = due(api, "INV-R")
-    at(api, datetime(2026, 4, 1, 12, 0, tzinfo=UTC))
     reason = "customer asked to be called back on 13912345678 tonight"
-    ok(api, "supervisor", rid, "record-contact", {**contact(), "override": {"rule_id": "contact.outside_window", "reason": reason}})
+    ok(api, "supervisor", rid, "grant-contact-exception",
+       {"channel": "phone", "reason": reason, "valid_until": "2026-04-02T00:00:00Z"})
+    at(api, datetime(2026, 4, 1, 12, 0, tzinfo=UTC))
+    ok(api, "collector", rid, "record-contact", contact("phone"))
     [seen] = findings(api, rule_id="override.used")
     assert "13912345678" in seen["detail"]
     [masked] = findings(api, who="auditor", rule_id="override.used")
@@ -230,14 +250,23 @@ def test_an_overrides_reason_shows_contact_details_only_to_roles_with_need(api):
 def test_only_a_supervisor_may_override_and_only_a_rule_that_is_broken(api):
     setup_customer(api)
     rid = due(api, "INV-O")
-    night = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
-    at(api, night)
-    body = {**contact(), "override": {"rule_id": "contact.outside_window", "reason": "asked"}}
-    assert send(api, "collector", rid, "record-contact", body).status_code == 403
-    at(api, DUE_MORNING)
-    response = send(api, "supervisor", rid, "record-contact", body)
+    body = {"channel": "email", "override": {"rule_id": "contact.channel_not_allowed", "reason": "asked"}}
+    assert send(api, "collector", rid, "start-follow-up", body).status_code == 403
+    response = send(api, "supervisor", rid, "start-follow-up", body)
     assert response.status_code == 422 and response.json()["rule_id"] == "override.not_needed"
     assert response.json()["field"] == "override.rule_id"
+    assert api.as_("auditor").get(f"/receivables/{rid}").json()["version"] == 3
+
+
+def test_an_override_on_a_contact_is_refused_even_at_night_and_names_the_contact_exception(api):
+    setup_customer(api)
+    rid = due(api, "INV-ON")
+    at(api, datetime(2026, 4, 1, 12, 0, tzinfo=UTC))  # 20:00 in Shanghai
+    body = {**contact(), "override": {"rule_id": "contact.outside_window", "reason": "asked"}}
+    assert send(api, "collector", rid, "record-contact", body).status_code == 403
+    response = send(api, "supervisor", rid, "record-contact", body)
+    assert response.status_code == 422 and response.json()["rule_id"] == "override.not_needed"
+    assert "grant-contact-exception" in response.json()["detail"]
     assert api.as_("auditor").get(f"/receivables/{rid}").json()["version"] == 3
 
 
@@ -306,8 +335,10 @@ def test_the_rules_list_gives_ids_descriptions_and_the_figures_in_force(api):
     by_id = {r["id"]: r for r in body["rules"]}
     assert set(by_id) == set(RULES)
     assert by_id["contact.phone_per_day"]["policy_figures"] == {"contact.max_phone_per_day": 2}
-    assert by_id["contact.phone_per_day"]["kind"] == "preventive"
-    assert by_id["contact.phone_per_day"]["commands"] == ["record_contact"]
+    assert by_id["contact.phone_per_day"]["kind"] == "recorded"
+    assert by_id["contact.phone_per_day"]["commands"] == [] and by_id["contact.phone_per_day"]["judged_on"] == ["record_contact"]
+    assert by_id["contact.channel_not_allowed"]["kind"] == "preventive"
+    assert by_id["contact.channel_not_allowed"]["commands"] == ["send_reminder", "start_follow_up"]
     assert by_id["limitation.no_action"]["kind"] == "detective" and by_id["limitation.no_action"]["description"]
 
 

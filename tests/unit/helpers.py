@@ -170,6 +170,17 @@ def agree_installment_plan(
     return call("agree_installment_plan", at=at, by=by, installments=installments, reason=reason)
 
 
+def grant_contact_exception(
+    *,
+    channel: str = "phone",
+    reason: str = "customer asked for an evening call",
+    valid_until: datetime | str = "2024-02-27T02:00:00+00:00",
+    at: datetime | str = LATER,
+    by: Actor = SUPERVISOR,
+) -> Call:
+    return call("grant_contact_exception", at=at, by=by, channel=channel, reason=reason, valid_until=instant(valid_until))
+
+
 #: After the default promise date (2024-03-01) plus the policy's 3 days of grace.
 AFTER_PROMISE = "2024-03-10T02:00:00+00:00"
 
@@ -272,6 +283,7 @@ SAMPLE_CALLS = {
     "assign_collector": assign_collector,
     "record_recovery": record_recovery,
     "warn_limitation": warn_limitation,
+    "grant_contact_exception": grant_contact_exception,
 }
 
 

@@ -29,6 +29,9 @@ SETTLED = "settled"
 # still checked by hand. `approve_legal_referral` (issue 5) is the approval a
 # policy may require before `refer_to_legal` ("refer_to_legal ... policy may
 # require approval"): recorded in `overdue_escalated` without changing it.
+# `grant_contact_exception` (issue 11, DESIGN.md section 6) is a supervisor's
+# exception for contacts by one channel, granted in advance: in every open state,
+# without changing it.
 EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
     "issued": {
         "send_reminder": "reminded",
@@ -39,6 +42,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "resolve_dispute": ("issued", SETTLED),
         "assign_collector": "issued",
         "warn_limitation": "issued",
+        "grant_contact_exception": "issued",
     },
     "reminded": {
         "send_reminder": "reminded",
@@ -49,6 +53,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "resolve_dispute": ("reminded", SETTLED),
         "assign_collector": "reminded",
         "warn_limitation": "reminded",
+        "grant_contact_exception": "reminded",
     },
     "due": {
         "start_follow_up": "following_up",
@@ -61,6 +66,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "resolve_dispute": ("due", SETTLED),
         "assign_collector": "due",
         "warn_limitation": "due",
+        "grant_contact_exception": "due",
     },
     "following_up": {
         "record_contact": "following_up",
@@ -72,6 +78,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "resolve_dispute": ("following_up", SETTLED),
         "assign_collector": "following_up",
         "warn_limitation": "following_up",
+        "grant_contact_exception": "following_up",
     },
     "promised": {
         "record_contact": "promised",
@@ -81,6 +88,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "resolve_dispute": ("promised", SETTLED),
         "assign_collector": "promised",
         "warn_limitation": "promised",
+        "grant_contact_exception": "promised",
     },
     "overdue_escalated": {
         "record_contact": "overdue_escalated",
@@ -95,6 +103,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "resolve_dispute": ("overdue_escalated", SETTLED),
         "assign_collector": "overdue_escalated",
         "warn_limitation": "overdue_escalated",
+        "grant_contact_exception": "overdue_escalated",
     },
     "legal": {
         "record_contact": "legal",
@@ -105,6 +114,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "resolve_dispute": ("legal", SETTLED),
         "assign_collector": "legal",
         "warn_limitation": "legal",
+        "grant_contact_exception": "legal",
     },
     "settled": {},  # final: accepts nothing
     "written_off": {"record_recovery": "written_off"},  # final but for recoveries
@@ -140,6 +150,7 @@ SPEC_COMMANDS = {
     "assign_collector",
     "record_recovery",
     "warn_limitation",  # DESIGN.md section 4 (timers), not yet in the section 1 table
+    "grant_contact_exception",  # DESIGN.md section 6: a supervisor's exception, granted before a contact
 }
 
 

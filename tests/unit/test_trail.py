@@ -159,16 +159,26 @@ def test_a_scheduled_command_records_when_it_was_due():
 
 
 def test_an_override_records_its_rule_and_reason_in_the_hashed_event():
-    # 16:05Z is 00:05 in Shanghai: outside the contact windows, passed by a supervisor.
+    # The supervisor who asked for the write-off approves it: four eyes, passed by an override.
     ctx = context(
-        "2024-02-07T16:05:00+00:00",
+        "2024-02-21T02:00:00+00:00",
         SUPERVISOR,
-        override_rule_id="contact.outside_window",
-        override_reason="customer asked to be called",
+        override_rule_id="write_off.four_eyes",
+        override_reason="the second approver is on leave",
     )
-    _, events = story(issue(), fall_due(), record_contact().in_context(ctx))
-    assert events[-1].override == {"rule_id": "contact.outside_window", "reason": "customer asked to be called"}
+    _, events = story(
+        issue(), fall_due(), escalate(), request_write_off(by=SUPERVISOR), approve_write_off().in_context(ctx)
+    )
+    assert events[-1].override == {"rule_id": "write_off.four_eyes", "reason": "the second approver is on leave"}
     assert stored_event_hash(events[-1]) == events[-1].hash
+
+
+def test_the_breaches_a_contact_was_recorded_with_are_in_its_hashed_event():
+    night = record_contact().at("2024-02-07T16:05:00+00:00")  # 00:05 in Shanghai
+    _, events = story(issue(), fall_due(), night)
+    assert events[-1].breaches_found[0]["rule_id"] == "contact.outside_window"
+    assert stored_event_hash(events[-1]) == events[-1].hash
+    assert stored_event_hash(dataclasses.replace(events[-1], breaches_found=None)) != events[-1].hash
 
 
 # ---- the hash chain ---------------------------------------------------------

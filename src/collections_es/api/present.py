@@ -78,6 +78,30 @@ def receivable(
     )
 
 
+def after_command(
+    command: str, r: Receivable, now: datetime, policy: CollectionPolicy, *, redactor: Redactor | None = None
+) -> schemas.ReceivablePublic:
+    """The response to a lifecycle command: the receivable, and for a contact what it broke."""
+    public = receivable(r, now, policy, redactor=redactor)
+    if command == "record_contact":
+        findings = [schemas.ContactFindingOut(**vars(f)) for f in r.last_contact_findings()]
+        if redactor is not None:  # an exception's reason is free text
+            findings = [f.model_copy(update={"detail": redactor.text(f.detail)}) for f in findings]
+        return schemas.ContactRecordedOut(**public.model_dump(), findings=findings)
+    return public
+
+
+def contact_check(result: Any) -> schemas.ContactCheckOut:
+    return schemas.ContactCheckOut(
+        allowed=result.allowed,
+        channel=result.channel,
+        at=result.at,
+        breaches=[schemas.BreachOut(rule_id=b.rule_id, detail=b.detail) for b in result.breaches],
+        overrides=[schemas.ContactFindingOut(**vars(f)) for f in result.overrides],
+        next_allowed_at=result.next_allowed_at,
+    )
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return format_money(value)

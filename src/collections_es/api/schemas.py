@@ -287,6 +287,38 @@ class ReceivablePublic(BaseModel):
     as_of: datetime | None = None
 
 
+class BreachOut(BaseModel):
+    rule_id: str
+    detail: str
+
+
+class ContactFindingOut(BaseModel):
+    rule_id: str = Field(description="The rule broken, or `override.used` when a contact exception passed it")
+    detail: str
+    overridden_rule_id: str | None = Field(default=None, description="For `override.used`: the rule the exception passed")
+
+
+class ContactRecordedOut(ReceivablePublic):
+    """The receivable after `record-contact`, with what the contact broke."""
+
+    findings: list[ContactFindingOut] = Field(
+        description="Each rule the contact broke, a finding at once (also in GET /compliance/findings); "
+        "empty when it broke none"
+    )
+
+
+class ContactCheckOut(BaseModel):
+    allowed: bool = Field(description="A contact by this channel at `at` breaks no rule (or only what an exception passes)")
+    channel: str
+    at: datetime
+    breaches: list[BreachOut]
+    overrides: list[ContactFindingOut] = Field(description="Breaches a supervisor's contact exception would pass")
+    next_allowed_at: datetime | None = Field(
+        description="The first instant at or after `at` at which such a contact breaks nothing; "
+        "null when the channel is not allowed in the receivable's state"
+    )
+
+
 class ReceivableSummary(BaseModel):
     id: str
     invoice_number: str
@@ -343,6 +375,10 @@ class AuditVerifyOut(BaseModel):
     first_break: AuditBreakOut | None
     break_count: int
     breaks: list[AuditBreakOut] = Field(description="The first 100 breaks in log order")
+
+
+#: Commands whose response says more than the receivable (the others answer `ReceivablePublic`).
+COMMAND_RESPONSES: dict[str, type[ReceivablePublic]] = {"record_contact": ContactRecordedOut}
 
 
 def inline_json_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -24,6 +24,8 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "letters.read": frozenset({"service", "collector", "supervisor", "legal", "customer_service"}),
     "notifications.read": frozenset({"service", "collector", "supervisor", "customer_service", "auditor"}),
     "receivables.read": frozenset(ROLES),
+    # The gate before a contact: for whoever may record one.
+    "receivables.contact_check": COMMAND_ROLES["record_contact"],
     "sandbox.clock": frozenset({"service", "supervisor"}),
     "admin.tick": frozenset({"service", "supervisor"}),
     "reports.aging": frozenset({"service", "collector", "supervisor", "legal", "auditor"}),

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from ..domain import compliance, lifecycle
 from ..domain.policy import Channel
 from ..domain.receivable import ContactOutcome, PaymentMethod
-from .fields import Currency, Day, Identifier, Money, ShortText, Strict, Text
+from .fields import AwareInstant, Currency, Day, Identifier, Money, ShortText, Strict, Text
 
 # ---- bodies -------------------------------------------------------------------------
 
@@ -63,6 +63,8 @@ class StartFollowUp(CommandBody):
 
 
 class RecordContact(CommandBody):
+    """A contact that took place: always recorded; each rule it broke is a finding at once."""
+
     channel: Channel
     outcome: ContactOutcome
     note: Text
@@ -70,6 +72,9 @@ class RecordContact(CommandBody):
     reason_for_non_payment: Text | None = None
     next_step: Text | None = None
     promised_on: Day | None = None
+    occurred_at: AwareInstant | None = Field(
+        default=None, description="When the contact took place (default now): not in the future, not before the issue date"
+    )
 
 
 class PromiseToPay(CommandBody):
@@ -152,6 +157,14 @@ class WarnLimitation(CommandBody):
     pass
 
 
+class GrantContactException(CommandBody):
+    """A supervisor lets contacts by one channel pass the windows and caps until `valid_until` (reported as overrides)."""
+
+    channel: Channel
+    reason: Text
+    valid_until: AwareInstant = Field(description="In the future, at most 31 days ahead; contacts count by their occurred_at")
+
+
 # ---- the declaration -----------------------------------------------------------------
 
 _SERVICE = frozenset({"service"})
@@ -177,8 +190,11 @@ class Command:
 
     @property
     def rules(self) -> tuple[str, ...]:
-        """The preventive rules that judge it (from the compliance catalogue)."""
-        return tuple(r.id for r in compliance.RULES.values() if self.name in r.commands)
+        """The rules that judge it (from the compliance catalogue): those that refuse it and
+        those it is judged by when recorded (a contact is a fact: recorded, then judged)."""
+        return tuple(
+            r.id for r in compliance.RULES.values() if self.name in r.commands or self.name in r.judged_on
+        )
 
     @property
     def transitions(self) -> list[lifecycle.Transition]:
@@ -229,6 +245,12 @@ LIFECYCLE: dict[str, Command] = _declare(
     Command("assign_collector", AssignCollector, _SUPERVISOR, "Assign the receivable to a collector"),
     Command("record_recovery", RecordRecovery, _SERVICE | _COLLECTION | {"legal"}, "Record money recovered after a write-off"),
     Command("warn_limitation", WarnLimitation, _TIME, "Warn that the limitation period is about to lapse", time_driven=True),
+    Command(
+        "grant_contact_exception",
+        GrantContactException,
+        _SUPERVISOR,
+        "Let contacts by one channel pass the contact windows and caps until an instant (reported as overrides)",
+    ),
 )
 
 missing = set(lifecycle.COMMANDS) ^ set(LIFECYCLE)

@@ -23,7 +23,7 @@ from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, UUIDAsHex
 
 from ..adapters.persistence import DateAsISO, MROJSONTranscoder
 from ..domain import lifecycle
-from ..domain.compliance import ContactAttempt
+from ..domain.compliance import ContactAttempt, ContactCheck
 from ..domain.customer import Customer, customer_uuid
 from ..domain.errors import (
     CollectionsError,
@@ -31,6 +31,7 @@ from ..domain.errors import (
     DuplicateError,
     IdempotencyKeyReusedError,
     NotFoundError,
+    RuleViolationError,
     VersionMismatchError,
 )
 from ..domain.policy import CollectionPolicy
@@ -42,6 +43,8 @@ from .clock import Clock
 from .idempotency import IdempotencyRecord, idempotency_record_id
 
 MAX_ATTEMPTS = 100
+#: How far from now a contact check may ask about (its search looks further ahead).
+CONTACT_CHECK_REACH = timedelta(days=366)
 
 
 class PolicyConflictError(CollectionsError):
@@ -292,7 +295,7 @@ class Collections(Application):
         def act(aggregate: Receivable) -> Receivable:
             ctx = self._context(request)
             if command == "record_contact":
-                ctx = replace(ctx, customer_contacts=tuple(self._customer_contacts(aggregate, ctx)))
+                ctx = replace(ctx, customer_contacts=tuple(self._customer_contacts(aggregate, ctx, fields.get("occurred_at"))))
             getattr(aggregate, command)(ctx, **fields)
             return aggregate
 
@@ -354,11 +357,28 @@ class Collections(Application):
                 return Outcome(aggregate, 201 if load is None else 200)
         raise ConcurrencyExhaustedError(f"{what} lost {MAX_ATTEMPTS} races in a row; retry it")
 
-    def _customer_contacts(self, receivable: Receivable, ctx: Context) -> Sequence[ContactAttempt]:
-        """The customer's recent contacts, far enough back for the rolling cap and for
-        today's phone calls in any time zone (the rules leave out this receivable's own)."""
+    def _customer_contacts(self, receivable: Receivable, ctx: Context, at: datetime | None = None) -> Sequence[ContactAttempt]:
+        """The customer's contacts from before the contact at `at` (default now), far enough back
+        for the rolling cap and for that day's phone calls in any time zone (the rules leave
+        out this receivable's own, and those that occurred after `at`)."""
         days = max(ctx.policy.contact.attempts_period_days, 2)
-        return self.customer_contacts(receivable.customer_id, ctx.now - timedelta(days=days))
+        return self.customer_contacts(receivable.customer_id, (at or ctx.now) - timedelta(days=days))
+
+    def contact_check(self, actor: Actor, rid: uuid.UUID, *, channel: str, at: datetime | None = None) -> ContactCheck:
+        """The gate before a contact: what one by `channel` at `at` (default now) would break,
+        under the policy in force, and the first instant from then that breaks nothing."""
+        check_view(actor.role, "receivables.contact_check")
+        receivable = self.get_receivable(rid)
+        ctx = Context(actor=actor, now=self.clock.now(), correlation_id="contact-check", policy=self.policy())
+        at = at or ctx.now
+        if at.tzinfo is None:
+            raise RuleViolationError("field.timezone", "'at' needs a time zone, e.g. 2026-03-01T09:00:00Z", field="at")
+        if abs(at - ctx.now) > CONTACT_CHECK_REACH:
+            raise RuleViolationError(
+                "contact_check.too_far", f"'at' must be within {CONTACT_CHECK_REACH.days} days of now", field="at"
+            )
+        others = self._customer_contacts(receivable, ctx, at)
+        return receivable.contact_check(ctx.policy, channel=channel, at=at, others=others)
 
     def get_receivable(self, rid: uuid.UUID, *, version: int | None = None) -> Receivable:
         try:

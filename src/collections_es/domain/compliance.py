@@ -1,15 +1,21 @@
 """The compliance rules of the collection procedure, defined once.
 
 Each rule has a stable id, a plain-language description and the policy
-figures it reads. Two kinds:
+figures it reads. Three kinds:
 
 - **preventive** rules are checked by the receivable's command methods: a
   command that breaks one is refused (`RuleViolationError` with the rule's
   id) unless a supervisor passes it with `override: {rule_id, reason}`, which
   the event records (`enforce`).
+- **recorded** rules judge a contact when it is recorded. A contact that
+  happened is a fact: it is never refused; the rules it broke are recorded on
+  its event (`judge_contact`), each one a finding at once, or an override
+  when a supervisor's contact exception, granted in advance, covers it.
+  Prevention is the contact check asked before contacting (`check_contact`).
 - **detective** rules judge a whole history afterwards (`judge`): each event
   by the policy version it recorded, each deadline by the version in force
-  when the obligation arose.
+  when the obligation arose. They also turn the breaches recorded on
+  contacts into findings.
 
 Everything here is a pure function of its arguments: histories, policies and
 instants come in; nothing is read from a clock or a database.
@@ -29,64 +35,76 @@ from .policy import CollectionPolicy
 from .trail import Context
 
 OVERRIDE_ROLE = "supervisor"
+#: How far ahead a contact exception may reach (ADR 0034).
+CONTACT_EXCEPTION_MAX_DAYS = 31
 
 
 @dataclass(frozen=True)
 class Rule:
     id: str
-    kind: Literal["preventive", "detective"]
+    kind: Literal["preventive", "recorded", "detective"]
     title: str
     description: str
     policy_figures: tuple[str, ...] = ()
-    commands: tuple[str, ...] = ()  # preventive: the commands it governs
+    commands: tuple[str, ...] = ()  # preventive: the commands it refuses
+    judged_on: tuple[str, ...] = ()  # the commands whose record it judges, never refusing them
 
 
 _RULES: tuple[Rule, ...] = (
-    # ---- preventive ---------------------------------------------------------
+    # ---- recorded: judged when a contact is recorded, never refused ---------------
     Rule(
         "contact.outside_window",
-        "preventive",
+        "recorded",
         "Contact outside the customer's contact window",
-        "A contact is recorded only inside the policy's contact windows, on a business day (a weekday with "
-        "windows that is not a policy holiday), in the customer's own time zone.",
+        "A contact takes place inside the policy's contact windows, on a business day (a weekday with "
+        "windows that is not a policy holiday), in the customer's own time zone, judged at the moment it "
+        "occurred. One that did not is recorded all the same and is a finding, unless a supervisor's contact "
+        "exception for its channel covered that moment.",
         ("contact.windows", "holidays"),
-        ("record_contact",),
+        judged_on=("record_contact",),
     ),
     Rule(
         "contact.frequency_receivable",
-        "preventive",
+        "recorded",
         "Too many contact attempts on one receivable",
-        "At most `max_attempts_per_receivable` contacts are recorded on one receivable in any "
-        "`attempts_period_days` days (a rolling window ending now).",
+        "At most `max_attempts_per_receivable` contacts take place on one receivable in any "
+        "`attempts_period_days` days (a rolling period ending when the contact occurred; contacts count by when "
+        "they occurred). One over the cap is recorded and is a finding, unless a contact exception covered it.",
         ("contact.max_attempts_per_receivable", "contact.attempts_period_days"),
-        ("record_contact",),
+        judged_on=("record_contact",),
     ),
     Rule(
         "contact.frequency_customer",
-        "preventive",
+        "recorded",
         "Too many contact attempts with one customer",
         "At most `max_attempts_per_customer` contacts with one customer, across all of its receivables, in any "
-        "`attempts_period_days` days.",
+        "`attempts_period_days` days. One over the cap is recorded and is a finding, unless a contact exception "
+        "covered it.",
         ("contact.max_attempts_per_customer", "contact.attempts_period_days"),
-        ("record_contact",),
+        judged_on=("record_contact",),
     ),
     Rule(
         "contact.phone_per_day",
-        "preventive",
+        "recorded",
         "Too many phone calls in a day",
         "At most `max_phone_per_day` phone contacts with one customer, across its receivables, on one day "
-        "of the customer's calendar.",
+        "of the customer's calendar. One over the cap is recorded and is a finding, unless a contact exception "
+        "covered it.",
         ("contact.max_phone_per_day",),
-        ("record_contact",),
+        judged_on=("record_contact",),
     ),
+    # ---- preventive ---------------------------------------------------------
     Rule(
         "contact.channel_not_allowed",
         "preventive",
         "Channel not allowed in the receivable's state",
         "A reminder, follow-up or contact uses only the channels the policy allows in the receivable's current "
-        "state (a state the policy does not list allows every channel).",
+        "state (a state the policy does not list allows every channel). A reminder or follow-up by another "
+        "channel is refused; a contact that used one is recorded and is a finding (no contact exception covers "
+        "it).",
         ("channels_by_state",),
-        ("record_contact", "send_reminder", "start_follow_up"),
+        ("send_reminder", "start_follow_up"),
+        ("record_contact",),
     ),
     Rule(
         "legal_referral.role",
@@ -178,13 +196,17 @@ _RULES: tuple[Rule, ...] = (
     Rule(
         "override.used",
         "detective",
-        "A preventive rule was overridden",
-        "Every override of a preventive rule by a supervisor is reported, with its reason.",
+        "A preventive rule was overridden, or a contact passed by an exception",
+        "Every override of a preventive rule by a supervisor is reported, with its reason; so is every breach of "
+        "a contact that a supervisor's contact exception covered, naming the exception.",
     ),
 )
 
 RULES: dict[str, Rule] = {r.id: r for r in _RULES}
 PREVENTIVE: frozenset[str] = frozenset(r.id for r in _RULES if r.kind == "preventive")
+RECORDED: frozenset[str] = frozenset(r.id for r in _RULES if r.kind == "recorded")
+#: What a contact exception passes: the window and the caps, never a channel the state does not allow.
+EXCEPTION_COVERS: frozenset[str] = RECORDED
 
 
 def policy_figures(rule: Rule, policy: CollectionPolicy) -> dict[str, Any]:
@@ -274,54 +296,268 @@ def contact_breaches(
     own: Sequence[ContactAttempt],
     others: Sequence[ContactAttempt],
 ) -> list[Breach]:
-    """Every preventive rule a contact recorded at `at` would break. `own` are this
-    receivable's earlier contacts, `others` the customer's contacts (its other receivables'; this one's are left out)."""
-    breaches: list[Breach] = []
+    """Every rule a contact at `at` breaks. `own` are this receivable's contacts, `others`
+    the customer's (its other receivables'; this one's are left out). Contacts count by when
+    they occurred: those at or before `at`, within the rolling period ending at `at`."""
+    return [breach for breach, _ in _contact_rules(receivable_id, at, timezone, channel, state, policy, own, others)]
+
+
+def _contact_rules(
+    receivable_id: str,
+    at: datetime,
+    timezone: str,
+    channel: str,
+    state: str,
+    policy: CollectionPolicy,
+    own: Sequence[ContactAttempt],
+    others: Sequence[ContactAttempt],
+) -> list[tuple[Breach, datetime | None]]:
+    """Each breach with the earliest instant after `at` at which its rule could be met again
+    (None: no time meets it), for `next_allowed_at`."""
+    zone = ZoneInfo(timezone)
+    found: list[tuple[Breach, datetime | None]] = []
     if not calendar.is_within_contact_window(at, timezone, policy):
-        local = at.astimezone(ZoneInfo(timezone))
-        breaches.append(
-            Breach(
-                "contact.outside_window",
-                f"{local:%A %Y-%m-%d %H:%M} in {timezone} is outside the contact windows "
-                f"(next: {calendar.next_contact_moment(at, timezone, policy).astimezone(ZoneInfo(timezone)):%A %H:%M})",
+        opening = calendar.next_contact_moment(at, timezone, policy)
+        found.append(
+            (
+                Breach(
+                    "contact.outside_window",
+                    f"{at.astimezone(zone):%A %Y-%m-%d %H:%M} in {timezone} is outside the contact windows "
+                    f"(next: {opening.astimezone(zone):%A %H:%M})",
+                ),
+                opening,
             )
         )
     contact = policy.contact
+    period = timedelta(days=contact.attempts_period_days)
     others = [c for c in others if c.receivable_id != receivable_id]  # never count one contact twice
-    since = at - timedelta(days=contact.attempts_period_days)
-    recent_own = [c for c in own if since < c.at <= at]
-    recent_others = [c for c in others if since < c.at <= at]
+    recent_own = sorted(c.at for c in own if at - period < c.at <= at)
+    recent_all = sorted([*recent_own, *(c.at for c in others if at - period < c.at <= at)])
     if len(recent_own) >= contact.max_attempts_per_receivable:
-        breaches.append(
-            Breach(
-                "contact.frequency_receivable",
-                f"{len(recent_own)} contacts on this receivable in the last {contact.attempts_period_days} days; "
-                f"the cap is {contact.max_attempts_per_receivable}",
+        found.append(
+            (
+                Breach(
+                    "contact.frequency_receivable",
+                    f"{len(recent_own)} contacts on this receivable in the {contact.attempts_period_days} days before; "
+                    f"the cap is {contact.max_attempts_per_receivable}",
+                ),
+                # below the cap once enough of the oldest have left the rolling period
+                recent_own[len(recent_own) - contact.max_attempts_per_receivable] + period,
             )
         )
-    if len(recent_own) + len(recent_others) >= contact.max_attempts_per_customer:
-        breaches.append(
-            Breach(
-                "contact.frequency_customer",
-                f"{len(recent_own) + len(recent_others)} contacts with this customer in the last "
-                f"{contact.attempts_period_days} days; the cap is {contact.max_attempts_per_customer}",
+    if len(recent_all) >= contact.max_attempts_per_customer:
+        found.append(
+            (
+                Breach(
+                    "contact.frequency_customer",
+                    f"{len(recent_all)} contacts with this customer in the {contact.attempts_period_days} days before; "
+                    f"the cap is {contact.max_attempts_per_customer}",
+                ),
+                recent_all[len(recent_all) - contact.max_attempts_per_customer] + period,
             )
         )
     if channel == "phone":
-        zone = ZoneInfo(timezone)
-        today = at.astimezone(zone).date()
+        day = at.astimezone(zone).date()
         calls = [
-            c for c in (*own, *others) if c.channel == "phone" and c.at <= at and c.at.astimezone(zone).date() == today
+            c for c in (*own, *others) if c.channel == "phone" and c.at <= at and c.at.astimezone(zone).date() == day
         ]
         if len(calls) >= contact.max_phone_per_day:
-            breaches.append(
-                Breach(
-                    "contact.phone_per_day",
-                    f"{len(calls)} phone contacts with this customer today ({today}); the cap is {contact.max_phone_per_day}",
-                    "channel",
+            found.append(
+                (
+                    Breach(
+                        "contact.phone_per_day",
+                        f"{len(calls)} phone contacts with this customer on {day}; the cap is {contact.max_phone_per_day}",
+                        "channel",
+                    ),
+                    calendar.start_of_day(day + timedelta(days=1), timezone),
                 )
             )
-    return breaches + channel_breach(channel, state, policy)
+    return found + [(b, None) for b in channel_breach(channel, state, policy)]
+
+
+@dataclass(frozen=True)
+class ContactException:
+    """A supervisor's exception for contacts by one channel, from when it was granted until
+    `valid_until` (both included), by the contact's `occurred_at`. It is granted in advance:
+    a contact that occurred before the grant is not covered."""
+
+    channel: str
+    reason: str
+    granted_by: str
+    granted_at: datetime
+    valid_until: datetime
+
+    def covers(self, channel: str, at: datetime) -> bool:
+        return channel == self.channel and self.granted_at <= at <= self.valid_until
+
+    def describe(self) -> dict[str, str]:
+        """What a contact's event records of the exception that covered it."""
+        return {
+            "granted_by": self.granted_by,
+            "granted_at": self.granted_at.isoformat(),
+            "valid_until": self.valid_until.isoformat(),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class RecordedFinding:
+    """A finding a contact gives as soon as it is recorded (or would give, in a check)."""
+
+    rule_id: str
+    detail: str
+    overridden_rule_id: str | None = None
+
+
+def recorded_findings(breaches: Sequence[Mapping[str, Any]] | None, exception: Mapping[str, str] | None) -> list[RecordedFinding]:
+    """The findings of the breaches a contact was recorded with: each a breach, or an
+    `override.used` naming the exception that covered it."""
+    out = []
+    for breach in breaches or ():
+        if breach.get("excepted") and exception is not None:
+            out.append(
+                RecordedFinding(
+                    "override.used",
+                    f"ContactRecorded: '{breach['rule_id']}' passed by the contact exception of {exception['granted_by']} "
+                    f"(until {exception['valid_until']}): {exception['reason']} [{breach['detail']}]",
+                    breach["rule_id"],
+                )
+            )
+        else:
+            out.append(RecordedFinding(breach["rule_id"], breach["detail"]))
+    return out
+
+
+@dataclass(frozen=True)
+class ContactJudgement:
+    """The rules a contact breaks, and the exception (if any) that covers some of them."""
+
+    breaches: list[Breach]
+    excepted: frozenset[str] = frozenset()
+    exception: ContactException | None = None
+
+    @property
+    def uncovered(self) -> list[Breach]:
+        return [b for b in self.breaches if b.rule_id not in self.excepted]
+
+    def recorded(self) -> list[dict[str, Any]] | None:
+        """The breaches as a contact's event records them (None when there are none)."""
+        return [{"rule_id": b.rule_id, "detail": b.detail, "excepted": b.rule_id in self.excepted} for b in self.breaches] or None
+
+    def findings(self) -> list[RecordedFinding]:
+        return recorded_findings(self.recorded(), self.exception.describe() if self.exception else None)
+
+
+def _exception_for(exceptions: Sequence[ContactException], channel: str, at: datetime) -> ContactException | None:
+    """The most recently granted exception covering a contact by `channel` at `at`."""
+    return next((e for e in reversed(exceptions) if e.covers(channel, at)), None)
+
+
+def judge_contact(
+    *,
+    receivable_id: str,
+    at: datetime,
+    timezone: str,
+    channel: str,
+    state: str,
+    policy: CollectionPolicy,
+    own: Sequence[ContactAttempt],
+    others: Sequence[ContactAttempt],
+    exceptions: Sequence[ContactException] = (),
+) -> ContactJudgement:
+    """What a contact at `at` breaks, and which of its breaches an exception covers."""
+    breaches = contact_breaches(
+        receivable_id=receivable_id, at=at, timezone=timezone, channel=channel, state=state, policy=policy, own=own, others=others
+    )
+    exception = _exception_for(exceptions, channel, at)
+    covered = frozenset(b.rule_id for b in breaches if b.rule_id in EXCEPTION_COVERS) if exception else frozenset()
+    return ContactJudgement(breaches, covered, exception if covered else None)
+
+
+@dataclass(frozen=True)
+class ContactCheck:
+    """The answer to "may I contact the customer by this channel at this instant?"."""
+
+    channel: str
+    at: datetime
+    breaches: list[Breach]
+    overrides: list[RecordedFinding]
+    next_allowed_at: datetime | None
+
+    @property
+    def allowed(self) -> bool:
+        return not self.breaches
+
+
+#: `next_allowed_at` looks at most this many candidate instants ahead (each a window
+#: opening, a contact leaving the rolling period or a new local day): enough for any
+#: policy, as each step moves strictly forward past a rule's obstacle.
+NEXT_ALLOWED_STEPS = 500
+
+
+def check_contact(
+    *,
+    receivable_id: str,
+    at: datetime,
+    timezone: str,
+    channel: str,
+    state: str,
+    policy: CollectionPolicy,
+    own: Sequence[ContactAttempt],
+    others: Sequence[ContactAttempt],
+    exceptions: Sequence[ContactException] = (),
+) -> ContactCheck:
+    """The contact check: what a contact at `at` would break (breaches an exception covers
+    are overrides, not breaches) and `next_allowed_at`, the first instant at or after `at` at
+    which it breaks nothing uncovered: None when the channel is not allowed in the state
+    (no time fixes that) or no such instant is found within `NEXT_ALLOWED_STEPS` candidates."""
+    args = (receivable_id, timezone, channel, state, policy, own, others)
+    judged = judge_contact(
+        receivable_id=receivable_id, at=at, timezone=timezone, channel=channel, state=state, policy=policy,
+        own=own, others=others, exceptions=exceptions,
+    )
+    return ContactCheck(
+        channel=channel,
+        at=at,
+        breaches=judged.uncovered,
+        overrides=[f for f in judged.findings() if f.overridden_rule_id is not None],
+        next_allowed_at=_next_allowed_at(at, exceptions, *args),
+    )
+
+
+def _next_allowed_at(
+    at: datetime,
+    exceptions: Sequence[ContactException],
+    receivable_id: str,
+    timezone: str,
+    channel: str,
+    state: str,
+    policy: CollectionPolicy,
+    own: Sequence[ContactAttempt],
+    others: Sequence[ContactAttempt],
+) -> datetime | None:
+    """A bounded search over candidate instants. At each candidate, every rule still broken
+    (and not covered by an exception) gives the earliest instant it could be met again; none
+    comes sooner, so the search jumps to the latest of those and looks again."""
+    if channel_breach(channel, state, policy):
+        return None
+    moment = at
+    for _ in range(NEXT_ALLOWED_STEPS):
+        exception = _exception_for(exceptions, channel, moment)
+        blocking = [
+            clears
+            for breach, clears in _contact_rules(receivable_id, moment, timezone, channel, state, policy, own, others)
+            if exception is None or breach.rule_id not in EXCEPTION_COVERS
+        ]
+        if not blocking:
+            return moment
+        # an exception granted later (a check of a past instant) may cover a rule before it is met
+        starts = [e.granted_at for e in exceptions if e.channel == channel and e.granted_at > moment]
+        bounds = [min([clears, *starts]) if clears is not None else None for clears in blocking]
+        if None in bounds:
+            return None
+        moment = max(b for b in bounds if b is not None)
+    return None
 
 
 def legal_referral_breaches(
@@ -458,7 +694,7 @@ class _Judge:
         return any(f.state_after in lifecycle.CLOSED_STATES for f in self.facts if f.at < deadline)
 
     def any_between(self, types: frozenset[str], start: datetime, end: datetime) -> bool:
-        return any(f.type in types for f in self.facts if start <= f.at < end)
+        return any(f.type in types for f in self.facts if start <= happened_at(f) < end)
 
     def finding(self, rule_id: str, at: datetime, detail: str, fact: Fact, *, event: bool = False, **extra: Any) -> Finding:
         return Finding(
@@ -485,6 +721,7 @@ class _Judge:
             self.contact_complete,
             self.limitation,
             self.overrides,
+            self.recorded_breaches,
         ):
             yield from check()
 
@@ -545,7 +782,7 @@ class _Judge:
 
     def escalation_contact(self) -> Iterable[Finding]:
         for escalated in (f for f in self.facts if f.type == "Escalated"):
-            if not any(f.type == "ContactRecorded" and f.at <= escalated.at for f in self.facts):
+            if not any(f.type == "ContactRecorded" and happened_at(f) <= escalated.at for f in self.facts):
                 yield self.finding(
                     "escalation.without_follow_up_contact",
                     escalated.at,
@@ -606,7 +843,7 @@ class _Judge:
         for f in self.facts[1:]:
             on: date | None = None
             if f.type == "ContactRecorded" and f.data.get("outcome") == "acknowledged":
-                on = f.at.astimezone(self.zone).date()
+                on = happened_at(f).astimezone(self.zone).date()
             elif f.type in ("PromiseMade", "InstallmentPlanAgreed"):
                 on = f.at.astimezone(self.zone).date()
             elif f.type == "PaymentRecorded":
@@ -628,6 +865,25 @@ class _Judge:
                     overridden_rule_id=rule,
                 )
 
+    def recorded_breaches(self) -> Iterable[Finding]:
+        """The rules each contact broke, as recorded on its event: dated when it occurred."""
+        for contact in (f for f in self.facts if f.type == "ContactRecorded"):
+            for found in recorded_findings(contact.data.get("breaches_found"), contact.data.get("exception")):
+                yield self.finding(
+                    found.rule_id,
+                    happened_at(contact),
+                    found.detail,
+                    contact,
+                    event=True,
+                    overridden_rule_id=found.overridden_rule_id,
+                )
+
+
+def happened_at(fact: Fact) -> datetime:
+    """When what the event records took place: a contact's `occurred_at` (logged later, perhaps),
+    else the moment it was recorded."""
+    return fact.data.get("occurred_at") or fact.at
+
 
 def _add_years(day: date, years: int) -> date:
     try:
@@ -638,7 +894,7 @@ def _add_years(day: date, years: int) -> date:
 
 FACT_FIELDS: Mapping[str, tuple[str, ...]] = {
     "Issued": ("invoice_number", "timezone", "due_on", "issued_on", "collector"),
-    "ContactRecorded": ("channel", "outcome", "next_step"),
+    "ContactRecorded": ("channel", "outcome", "next_step", "occurred_at", "breaches_found", "exception"),
     "CollectorAssigned": ("collector",),
     "PaymentRecorded": ("paid_on",),
 }
@@ -671,14 +927,33 @@ def render_docs() -> str:
         "",
         "Generated from `collections_es.domain.compliance.RULES` by `collections-es docs`;",
         "a test fails when this file differs from the code. `GET /compliance/rules` lists the",
-        "same rules with the figures of the policy in force. See ADR 0033 for how they are checked.",
+        "same rules with the figures of the policy in force. See ADR 0033 for how they are checked",
+        "and ADR 0034 for why a contact is judged, never refused.",
         "",
     ]
-    for kind, heading in (("preventive", "Preventive: refused unless a supervisor overrides"), ("detective", "Detective: reported as findings")):
-        lines += [f"## {heading}", "", "| id | rule | policy figures | commands |", "|---|---|---|---|"]
+    kinds = (
+        ("preventive", "Preventive: refused unless a supervisor overrides", "", ("refuses", "judges when recorded")),
+        (
+            "recorded",
+            "Judged when recorded: a contact is never refused",
+            "A contact that took place is a fact: it is always recorded, and each of these rules it broke is a "
+            "finding at once (reported as `override.used` instead when a supervisor's contact exception covered "
+            "it). Prevention comes before the contact: `GET /receivables/{id}/contact-check`.",
+            ("judges when recorded",),
+        ),
+        ("detective", "Detective: reported as findings", "", ()),
+    )
+    for kind, heading, intro, columns in kinds:
+        lines += [f"## {heading}", ""] + ([intro, ""] if intro else [])
+        names = ("id", "rule", "policy figures", *columns)
+        lines += ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
         for rule in (r for r in _RULES if r.kind == kind):
             figures = ", ".join(f"`{f}`" for f in rule.policy_figures) or "—"
-            commands = ", ".join(f"`{c}`" for c in rule.commands) or "—"
-            lines.append(f"| `{rule.id}` | **{rule.title}.** {rule.description} | {figures} | {commands} |")
+            cells = [f"`{rule.id}`", f"**{rule.title}.** {rule.description}", figures]
+            if "refuses" in columns:
+                cells.append(", ".join(f"`{c}`" for c in rule.commands) or "—")
+            if "judges when recorded" in columns:
+                cells.append(", ".join(f"`{c}`" for c in rule.judged_on) or "—")
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

@@ -119,6 +119,16 @@ class ReceivableLifecycle(StateMachine):
         | overdue_escalated.to.itself()
         | legal.to.itself()
     )
+    # A supervisor's exception for contacts by one channel, granted before them (DESIGN.md section 6).
+    grant_contact_exception = (
+        issued.to.itself()
+        | reminded.to.itself()
+        | due.to.itself()
+        | following_up.to.itself()
+        | promised.to.itself()
+        | overdue_escalated.to.itself()
+        | legal.to.itself()
+    )
 
     def settles(self, settles: bool = False) -> bool:
         """Condition: the command brings the balance to zero."""

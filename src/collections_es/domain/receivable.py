@@ -8,6 +8,7 @@ only assigns. Money is Decimal in the receivable's currency.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -16,12 +17,13 @@ from zoneinfo import ZoneInfo
 from . import compliance, lifecycle
 from .aggregate import TrailedAggregate
 from .errors import RuleViolationError
-from .calendar import business_day_on_or_before, check_timezone
+from .calendar import business_day_on_or_before, check_timezone, start_of_day
 from .money import check_currency, to_money
 from .policy import CHANNELS, CollectionPolicy
 from .trail import Context
 
 CONTACTS_KEPT = 100
+EXCEPTIONS_KEPT = 20
 RECEIVABLE_NAMESPACE = uuid.UUID("5b0c2f7e-4f4e-4c8e-9d43-3c1f7c0a9b11")
 
 PAYMENT_METHODS: tuple[str, ...] = ("bank_transfer", "alipay", "wechat_pay", "cash", "check", "card", "other")
@@ -68,6 +70,13 @@ def _check_date(value: date, field: str) -> date:
         raise RuleViolationError(
             "field.date_range", f"{value.isoformat()} is outside {EARLIEST_DATE} to {LATEST_DATE}", field=field
         )
+    return value
+
+
+def _require_instant(value: datetime, field: str) -> datetime:
+    """An instant with its time zone (a naive time could be anyone's)."""
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise RuleViolationError("field.timezone", f"'{field}' needs a time zone, e.g. 2026-03-01T09:00:00Z", field=field)
     return value
 
 
@@ -143,13 +152,39 @@ class Receivable(TrailedAggregate):
         next_step: str | None
         promised_on: date | None
         reason_for_non_payment: str | None = None
+        # Added by issue 11 (defaults: events recorded before verify and decode unchanged).
+        # When the contact took place (None: when it was recorded); the rules it broke
+        # then, each {rule_id, detail, excepted}; the contact exception that covered some.
+        occurred_at: datetime | None = None
+        breaches_found: list[dict[str, Any]] | None = None
+        exception: dict[str, str] | None = None
+
+        @property
+        def contact_at(self) -> datetime:
+            return self.occurred_at or self.timestamp
 
         def evolve(self, r: Receivable) -> None:
             # The recent contacts, for the frequency caps (bounded: no cap exceeds 100).
-            r.contact_attempts = [*r.contact_attempts[-(CONTACTS_KEPT - 1):], {"at": self.timestamp, "channel": self.channel}]
+            r.contact_attempts = [*r.contact_attempts[-(CONTACTS_KEPT - 1):], {"at": self.contact_at, "channel": self.channel}]
+            r.last_contact_judgement = {"breaches": self.breaches_found, "exception": self.exception}
             if self.outcome == "acknowledged":
-                r.last_acknowledged_at = self.timestamp
-                r.interrupt_limitation(r.local_date(self.timestamp))
+                r.last_acknowledged_at = self.contact_at
+                r.interrupt_limitation(r.local_date(self.contact_at))
+
+    class ContactExceptionGranted(Event):
+        channel: str
+        reason: str
+        valid_until: datetime
+
+        def evolve(self, r: Receivable) -> None:
+            granted = {
+                "channel": self.channel,
+                "reason": self.reason,
+                "granted_by": self.actor_id,
+                "granted_at": self.timestamp,
+                "valid_until": self.valid_until,
+            }
+            r.contact_exceptions = [*r.contact_exceptions[-(EXCEPTIONS_KEPT - 1):], granted]
 
     class PromiseMade(Event):
         amount: Decimal
@@ -264,8 +299,10 @@ class Receivable(TrailedAggregate):
     # Attributes are assigned by events only (see `Issued.evolve`). They are not
     # annotated here: annotations on an aggregate class become dataclass fields.
     # These two were added later: class-level defaults serve snapshots taken before.
-    contact_attempts = ()  # each contact: {"at", "channel"}
+    contact_attempts = ()  # each contact: {"at" (when it occurred), "channel"}
     legal_referral_approval = None  # {"approved_by", "at"}
+    contact_exceptions = ()  # each: {"channel", "reason", "granted_by", "granted_at", "valid_until"}
+    last_contact_judgement = None  # the last contact's {"breaches", "exception"}, as its event recorded them
 
     # ---- queries ------------------------------------------------------------
 
@@ -399,6 +436,50 @@ class Receivable(TrailedAggregate):
     def contacts(self) -> list[compliance.ContactAttempt]:
         return [compliance.ContactAttempt(str(self.id), c["at"], c["channel"]) for c in self.contact_attempts]
 
+    def exceptions(self) -> list[compliance.ContactException]:
+        return [compliance.ContactException(**e) for e in self.contact_exceptions]
+
+    def judge_contact(
+        self, policy: CollectionPolicy, *, channel: str, at: datetime, others: Sequence[compliance.ContactAttempt]
+    ) -> compliance.ContactJudgement:
+        """What a contact by `channel` at `at` breaks, given the customer's other contacts."""
+        return compliance.judge_contact(
+            receivable_id=str(self.id),
+            at=at,
+            timezone=self.timezone,
+            channel=channel,
+            state=self.state,
+            policy=policy,
+            own=self.contacts(),
+            others=others,
+            exceptions=self.exceptions(),
+        )
+
+    def contact_check(
+        self, policy: CollectionPolicy, *, channel: str, at: datetime, others: Sequence[compliance.ContactAttempt]
+    ) -> compliance.ContactCheck:
+        """The gate before a contact: what one by `channel` at `at` would break, and the first
+        instant from then that breaks nothing. A state that takes no contact is refused (409)."""
+        lifecycle.next_state(self.state, "record_contact")
+        _require_choice(channel, CHANNELS, "channel")
+        _require_instant(at, "at")
+        return compliance.check_contact(
+            receivable_id=str(self.id),
+            at=at,
+            timezone=self.timezone,
+            channel=channel,
+            state=self.state,
+            policy=policy,
+            own=self.contacts(),
+            others=others,
+            exceptions=self.exceptions(),
+        )
+
+    def last_contact_findings(self) -> list[compliance.RecordedFinding]:
+        """The findings the last recorded contact gave at once (what it broke, or what an exception passed)."""
+        judgement = self.last_contact_judgement or {}
+        return compliance.recorded_findings(judgement.get("breaches"), judgement.get("exception"))
+
     def send_reminder(self, ctx: Context, *, channel: str) -> None:
         state = self._next("send_reminder")
         _require_choice(channel, CHANNELS, "channel")
@@ -435,27 +516,29 @@ class Receivable(TrailedAggregate):
         next_step: str | None = None,
         promised_on: date | None = None,
         reason_for_non_payment: str | None = None,
+        occurred_at: datetime | None = None,
     ) -> None:
+        """Record a contact that took place (at `occurred_at`, default now). It is a fact: never
+        refused for the rules it broke, which its event records, each a finding at once."""
         state = self._next("record_contact")
         _require_choice(channel, CHANNELS, "channel")
         _require_choice(outcome, CONTACT_OUTCOMES, "outcome")
         _require_text(note, "note")
         if promised_on is not None:
             _check_date(promised_on, "promised_on")
-        breaches = compliance.contact_breaches(
-            receivable_id=str(self.id),
-            at=ctx.now,
-            timezone=self.timezone,
-            channel=channel,
-            state=self.state,
-            policy=ctx.policy,
-            own=self.contacts(),
-            others=ctx.customer_contacts,
-        )
+        at = ctx.now if occurred_at is None else self._check_occurred_at(ctx, occurred_at)
+        if ctx.override_rule_id is not None:
+            raise RuleViolationError(
+                "override.not_needed",
+                "a contact that took place is recorded whatever it breaks, and each breach is reported; there is "
+                "nothing to override. To let a contact outside the windows or over a cap pass, a supervisor grants "
+                "an exception before it (grant-contact-exception)",
+                field="override.rule_id",
+            )
+        judged = self.judge_contact(ctx.policy, channel=channel, at=at, others=ctx.customer_contacts)
         self._record(
             self.ContactRecorded,
             ctx,
-            breaches=breaches,
             state_after=state,
             channel=channel,
             outcome=outcome,
@@ -464,7 +547,42 @@ class Receivable(TrailedAggregate):
             next_step=next_step,
             promised_on=promised_on,
             reason_for_non_payment=reason_for_non_payment,
+            occurred_at=at,
+            breaches_found=judged.recorded(),
+            exception=judged.exception.describe() if judged.exception else None,
         )
+
+    def _check_occurred_at(self, ctx: Context, occurred_at: datetime) -> datetime:
+        _require_instant(occurred_at, "occurred_at")
+        if occurred_at > ctx.now:
+            raise RuleViolationError(
+                "contact.occurred_in_future", f"occurred_at {occurred_at.isoformat()} is in the future", field="occurred_at"
+            )
+        issued = start_of_day(self.issued_on, self.timezone)
+        if occurred_at < issued:
+            raise RuleViolationError(
+                "contact.occurred_before_issue",
+                f"occurred_at {occurred_at.isoformat()} is before the receivable was issued ({self.issued_on})",
+                field="occurred_at",
+            )
+        return occurred_at
+
+    def grant_contact_exception(self, ctx: Context, *, channel: str, reason: str, valid_until: datetime) -> None:
+        """A supervisor lets contacts by `channel` pass the windows and caps until `valid_until`:
+        they are still recorded with what they broke, reported as overrides rather than breaches."""
+        state = self._next("grant_contact_exception")
+        _require_choice(channel, CHANNELS, "channel")
+        _require_text(reason, "reason")
+        _require_instant(valid_until, "valid_until")
+        latest = ctx.now + timedelta(days=compliance.CONTACT_EXCEPTION_MAX_DAYS)
+        if not ctx.now < valid_until <= latest:
+            raise RuleViolationError(
+                "contact_exception.valid_until",
+                f"valid_until must be after now and at most {compliance.CONTACT_EXCEPTION_MAX_DAYS} days ahead "
+                f"(by {latest.isoformat()})",
+                field="valid_until",
+            )
+        self._record(self.ContactExceptionGranted, ctx, state_after=state, channel=channel, reason=reason, valid_until=valid_until)
 
     def promise_to_pay(self, ctx: Context, *, amount: object, promised_on: date, note: str | None = None) -> None:
         state = self._next("promise_to_pay")

@@ -31,11 +31,15 @@ router = APIRouter(tags=["supervision"])
 
 class RuleOut(BaseModel):
     id: str
-    kind: str = Field(description="`preventive` (refused unless overridden) or `detective` (reported)")
+    kind: str = Field(
+        description="`preventive` (refused unless overridden), `recorded` (judged when a contact is recorded, "
+        "never refused: each breach a finding at once) or `detective` (reported)"
+    )
     title: str
     description: str
     policy_figures: dict[str, Any] = Field(description="The figures of the policy in force that the rule reads")
-    commands: list[str] = Field(description="Preventive rules: the commands they govern")
+    commands: list[str] = Field(description="The commands the rule refuses (preventive rules)")
+    judged_on: list[str] = Field(description="The commands whose record the rule judges without refusing them")
 
 
 class RulesOut(BaseModel):
@@ -53,7 +57,9 @@ class FindingOut(BaseModel):
     actor: str | None = Field(description="Who acted, for findings about an event (None for a missed deadline)")
     policy_version: str | None = Field(description="The policy version the finding was judged by")
     event_version: int | None = Field(description="The receivable version of the event judged, if any")
-    overridden_rule_id: str | None = Field(description="For `override.used`: the preventive rule passed")
+    overridden_rule_id: str | None = Field(
+        description="For `override.used`: the rule passed (by a supervisor's override, or a contact exception)"
+    )
 
 
 class CollectorAssessmentOut(BaseModel):
@@ -92,7 +98,12 @@ def rules(services: ServicesDep, actor: Annotated[Actor, require_view("complianc
     return {
         "policy_version": policy.version,
         "rules": [
-            {**vars(rule), "policy_figures": policy_figures(rule, policy), "commands": list(rule.commands)}
+            {
+                **vars(rule),
+                "policy_figures": policy_figures(rule, policy),
+                "commands": list(rule.commands),
+                "judged_on": list(rule.judged_on),
+            }
             for rule in RULES.values()
         ],
     }

@@ -17,11 +17,14 @@ from ...application.service import Override
 from ...domain import lifecycle
 from ...domain.errors import NotFoundError
 from ...domain.money import format_money, minor_units
+from ...domain.policy import Channel
 from ...domain.receivable import receivable_id as derive_id
 from ...domain.trail import Actor
 from .. import present
 from ..deps import ServicesDep, command_request, read_current, require_command, require_view
 from ..schemas import (
+    COMMAND_RESPONSES,
+    ContactCheckOut,
     HistoryEntry,
     IF_MATCH,
     Instant,
@@ -160,6 +163,22 @@ def history(receivable_ref: ReceivableRef, services: ServicesDep, actor: Annotat
     return [present.history_entry(e, redactor) for e in services.app.history(rid)]
 
 
+@router.get("/{receivable_ref}/contact-check", response_model=ContactCheckOut)
+def contact_check(
+    receivable_ref: ReceivableRef,
+    services: ServicesDep,
+    actor: Annotated[Actor, require_view("receivables.contact_check")],
+    channel: Annotated[Channel, Query(description="The channel of the contact in mind")],
+    at: Annotated[Instant | None, Query(description="When (default now), with its zone")] = None,
+) -> ContactCheckOut:
+    """Before contacting: what a contact by `channel` at `at` would break, and the first instant it would break nothing."""
+    if at is not None and at.tzinfo is None:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "at"), "msg": "an instant needs a time zone (Z)", "input": None}]
+        )
+    return present.contact_check(services.app.contact_check(actor, resolve_id(receivable_ref), channel=channel, at=at))
+
+
 def _command_route(declared: Command) -> None:
     """The POST route of one declared command: its path, body, roles and summary from the declaration."""
     command, body_type = declared.name, declared.body
@@ -188,7 +207,7 @@ def _command_route(declared: Command) -> None:
         outcome = services.app.execute(request, resolve_id(receivable_ref), command, **fields)
         _etag(response, outcome.resource.version)
         redactor = present.redactor_unless_pii(actor.role, services.app, outcome.resource.customer_id)
-        return present.receivable(outcome.resource, services.clock.now(), services.app.policy(), redactor=redactor)
+        return present.after_command(command, outcome.resource, services.clock.now(), services.app.policy(), redactor=redactor)
 
     run.__doc__ = f"Lifecycle command `{command}`: {declared.summary}."
     run.__name__ = command
@@ -196,7 +215,7 @@ def _command_route(declared: Command) -> None:
         f"/{{receivable_ref}}/{declared.path}",
         run,
         methods=["POST"],
-        response_model=ReceivablePublic,
+        response_model=COMMAND_RESPONSES.get(command, ReceivablePublic),
         name=command,
         summary=command.replace("_", " ").capitalize(),
     )
