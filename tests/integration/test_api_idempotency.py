@@ -62,6 +62,19 @@ def test_a_retry_gets_the_first_response_even_after_the_receivable_moved_on(api,
     assert len(history(api)) == 3
 
 
+def test_a_retry_of_a_command_the_state_no_longer_allows_gets_the_first_response_not_409(api, issued):
+    first = api.as_("service").post(f"{issued}/record-payment", json=pay("100.00", "BANK-1"), headers=key("pay-1"))
+    assert first.status_code == 200, first.text
+    rest = api.as_("service").post(f"{issued}/record-payment", json=pay("1100.50", "BANK-2"))
+    assert rest.json()["state"] == "settled" and rest.json()["allowed_commands"] == []
+    again = api.as_("service").post(f"{issued}/record-payment", json=pay("100.00", "BANK-1"), headers=key("pay-1"))
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    fresh = api.as_("service").post(f"{issued}/record-payment", json=pay("100.00", "BANK-1"), headers=key("pay-2"))
+    assert (fresh.status_code, fresh.json()["state"]) == (409, "settled")
+    assert len(history(api)) == 3
+
+
 def test_the_same_key_with_another_body_is_422_and_records_nothing(api, issued):
     assert api.as_("service").post(f"{issued}/record-payment", json=pay("100.00"), headers=key("pay-1")).status_code == 200
     before = history(api)

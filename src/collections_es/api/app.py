@@ -136,6 +136,7 @@ def create_app(
     app.state.services = services
     app.state.rate_limits = RateLimits.from_settings(services.settings, monotonic)
     errors.install(app)
+    receivables.document_command_bodies(app)
     include_routes(app, sandbox=services.sandbox is not None)
     app.add_middleware(RefuseNul)
     app.add_middleware(CorrelationId)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -13,10 +14,29 @@ from ..domain import lifecycle
 from ..domain.customer import Customer, customer_uuid
 from ..domain.money import format_money
 from ..domain.policy import CollectionPolicy
-from ..domain.receivable import Receivable
+from ..domain.receivable import Receivable, receivable_id
 from ..domain.trail import TRAIL_FIELDS
 from . import schemas
 
+
+def resolve_id(ref: str) -> uuid.UUID:
+    """A receivable is named by its id, or by its invoice number (from which the id derives)."""
+    try:
+        return uuid.UUID(ref)
+    except ValueError:
+        return receivable_id(ref)
+
+
+def command_segment(command: str) -> str:
+    """A lifecycle command's path segment: `send_reminder` → `send-reminder`."""
+    return command.replace("_", "-")
+
+
+def allowed_actions(rid: uuid.UUID | str, commands: list[str]) -> list[schemas.AllowedAction]:
+    """Each allowed command with the request that sends it to this receivable."""
+    return [
+        schemas.AllowedAction(command=c, method="POST", path=f"/receivables/{rid}/{command_segment(c)}") for c in commands
+    ]
 
 
 def receivable(
@@ -73,6 +93,7 @@ def receivable(
         timezone=r.timezone,
         version=r.version,
         allowed_commands=lifecycle.allowed_commands(r.state),
+        allowed_actions=allowed_actions(r.id, lifecycle.allowed_commands(r.state)),
         policy_version=r.policy_version,
         as_of=as_of,
     )
