@@ -4,6 +4,7 @@ and one POST route per lifecycle command of the state machine."""
 
 import json
 import uuid
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from decimal import Decimal
 from typing import Annotated, Any
@@ -25,15 +26,16 @@ from ..deps import ServicesDep, command_request, read_current, require_command, 
 from ..schemas import (
     COMMAND_BODIES,
     CommandBody,
+    DayOrInstant,
     HistoryEntry,
     IF_MATCH,
-    Instant,
     ReceivableCreate,
     ReceivablePage,
     ReceivablePublic,
     ReceivableSummary,
 )
 from ..errors import is_json_media_type, problem_response
+from .reports import after_report_day, check_report_day, invalid_query
 
 router = APIRouter(prefix="/receivables", tags=["receivables"])
 
@@ -128,10 +130,16 @@ def get_receivable(
     response: Response,
     services: ServicesDep,
     actor: Annotated[Actor, require_view("receivables.read")],
-    as_of: Instant | None = None,
+    as_of: Annotated[
+        DayOrInstant | None,
+        Query(
+            description="An instant (with its zone), or a day (YYYY-MM-DD): the end of that day in the company's "
+            "time zone (COLLECTIONS_TIMEZONE), as the aging report reads it"
+        ),
+    ] = None,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> ReceivablePublic:
-    """The receivable now, `as_of` an instant, or at a `version`."""
+    """The receivable now, `as_of` an instant or the end of a day, or at a `version`."""
     rid = resolve_id(receivable_ref)
     if version is not None and version > 2**31 - 1:
         raise NotFoundError(f"receivable {rid} has no version {version}")
@@ -140,10 +148,7 @@ def get_receivable(
             [{"type": "value_error", "loc": ("query", "as_of"), "msg": "give as_of or version, not both", "input": None}]
         )
     if as_of is not None:
-        if as_of.tzinfo is None:
-            raise RequestValidationError(
-                [{"type": "value_error", "loc": ("query", "as_of"), "msg": "an instant needs a time zone (Z)", "input": None}]
-            )
+        as_of = as_of_instant(services, as_of)
         r = services.app.get_receivable_as_of(rid, as_of)
         redactor = present.redactor_unless_pii(actor.role, services.app, r.customer_id)
         return present.receivable(r, as_of, services.app.policy(), as_of=as_of, redactor=redactor)
@@ -151,6 +156,16 @@ def get_receivable(
     _etag(response, r.version)
     redactor = present.redactor_unless_pii(actor.role, services.app, r.customer_id)
     return present.receivable(r, services.clock.now(), services.app.policy(), redactor=redactor)
+
+
+def as_of_instant(services: Services, as_of: date | datetime) -> datetime:
+    """The instant an `as_of` names: itself, or a day's last instant in the company's time zone."""
+    if isinstance(as_of, datetime):
+        if as_of.tzinfo is None:
+            raise invalid_query("as_of", "an instant needs a time zone (Z)", as_of.isoformat())
+        return as_of
+    check_report_day("as_of", as_of)
+    return after_report_day(services, as_of) - timedelta(microseconds=1)
 
 
 @router.get("/{receivable_ref}/history", response_model=list[HistoryEntry])
