@@ -291,15 +291,23 @@ def notify(
 
 @app.command()
 def docs(out: Annotated[Path, typer.Option(help="Docs folder")] = Path("docs")) -> None:
-    """Regenerate docs/lifecycle.md, docs/access.md and docs/compliance-rules.md from the code."""
-    from .api import route_access
+    """Regenerate docs/lifecycle.md, docs/access.md and docs/compliance-rules.md from the code,
+    and the route table of docs/api.md (the rest of that file is written by hand)."""
+    from .api import api_docs, route_access
     from .domain import compliance, lifecycle
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "lifecycle.md").write_text(lifecycle.render_docs(), encoding="utf-8")
     (out / "access.md").write_text(route_access.render_docs(), encoding="utf-8")
     (out / "compliance-rules.md").write_text(compliance.render_docs(), encoding="utf-8")
-    typer.echo(f"wrote {out / 'lifecycle.md'}, {out / 'access.md'} and {out / 'compliance-rules.md'}")
+    written = [out / "lifecycle.md", out / "access.md", out / "compliance-rules.md"]
+    contract = out / "api.md"
+    if contract.is_file():
+        contract.write_text(api_docs.with_routes(contract.read_text(encoding="utf-8")), encoding="utf-8")
+        written.append(contract)
+    else:
+        typer.echo(f"{contract} not found: its route table was not written", err=True)
+    typer.echo("wrote " + ", ".join(str(path) for path in written))
 
 
 @keys_app.command("cipher")

@@ -1,4 +1,4 @@
-"""Idempotency-Key over HTTP (API.md, ADR 0003): a retry with the same key and
+"""Idempotency-Key over HTTP (docs/api.md, ADR 0003): a retry with the same key and
 body gets the first response and records nothing new; the same key with
 another body is 422; keys belong to the actor who sent them; concurrent
 duplicates record once."""

@@ -136,7 +136,6 @@ def create_app(
     app.state.services = services
     app.state.rate_limits = RateLimits.from_settings(services.settings, monotonic)
     errors.install(app)
-    receivables.document_command_bodies(app)
     include_routes(app, sandbox=services.sandbox is not None)
     app.add_middleware(RefuseNul)
     app.add_middleware(CorrelationId)
@@ -146,6 +145,7 @@ def create_app(
 
 def include_routes(app: FastAPI, *, sandbox: bool) -> None:
     """Every router; the sandbox clock's only in sandbox mode."""
+    receivables.document_command_bodies(app)
     app.include_router(health.router)
     app.include_router(customers.router)
     app.include_router(letters.router)
