@@ -291,8 +291,9 @@ def notify(
 
 @app.command()
 def docs(out: Annotated[Path, typer.Option(help="Docs folder")] = Path("docs")) -> None:
-    """Regenerate the docs made from the code: lifecycle, commands, access, compliance rules."""
-    from .api import route_access
+    """Regenerate the docs made from the code: lifecycle, commands, access, compliance rules,
+    and the route table of docs/api.md (the rest of that file is written by hand)."""
+    from .api import api_docs, route_access
     from .application import commands
     from .domain import compliance, lifecycle
 
@@ -305,7 +306,14 @@ def docs(out: Annotated[Path, typer.Option(help="Docs folder")] = Path("docs")) 
     }
     for name, text in generated.items():
         (out / name).write_text(text, encoding="utf-8")
-    typer.echo("wrote " + ", ".join(str(out / name) for name in generated))
+    written = [out / name for name in generated]
+    contract = out / "api.md"
+    if contract.is_file():
+        contract.write_text(api_docs.with_routes(contract.read_text(encoding="utf-8")), encoding="utf-8")
+        written.append(contract)
+    else:
+        typer.echo(f"{contract} not found: its route table was not written", err=True)
+    typer.echo("wrote " + ", ".join(str(path) for path in written))
 
 
 @keys_app.command("cipher")

@@ -1,4 +1,4 @@
-"""Idempotency-Key over HTTP (API.md, ADR 0003): a retry with the same key and
+"""Idempotency-Key over HTTP (docs/api.md, ADR 0003): a retry with the same key and
 body gets the first response and records nothing new; the same key with
 another body is 422; keys belong to the actor who sent them; concurrent
 duplicates record once."""
@@ -59,6 +59,19 @@ def test_a_retry_gets_the_first_response_even_after_the_receivable_moved_on(api,
     assert again.json() == first.json()
     assert (again.json()["version"], again.json()["balance"]) == (2, "1100.50")
     assert api.as_("auditor").get(issued).json()["balance"] == "900.50"
+    assert len(history(api)) == 3
+
+
+def test_a_retry_of_a_command_the_state_no_longer_allows_gets_the_first_response_not_409(api, issued):
+    first = api.as_("service").post(f"{issued}/record-payment", json=pay("100.00", "BANK-1"), headers=key("pay-1"))
+    assert first.status_code == 200, first.text
+    rest = api.as_("service").post(f"{issued}/record-payment", json=pay("1100.50", "BANK-2"))
+    assert rest.json()["state"] == "settled" and rest.json()["allowed_commands"] == []
+    again = api.as_("service").post(f"{issued}/record-payment", json=pay("100.00", "BANK-1"), headers=key("pay-1"))
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    fresh = api.as_("service").post(f"{issued}/record-payment", json=pay("100.00", "BANK-1"), headers=key("pay-2"))
+    assert (fresh.status_code, fresh.json()["state"]) == (409, "settled")
     assert len(history(api)) == 3
 
 

@@ -12,6 +12,7 @@ import pytest
 from collections_es.application.access import ROLES
 from collections_es.domain import lifecycle
 
+from ..conftest import make_services
 from .conftest import CUSTOMER, Api, invoice
 
 LA_CUSTOMER = {**CUSTOMER, "customer_id": "C-LA-1", "name": "Pacific Trading LLC", "timezone": "America/Los_Angeles"}
@@ -65,6 +66,48 @@ def test_a_receivable_reads_as_it_was_at_each_version_and_as_of_each_instant(api
         assert datetime.fromisoformat(then["as_of"]) == datetime.fromisoformat(as_of.replace("Z", "+00:00"))
     before = auditor.get(f"/receivables/{rid}", params={"as_of": "2026-03-02T00:59:59Z"})
     assert before.status_code == 404 and "did not exist" in before.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "company_zone, day, version, state, as_of",
+    [
+        # It fell due at 12:00 on 04-05 in Shanghai (04:00Z).
+        ("Asia/Shanghai", "2026-04-04", 1, "issued", "2026-04-04T15:59:59.999999+00:00"),
+        ("Asia/Shanghai", "2026-04-05", 2, "due", "2026-04-05T15:59:59.999999+00:00"),
+        # In Los Angeles 04-04 ends at 07:00Z on 04-05, after it fell due.
+        ("America/Los_Angeles", "2026-04-04", 2, "due", "2026-04-05T06:59:59.999999+00:00"),
+        ("UTC", "2026-04-04", 1, "issued", "2026-04-04T23:59:59.999999+00:00"),
+    ],
+)
+def test_a_receivable_as_of_a_day_is_as_it_was_at_the_end_of_that_day_in_the_company_time_zone(
+    database_url, clock, company_zone, day, version, state, as_of
+):
+    services = make_services(database_url, clock, COLLECTIONS_TIMEZONE=company_zone)
+    try:
+        api = Api(services)
+        register(api, CUSTOMER)
+        clock.at = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+        rid = ok(api.as_("service").post("/receivables", json=invoice()), 201)["id"]
+        clock.at = datetime(2026, 4, 5, 4, 0, tzinfo=UTC)
+        ok(api.as_("service").post(f"/receivables/{rid}/fall-due"))
+        clock.at = datetime(2026, 4, 11, 2, 0, tzinfo=UTC)
+        then = ok(api.as_("auditor").get(f"/receivables/{rid}", params={"as_of": day}))
+        assert (then["version"], then["state"]) == (version, state)
+        assert datetime.fromisoformat(then["as_of"]) == datetime.fromisoformat(as_of)
+        # The same as the last instant of the day, given as an instant.
+        assert ok(api.as_("auditor").get(f"/receivables/{rid}", params={"as_of": as_of})) == then
+        assert api.as_("auditor").get(f"/receivables/{rid}", params={"as_of": "2026-02-28"}).status_code == 404
+    finally:
+        services.close()
+
+
+def test_as_of_refuses_what_is_neither_a_day_nor_an_instant_with_its_zone(api):
+    register(api, CUSTOMER)
+    rid = ok(api.as_("service").post("/receivables", json=invoice()), 201)["id"]
+    for value in ("2026-02-30", "0001-01-01", "9999-12-31", "2026-04-01T10:00:00", "1775000000", "04/01/2026"):
+        response = api.as_("auditor").get(f"/receivables/{rid}", params={"as_of": value})
+        assert response.status_code == 422, (value, response.text)
+        assert response.json()["field"] == "as_of", value
 
 
 def test_a_receivable_is_the_same_whether_named_by_id_or_by_invoice_number(api):

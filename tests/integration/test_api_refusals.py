@@ -77,6 +77,68 @@ def test_a_command_the_state_does_not_allow_is_409_naming_the_state_and_what_is_
     assert (problem["state"], problem["allowed_commands"]) == ("settled", [])
 
 
+def promised(api: Api, ref: str = INVOICE) -> None:
+    """Due today, and the customer promised to pay it all in nine days."""
+    api.services.clock.at = DUE_DAY
+    assert api.as_("service").post(f"/receivables/{ref}/fall-due").status_code == 200
+    promise = {"amount": "1200.50", "promised_on": "2026-04-10"}
+    assert api.as_("collector").post(f"/receivables/{ref}/promise-to-pay", json=promise).status_code == 200
+
+
+NOT_BODIES: list[tuple[str, dict[str, Any]]] = [
+    ("an empty object", {"json": {}}),
+    ("no body", {}),
+    ("JSON null", {"content": b"null", "headers": {"Content-Type": "application/json"}}),
+    ("malformed JSON", {"content": b'{"channel": ', "headers": {"Content-Type": "application/json"}}),
+    ("unknown fields", {"json": {"channel": "email", "urgency": "high"}}),
+    ("a wrong type", {"json": {"channel": 7}}),
+    ("not JSON at all", {"content": b"channel=email", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}),
+]
+
+
+@pytest.mark.parametrize("label, request_kwargs", NOT_BODIES, ids=[label for label, _ in NOT_BODIES])
+def test_a_command_the_state_does_not_allow_is_409_whatever_its_body(api, issued, label, request_kwargs):
+    promised(api)
+    with unchanged(api):
+        problem = assert_problem(api.as_("service").post(f"/receivables/{INVOICE}/send-reminder", **request_kwargs), 409)
+    assert (problem["command"], problem["state"]) == ("send_reminder", "promised"), label
+    assert problem["allowed_commands"] == lifecycle.allowed_commands("promised")
+    assert [a["command"] for a in problem["allowed_actions"]] == problem["allowed_commands"]
+
+
+def test_credentials_and_role_come_before_the_state_and_an_unknown_receivable_is_404(api, issued):
+    promised(api)
+    path = f"/receivables/{INVOICE}/send-reminder"
+    with unchanged(api):
+        assert_problem(api.client.post(path, json={}), 401)
+        assert_problem(api.as_("auditor").post(path, json={}), 403)
+        assert_problem(api.as_("service").post("/receivables/INV-NEVER-ISSUED/send-reminder", json={}), 404)
+        assert_problem(api.as_("service").post("/receivables/INV-NEVER-ISSUED/send-reminder", content=b"{", headers={"Content-Type": "application/json"}), 404)
+
+
+def test_a_command_the_state_allows_still_has_its_body_validated(api, issued):
+    promised(api)
+    with unchanged(api):
+        problem = assert_problem(api.as_("collector").post(f"/receivables/{INVOICE}/record-contact", json={}), 422)
+    assert problem["field"] == "channel"
+
+
+def test_allowed_actions_give_the_method_and_path_of_each_allowed_command_with_the_real_id(api, issued):
+    promised(api)
+    receivable = api.as_("auditor").get(f"/receivables/{INVOICE}").json()
+    actions = receivable["allowed_actions"]
+    assert [a["command"] for a in actions] == receivable["allowed_commands"] == lifecycle.allowed_commands("promised")
+    for action in actions:
+        assert action["method"] == "POST"
+        assert action["path"] == f"/receivables/{issued}/{action['command'].replace('_', '-')}"
+    (record_contact,) = [a for a in actions if a["command"] == "record_contact"]
+    contact = {"channel": "email", "outcome": "reached", "note": "asked when the payment leaves"}
+    response = api.as_("collector").post(record_contact["path"], json=contact)
+    assert response.status_code == 200, response.text
+    problem = assert_problem(api.as_("service").post(f"/receivables/{INVOICE}/send-reminder", json={"channel": "email"}), 409)
+    assert {"command": "break_promise", "method": "POST", "path": f"/receivables/{issued}/break-promise"} in problem["allowed_actions"]
+
+
 # ---- 422: rules of the procedure and invariants -----------------------------
 
 
@@ -183,6 +245,22 @@ def test_a_body_that_is_not_json_is_400(api, issued):
         )
         problem = assert_problem(response, 400)
     assert "JSON" in problem["detail"]
+    assert problem["field"] == "body"
+
+
+def test_malformed_json_is_400_naming_the_body_with_the_line_and_column(api, issued):
+    broken = b'{\n  "amount": "1.00",\n  "method" "cash"\n}'
+    with unchanged(api):
+        response = api.as_("service").post(
+            f"/receivables/{issued}/record-payment", content=broken, headers={"Content-Type": "application/json"}
+        )
+        problem = assert_problem(response, 400)
+    assert problem["field"] == "body" and problem["errors"] == [{"field": "body", "message": problem["detail"]}]
+    assert problem["detail"] == "invalid JSON at line 3, column 12: Expecting ':' delimiter"
+    # A route whose body FastAPI reads says it the same way.
+    response = api.as_("supervisor").post("/customers", content=b'{"customer_id": "C-1",,}', headers={"Content-Type": "application/json"})
+    problem = assert_problem(response, 400)
+    assert (problem["field"], problem["detail"]) == ("body", "invalid JSON at line 1, column 23: Expecting property name enclosed in double quotes")
 
 
 def test_unknown_receivables_customers_and_routes_are_404(api, issued):

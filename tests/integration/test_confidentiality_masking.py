@@ -35,8 +35,8 @@ READS: list[tuple[str, str, Any, bool]] = [
     ("GET", "/audit/export?format=jsonl", None, True),
     ("GET", "/audit/export?format=csv", None, True),
     ("GET", "/receivables/INV-PII-1/letters/dunning?lang=en", None, False),  # no address in a dunning letter
-    ("GET", "/receivables/INV-PII-1/letters/lawyer", None, True),  # the lawyer's letter is addressed
-    ("GET", "/receivables/INV-PII-2/letters/lawyer?lang=en&format=html", None, True),
+    ("GET", "/receivables/INV-PII-1/letters/lawyer_letter", None, True),  # the lawyer's letter is addressed
+    ("GET", "/receivables/INV-PII-2/letters/lawyer_letter?lang=en&format=html", None, True),
 ]
 
 
@@ -49,9 +49,19 @@ def played(database_url, clock) -> Iterator[Api]:
         api = Api(services)
         try:
             scenario.run(api)
+            to_legal(api, "INV-PII-1", "INV-PII-2")
             yield api
         finally:
             services.close()
+
+
+def to_legal(api: Api, *invoices: str) -> None:
+    """Escalated and referred to legal: the stage a lawyer's letter is written at (ADR 0037)."""
+    for number in invoices:
+        for who, command, reason in (("collector", "escalate", "no payment after the follow-up"),
+                                     ("legal", "refer-to-legal", "escalation went unanswered")):
+            response = api.as_(who).post(f"/receivables/{number}/{command}", json={"reason": reason})
+            assert response.status_code == 200, response.text
 
 
 def call(api: Api, who: str, method: str, path: str, body: Any = None) -> tuple[int, str]:
@@ -89,7 +99,7 @@ def test_no_read_route_shows_contact_details_to_auditors_or_sales_and_the_others
                  "/receivables/INV-PII-3", "/receivables/INV-PII-1/history"):
         assert {(path, "auditor"), (path, "sales")} <= answered
     assert {("/notifications", "auditor"), ("/audit/export?format=jsonl", "auditor")} <= answered
-    assert ("/receivables/INV-PII-1/letters/lawyer", "collector") in answered
+    assert ("/receivables/INV-PII-1/letters/lawyer_letter", "collector") in answered
 
 
 def test_masked_responses_keep_their_shape_and_what_is_not_personal(played: Api) -> None:

@@ -145,6 +145,7 @@ def create_app(
 
 def include_routes(app: FastAPI, *, sandbox: bool) -> None:
     """Every router; the sandbox clock's only in sandbox mode."""
+    receivables.document_command_bodies(app)
     app.include_router(health.router)
     app.include_router(customers.router)
     app.include_router(letters.router)

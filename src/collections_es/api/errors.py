@@ -24,6 +24,7 @@ from ..domain.errors import (
     RuleViolationError,
     VersionMismatchError,
 )
+from . import present
 from .schemas import ProblemDetails
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def _has_body(request: Request) -> bool:
     return (length is not None and length != "0") or "transfer-encoding" in request.headers
 
 
-def _is_json(content_type: str | None) -> bool:
+def is_json_media_type(content_type: str | None) -> bool:
     """application/json or application/*+json, as FastAPI decides whether to parse a body as JSON."""
     if not content_type:
         return False
@@ -149,6 +150,29 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def json_error_detail(exc: RequestValidationError) -> str:
+    """Where a body stops being JSON, as a person finds it in an editor: line and column
+    (the parser gives a character offset, which is no field)."""
+    error = next(e for e in exc.errors() if e["type"] == "json_invalid")
+    reason = (error.get("ctx") or {}).get("error") or error.get("msg") or "not JSON"
+    loc = tuple(error.get("loc", ()))
+    position = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    document = exc.body if isinstance(exc.body, str) else None
+    if position is None or document is None:
+        return f"invalid JSON: {reason}"
+    line = document.count("\n", 0, position) + 1
+    column = position - document.rfind("\n", 0, position)
+    return f"invalid JSON at line {line}, column {column}: {reason}"
+
+
+def _allowed_actions(request: Request, commands: list[str]) -> list[dict[str, str]] | None:
+    """The routes of the commands allowed now, for the receivable the request named."""
+    ref = request.path_params.get("receivable_ref")
+    if ref is None:
+        return None
+    return [a.model_dump() for a in present.allowed_actions(present.resolve_id(ref), commands)]
+
+
 def install(app: FastAPI) -> None:
     """Problem details for every failure, and each operation's problems in the OpenAPI document."""
     document_problems(app)
@@ -158,11 +182,14 @@ def install(app: FastAPI) -> None:
         errors = [{"field": _field_name(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
         body_refused = any(tuple(e["loc"])[:1] == ("body",) for e in exc.errors())
-        if body_refused and _has_body(request) and not _is_json(request.headers.get("content-type")):
+        if body_refused and _has_body(request) and not is_json_media_type(request.headers.get("content-type")):
             # FastAPI reads a body as JSON only when it says it is; any other body cannot be valid.
             return problem(415, "the body must be application/json", type_="/problems/unsupported-media-type")
         if any(e["type"] == "json_invalid" for e in exc.errors()):
-            return problem(400, "the body is not valid JSON", type_="/problems/malformed", errors=errors)
+            detail = json_error_detail(exc)
+            return problem(
+                400, detail, type_="/problems/malformed", field="body", errors=[{"field": "body", "message": detail}]
+            )
         if any(tuple(e["loc"])[:1] == ("header",) for e in exc.errors()):
             # A header out of its format (an over-long Idempotency-Key, say) is a malformed request,
             # as deps.command_request and deps.parse_if_match already answer for the others.
@@ -190,6 +217,7 @@ def install(app: FastAPI) -> None:
             command=exc.command,
             state=exc.state,
             allowed_commands=exc.allowed,
+            allowed_actions=_allowed_actions(request, exc.allowed),
         )
 
     @app.exception_handler(DuplicateError)

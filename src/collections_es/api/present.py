@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from ..application.access import PII_ROLES
+from ..application.commands import allowed_actions as declared_actions
 from ..application.pii import Redactor, mask  # noqa: F401 - `present.mask` is what routes mask recipients with
 from ..domain import lifecycle
 from ..domain.customer import Customer, customer_uuid
 from ..domain.money import format_money
 from ..domain.policy import CollectionPolicy
-from ..domain.receivable import Receivable
+from ..domain.receivable import Receivable, receivable_id
 from ..domain.trail import TRAIL_FIELDS
 from . import schemas
 
+
+def resolve_id(ref: str) -> uuid.UUID:
+    """A receivable is named by its id, or by its invoice number (from which the id derives)."""
+    try:
+        return uuid.UUID(ref)
+    except ValueError:
+        return receivable_id(ref)
+
+
+def allowed_actions(rid: uuid.UUID | str, commands: list[str]) -> list[schemas.AllowedAction]:
+    """Each allowed command with the request that sends it to this receivable (from the declaration)."""
+    return [schemas.AllowedAction(**action) for action in declared_actions(str(rid), commands)]
 
 
 def receivable(
@@ -73,6 +87,7 @@ def receivable(
         timezone=r.timezone,
         version=r.version,
         allowed_commands=lifecycle.allowed_commands(r.state),
+        allowed_actions=allowed_actions(r.id, lifecycle.allowed_commands(r.state)),
         policy_version=r.policy_version,
         as_of=as_of,
     )

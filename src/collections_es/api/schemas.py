@@ -14,6 +14,7 @@ from ..application.fields import (  # noqa: F401
     AwareInstant,
     Currency,
     Day,
+    DayOrInstant,
     Identifier,
     Instant,
     Money,
@@ -33,6 +34,14 @@ class FieldErrorOut(BaseModel):
     message: str
 
 
+class AllowedAction(BaseModel):
+    """A command the receivable's state allows now, and the request that sends it."""
+
+    command: str = Field(examples=["send_reminder"])
+    method: Literal["POST"]
+    path: str = Field(examples=["/receivables/3f0c1a52-7a51-5b6e-9d43-2b1f1f7e9c10/send-reminder"])
+
+
 class ProblemDetails(BaseModel):
     """An RFC 9457 problem (application/problem+json); the extensions present depend on the problem."""
 
@@ -48,6 +57,9 @@ class ProblemDetails(BaseModel):
     command: str | None = Field(default=None, description="The command refused (409)")
     state: str | None = Field(default=None, description="The receivable's state (409)")
     allowed_commands: list[str] | None = Field(default=None, description="What the state allows (409)")
+    allowed_actions: list[AllowedAction] | None = Field(
+        default=None, description="The same commands with the method and path that send them (409)"
+    )
     expected_version: int | None = Field(default=None, description="The If-Match version (412)")
     current_version: int | None = Field(default=None, description="The resource's version (412)")
 
@@ -283,6 +295,7 @@ class ReceivablePublic(BaseModel):
     timezone: str
     version: int
     allowed_commands: list[str]
+    allowed_actions: list[AllowedAction] = Field(description="`allowed_commands` with the method and path of each")
     policy_version: str
     as_of: datetime | None = None
 

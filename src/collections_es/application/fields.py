@@ -44,6 +44,22 @@ Instant = Annotated[datetime, _iso(_INSTANT, "an ISO 8601 instant, e.g. 2026-03-
 AwareInstant = Annotated[AwareDatetime, _iso(_INSTANT, "an ISO 8601 instant, e.g. 2026-03-01T09:00:00Z")]
 
 
+def _day_or_instant(value: Any) -> Any:
+    """A day as a `date`, an instant left to pydantic's datetime; nothing else (no Unix times)."""
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        if _DAY.match(value):
+            return date.fromisoformat(value)
+        if _INSTANT.match(value):
+            return value
+    raise ValueError("must be a date as YYYY-MM-DD or an ISO 8601 instant, e.g. 2026-03-01T09:00:00Z")
+
+
+DayOrInstant = Annotated[datetime | date, BeforeValidator(_day_or_instant)]
+"""`as_of` on a receivable: an instant, or a day meaning the end of that day in the company's time zone."""
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

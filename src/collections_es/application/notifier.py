@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from projections.outbox import messages, naive_utc
 
+from ..domain.calendar import duration_in_words
 from .clock import Clock
 from .pii import scrub
 
@@ -100,7 +101,10 @@ class Notifier:
                 .values(
                     status="expired",
                     next_attempt_at=None,
-                    last_error=f"not sent: its event is older than {self.max_age} (COLLECTIONS_NOTIFY_MAX_AGE_HOURS)",
+                    last_error=(
+                        f"not sent: its event is older than {duration_in_words(self.max_age)} "
+                        "(COLLECTIONS_NOTIFY_MAX_AGE_HOURS)"
+                    ),
                 )
             )
         due = sa.or_(

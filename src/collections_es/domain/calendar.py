@@ -11,6 +11,21 @@ from .errors import RuleViolationError
 from .policy import CollectionPolicy
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def duration_in_words(delta: timedelta) -> str:
+    """A duration as a message shows it: `3 days`, `2 hours 30 minutes`, `1 day 1 second`
+    (`str(timedelta)` would show `3 days, 0:00:00`)."""
+    seconds = int(abs(delta).total_seconds())
+    parts = []
+    for unit, size in _UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}" + ("" if count == 1 else "s"))
+    if not parts:
+        return "less than a second" if delta else "0 seconds"
+    return ("minus " if delta < timedelta(0) else "") + " ".join(parts)
 
 
 def start_of_day(day: date, tz: str) -> datetime:

@@ -24,7 +24,13 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 from markupsafe import Markup, escape
 
-KINDS: tuple[str, ...] = ("reminder", "dunning", "final_notice", "lawyer")
+from ..domain import lifecycle
+
+KINDS: tuple[str, ...] = ("reminder", "dunning", "final_notice", "lawyer_letter")
+#: Earlier names still accepted for a kind (ADR 0037).
+KIND_ALIASES: dict[str, str] = {"lawyer": "lawyer_letter"}
+#: Template files named otherwise than their kind (a company's replacements keep working).
+TEMPLATE_NAMES: dict[str, str] = {"lawyer_letter": "lawyer"}
 LANGUAGES: tuple[str, ...] = ("zh-CN", "en")
 FORMATS: tuple[str, ...] = ("txt", "html", "pdf")
 MESSAGE_KINDS: tuple[str, ...] = ("pre_due_reminder", "first_dunning", "broken_promise")
@@ -35,6 +41,42 @@ DEFAULT_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
 
 class LetterError(Exception):
     """A letter cannot be produced (e.g. the PDF font is not installed)."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Where a receivable must be for a letter to say only what is true (ADR 0037):
+    in one of `states`, and past due (`past_due` True), not yet (False), or either (None)."""
+
+    letter: str
+    states: tuple[str, ...]
+    past_due: bool | None
+
+    def admits(self, state: str, days_past_due: int) -> bool:
+        return state in self.states and (self.past_due is None or self.past_due == (days_past_due >= 1))
+
+    def describe(self) -> str:
+        where = f"in state {self.states[0]}" if len(self.states) == 1 else f"in one of the states {', '.join(self.states)}"
+        when = {True: "past due (1 day or more) ", False: "not yet past due ", None: ""}[self.past_due]
+        return f"a {self.letter} is for a receivable {when}{where}"
+
+
+_OPEN = tuple(s for s in lifecycle.STATES if s not in lifecycle.CLOSED_STATES)
+#: A reminder asks to pay by the due date; a dunning letter says how many days overdue; a final
+#: notice follows an escalation; a lawyer's letter is written once the matter is with legal.
+STAGES: dict[str, Stage] = {
+    "reminder": Stage("reminder", ("issued", "reminded", "due"), past_due=False),
+    "dunning": Stage("dunning letter", _OPEN, past_due=True),
+    "final_notice": Stage("final notice", ("overdue_escalated", "legal"), past_due=None),
+    "lawyer_letter": Stage("lawyer's letter", ("legal",), past_due=None),
+}
+assert set(STAGES) == set(KINDS)
+
+
+def kind_named(name: str) -> str | None:
+    """The letter kind a name means (its own name or an earlier one), or None."""
+    kind = KIND_ALIASES.get(name, name)
+    return kind if kind in KINDS else None
 
 
 def load_company(path: Path | None) -> dict[str, Any]:
@@ -99,11 +141,13 @@ class Letters:
         return {**figures, "lang": lang, "company": self.company, "legal_basis": self.company["legal_basis"][lang]}
 
     def text(self, kind: str, lang: str, figures: dict[str, Any]) -> str:
-        return self.envs[lang].get_template(f"{kind}.{lang}.txt.j2").render(self._context(lang, figures))
+        template = TEMPLATE_NAMES.get(kind, kind)
+        return self.envs[lang].get_template(f"{template}.{lang}.txt.j2").render(self._context(lang, figures))
 
     def html(self, kind: str, lang: str, figures: dict[str, Any]) -> str:
         context = self._context(lang, figures) | {"body_text": self.text(kind, lang, figures)}
-        return self.envs[lang].get_template(f"{kind}.{lang}.html.j2").render(context)
+        template = TEMPLATE_NAMES.get(kind, kind)
+        return self.envs[lang].get_template(f"{template}.{lang}.html.j2").render(context)
 
     def pdf(self, kind: str, lang: str, figures: dict[str, Any]) -> bytes:
         from fpdf import FPDF

@@ -8,8 +8,9 @@ from typing import Any
 from ..domain.customer import Customer
 from ..domain.receivable import Receivable
 
-# Which company `pay_within_days` entry a message kind uses.
-_PAY_WITHIN = {"first_dunning": "dunning", "broken_promise": "dunning"}
+# Which company `pay_within_days` entry a message or letter kind uses (the company file keeps
+# the lawyer's letter's entry under its earlier name, `lawyer`).
+_PAY_WITHIN = {"first_dunning": "dunning", "broken_promise": "dunning", "lawyer_letter": "lawyer"}
 
 
 def figures(r: Receivable, customer: Customer | None, now: datetime, kind: str, company: dict[str, Any]) -> dict[str, Any]:

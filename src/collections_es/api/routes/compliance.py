@@ -7,7 +7,7 @@ passed without the obligation being met.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -24,7 +24,7 @@ from ...domain.compliance import RULES, policy_figures
 from ...domain.trail import Actor
 from ..deps import ServicesDep, read_current, require_view
 from ..schemas import Day, KpiBlockOut
-from .reports import invalid_query, money_strings, report_period
+from .reports import after_report_day, invalid_query, money_strings, report_period
 
 router = APIRouter(tags=["supervision"])
 
@@ -87,7 +87,7 @@ def _instants(services: Any, start: date | None, end: date | None) -> tuple[date
         raise invalid_query("from", "must not be after 'to'", str(start))
     return (
         start_of_day(start, tz) if start else None,
-        start_of_day(end + timedelta(days=1), tz) if end else None,
+        after_report_day(services, end) if end else None,
     )
 
 

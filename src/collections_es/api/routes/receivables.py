@@ -2,29 +2,34 @@
 and one POST route per lifecycle command of the state machine."""
 
 
+import json
 import uuid
+from datetime import date, datetime, timedelta
+from functools import lru_cache
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic_core import PydanticUndefined
+from pydantic import ValidationError
 
 from projections.receivables import list_receivables
 
 from ...application.commands import LIFECYCLE, Command
 from ...application.service import Override
+from ...bootstrap import Services
 from ...domain import lifecycle
-from ...domain.errors import NotFoundError
+from ...domain.errors import CommandNotAllowedError, NotFoundError
 from ...domain.money import format_money, minor_units
 from ...domain.policy import Channel
-from ...domain.receivable import receivable_id as derive_id
 from ...domain.trail import Actor
 from .. import present
 from ..deps import ServicesDep, command_request, read_current, require_command, require_view
 from ..schemas import (
     COMMAND_RESPONSES,
+    CommandBody,
     ContactCheckOut,
+    DayOrInstant,
     HistoryEntry,
     IF_MATCH,
     Instant,
@@ -33,7 +38,8 @@ from ..schemas import (
     ReceivablePublic,
     ReceivableSummary,
 )
-from ..errors import problem_response
+from ..errors import is_json_media_type, problem_response
+from .reports import after_report_day, check_report_day, invalid_query
 
 router = APIRouter(prefix="/receivables", tags=["receivables"])
 
@@ -42,12 +48,7 @@ ReceivableRef = Annotated[
 ]
 
 
-def resolve_id(ref: str) -> uuid.UUID:
-    """A receivable is named by its id, or by its invoice number (from which the id derives)."""
-    try:
-        return uuid.UUID(ref)
-    except ValueError:
-        return derive_id(ref)
+resolve_id = present.resolve_id
 
 
 def _etag(response: Response, version: int) -> None:
@@ -130,10 +131,16 @@ def get_receivable(
     response: Response,
     services: ServicesDep,
     actor: Annotated[Actor, require_view("receivables.read")],
-    as_of: Instant | None = None,
+    as_of: Annotated[
+        DayOrInstant | None,
+        Query(
+            description="An instant (with its zone), or a day (YYYY-MM-DD): the end of that day in the company's "
+            "time zone (COLLECTIONS_TIMEZONE), as the aging report reads it"
+        ),
+    ] = None,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> ReceivablePublic:
-    """The receivable now, `as_of` an instant, or at a `version`."""
+    """The receivable now, `as_of` an instant or the end of a day, or at a `version`."""
     rid = resolve_id(receivable_ref)
     if version is not None and version > 2**31 - 1:
         raise NotFoundError(f"receivable {rid} has no version {version}")
@@ -142,10 +149,7 @@ def get_receivable(
             [{"type": "value_error", "loc": ("query", "as_of"), "msg": "give as_of or version, not both", "input": None}]
         )
     if as_of is not None:
-        if as_of.tzinfo is None:
-            raise RequestValidationError(
-                [{"type": "value_error", "loc": ("query", "as_of"), "msg": "an instant needs a time zone (Z)", "input": None}]
-            )
+        as_of = as_of_instant(services, as_of)
         r = services.app.get_receivable_as_of(rid, as_of)
         redactor = present.redactor_unless_pii(actor.role, services.app, r.customer_id)
         return present.receivable(r, as_of, services.app.policy(), as_of=as_of, redactor=redactor)
@@ -153,6 +157,16 @@ def get_receivable(
     _etag(response, r.version)
     redactor = present.redactor_unless_pii(actor.role, services.app, r.customer_id)
     return present.receivable(r, services.clock.now(), services.app.policy(), redactor=redactor)
+
+
+def as_of_instant(services: Services, as_of: date | datetime) -> datetime:
+    """The instant an `as_of` names: itself, or a day's last instant in the company's time zone."""
+    if isinstance(as_of, datetime):
+        if as_of.tzinfo is None:
+            raise invalid_query("as_of", "an instant needs a time zone (Z)", as_of.isoformat())
+        return as_of
+    check_report_day("as_of", as_of)
+    return after_report_day(services, as_of) - timedelta(microseconds=1)
 
 
 @router.get("/{receivable_ref}/history", response_model=list[HistoryEntry])
@@ -179,14 +193,77 @@ def contact_check(
     return present.contact_check(services.app.contact_check(actor, resolve_id(receivable_ref), channel=channel, at=at))
 
 
+async def raw_body(request: Request) -> bytes:
+    """The request's bytes, unparsed: a command's body is read after its state is checked."""
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(raw_body)]
+
+
+def parse_body(raw: bytes, content_type: str | None, body_type: type[CommandBody], *, optional: bool) -> CommandBody:
+    """A command's body as FastAPI would read it, with the same errors (the handlers in
+    api/errors.py turn them into 400, 415 or 422 problem details)."""
+    if not raw:
+        if optional:
+            return body_type()
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    if not is_json_media_type(content_type):
+        raise RequestValidationError(
+            [{"type": "model_attributes_type", "loc": ("body",), "msg": "must be application/json", "input": None}]
+        )
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error", "input": {}, "ctx": {"error": exc.msg}}],
+            body=exc.doc,
+        ) from None
+    except UnicodeDecodeError as exc:
+        text = raw.decode("utf-8", errors="replace")
+        position = len(raw[: exc.start].decode("utf-8", errors="replace"))
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body", position), "msg": "JSON decode error", "input": {}, "ctx": {"error": "not UTF-8 text"}}],
+            body=text,
+        ) from None
+    except RecursionError:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "input": {}, "ctx": {"error": "nested too deeply"}}]
+        ) from None
+    if data is None:
+        if optional:
+            return body_type()
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    try:
+        return body_type.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
+        ) from None
+
+
+def refuse_unless_allowed(services: Services, rid: uuid.UUID, command: str) -> None:
+    """404 for an unknown receivable; 409 when its state does not allow `command`."""
+    state = services.app.get_receivable(rid).state
+    allowed = lifecycle.allowed_commands(state)
+    if command not in allowed:
+        raise CommandNotAllowedError(command, state, allowed)
+
+
+def _request_body_doc(body_type: type[CommandBody], optional: bool) -> dict[str, Any]:
+    """The body as the OpenAPI document describes it (as FastAPI would for a `Body()` parameter;
+    `document_command_bodies` adds the schemas to the components)."""
+    ref = {"$ref": f"#/components/schemas/{body_type.__name__}"}
+    if optional:
+        return {"content": {"application/json": {"schema": {"anyOf": [ref, {"type": "null"}], "title": "Body"}}}}
+    return {"content": {"application/json": {"schema": ref}}, "required": True}
+
+
 def _command_route(declared: Command) -> None:
     """The POST route of one declared command: its path, body, roles and summary from the declaration."""
     command, body_type = declared.name, declared.body
     # A command with no required field may be sent without a body; others must have one.
     body_optional = not any(f.is_required() for f in body_type.model_fields.values())
-    # The OpenAPI document says so too: a required body is not `anyOf: [..., null]` (FastAPI takes
-    # an undefined default as "required").
-    body_param = Annotated[body_type | None, Body()] if body_optional else Annotated[body_type, Body()]  # type: ignore[valid-type]
 
     def run(
         receivable_ref: ReceivableRef,
@@ -194,17 +271,25 @@ def _command_route(declared: Command) -> None:
         response: Response,
         services: ServicesDep,
         actor: Annotated[Actor, require_command(command)],
+        raw: RawBody,
         idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
         if_match: Annotated[str | None, Header(max_length=32, pattern=IF_MATCH)] = None,
-        body: body_param = None if body_optional else PydanticUndefined,  # type: ignore[valid-type]
     ) -> ReceivablePublic:
-        body = body if body is not None else body_type()
+        # The state comes before the body (401 and 403 came before both): a command the state
+        # does not allow is 409 whatever its body. A valid body meets the same check in the
+        # service, after an idempotent retry has been answered; an invalid one meets it here.
+        rid = resolve_id(receivable_ref)
+        try:
+            body = parse_body(raw, http.headers.get("content-type"), body_type, optional=body_optional)
+        except RequestValidationError:
+            refuse_unless_allowed(services, rid, command)
+            raise
         override = Override(body.override.rule_id, body.override.reason) if body.override else None
         request = command_request(
             http, actor, body.model_dump(mode="json"), idempotency_key=idempotency_key, if_match=if_match, override=override
         )
         fields = body.model_dump(exclude={"override"})
-        outcome = services.app.execute(request, resolve_id(receivable_ref), command, **fields)
+        outcome = services.app.execute(request, rid, command, **fields)
         _etag(response, outcome.resource.version)
         redactor = present.redactor_unless_pii(actor.role, services.app, outcome.resource.customer_id)
         return present.after_command(command, outcome.resource, services.clock.now(), services.app.policy(), redactor=redactor)
@@ -218,7 +303,38 @@ def _command_route(declared: Command) -> None:
         response_model=COMMAND_RESPONSES.get(command, ReceivablePublic),
         name=command,
         summary=command.replace("_", " ").capitalize(),
+        openapi_extra={"requestBody": _request_body_doc(body_type, body_optional)},
     )
+
+
+def document_command_bodies(app: FastAPI) -> None:
+    """Put the command bodies' schemas among the OpenAPI document's components: the command
+    routes read their bodies themselves (after the state check), so FastAPI does not see them."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, definition in _command_body_schemas().items():
+            components.setdefault(name, definition)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+@lru_cache(maxsize=1)
+def _command_body_schemas() -> dict[str, Any]:
+    """The bodies' schemas exactly as FastAPI writes a `Body()` parameter's: from a document of
+    routes that take them (never served)."""
+    bodies = FastAPI()
+    for body_type in dict.fromkeys(c.body for c in LIFECYCLE.values()):
+
+        def accept(body: Annotated[body_type, Body()]) -> None:  # type: ignore[valid-type]
+            return None
+
+        bodies.add_api_route(f"/{body_type.__name__}", accept, methods=["POST"])
+    schemas = bodies.openapi()["components"]["schemas"]
+    return {name: schema for name, schema in schemas.items() if name not in ("HTTPValidationError", "ValidationError")}
 
 
 for _declared in LIFECYCLE.values():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -24,6 +24,7 @@ from projections.rows import from_minor
 
 from ...application.access import commands_for
 from ...domain import lifecycle
+from ...domain.calendar import start_of_day
 from ...domain.money import format_money
 from ...domain.trail import Actor
 from ..deps import ServicesDep, read_current, require_view
@@ -40,6 +41,19 @@ def _today(services: Any) -> date:
 
 def invalid_query(field: str, message: str, value: Any) -> RequestValidationError:
     return RequestValidationError([{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}])
+
+
+def check_report_day(field: str, day: date) -> date:
+    """A day a report can be as of (422 naming the query field otherwise)."""
+    if not date(1970, 1, 1) <= day <= date(2199, 12, 31):
+        raise invalid_query(field, "must be between 1970-01-01 and 2199-12-31", str(day))
+    return day
+
+
+def after_report_day(services: Any, day: date) -> datetime:
+    """The first instant after `day` in the company's time zone (COLLECTIONS_TIMEZONE): what is
+    recorded before it happened on or before that day. `as_of` a day means as of its end."""
+    return start_of_day(day + timedelta(days=1), services.settings.report_timezone)
 
 
 def report_period(services: Any, from_: date | None, to: date | None) -> tuple[date, date]:
@@ -79,8 +93,8 @@ def aging_report(
     format: Literal["json", "csv"] = "json",  # noqa: A002 - the query parameter's public name
 ) -> Any:
     """Open balances by days past due as of any day, per customer, collector or currency."""
-    if as_of is not None and not date(1970, 1, 1) <= as_of <= date(2199, 12, 31):
-        raise invalid_query("as_of", "must be between 1970-01-01 and 2199-12-31", str(as_of))
+    if as_of is not None:
+        check_report_day("as_of", as_of)
     read_current(services, response, "aging")
     with services.snapshot() as conn:
         data = money_strings(aging.report(conn, as_of or _today(services), group_by=group_by, currency=currency))
