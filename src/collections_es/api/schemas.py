@@ -446,6 +446,10 @@ class BreakPromise(Reasoned):
     pass
 
 
+class KeepPromise(CommandBody):
+    """Return a receivable whose promise or plan payments cover to collection (the scheduler sends it too)."""
+
+
 class Escalate(Reasoned):
     pass
 
@@ -508,6 +512,7 @@ COMMAND_BODIES: dict[str, type[CommandBody]] = {
     "promise_to_pay": PromiseToPay,
     "agree_installment_plan": AgreeInstallmentPlan,
     "break_promise": BreakPromise,
+    "keep_promise": KeepPromise,
     "escalate": Escalate,
     "approve_legal_referral": ApproveLegalReferral,
     "refer_to_legal": ReferToLegal,

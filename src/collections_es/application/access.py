@@ -26,6 +26,7 @@ COMMAND_ROLES: dict[str, frozenset[str]] = {
     "promise_to_pay": _COLLECTION | {"sales"},
     "agree_installment_plan": _COLLECTION,
     "break_promise": _TIME | {"collector"},
+    "keep_promise": _TIME | {"collector"},
     "escalate": frozenset({"service", "collector", "supervisor"}),
     "approve_legal_referral": frozenset({"supervisor"}),
     "refer_to_legal": frozenset({"legal", "supervisor"}),
