@@ -94,6 +94,7 @@ class CreditRecords(Projection):
             Receivable.PromiseMade,
             Receivable.InstallmentPlanAgreed,
             Receivable.PromiseBroken,
+            Receivable.PromiseKept,
             Receivable.WriteOffApproved,
             Receivable.RecoveryRecorded,
             Customer.Registered,
@@ -217,6 +218,11 @@ class CreditRecords(Projection):
         elif isinstance(event, Receivable.PromiseBroken):
             if promise_open:
                 customer["promises_broken"] += 1
+            promise_open = False
+        elif isinstance(event, Receivable.PromiseKept):
+            # Counted by the payment that covered it (which closed it), here only if still open.
+            if promise_open:
+                customer["promises_kept"] += 1
             promise_open = False
         elif isinstance(event, Receivable.WriteOffApproved | Receivable.RecoveryRecorded):
             key = (r["customer_id"], r["currency"])

@@ -69,6 +69,7 @@ class Kpis(Projection):
             Receivable.PromiseMade,
             Receivable.InstallmentPlanAgreed,
             Receivable.PromiseBroken,
+            Receivable.PromiseKept,
             Receivable.WriteOffApproved,
             Receivable.DisputeResolved,
             Receivable.CollectorAssigned,
@@ -146,6 +147,12 @@ class Kpis(Projection):
             elif isinstance(event, Receivable.PromiseBroken):
                 item["promised"] = None
                 fact(item, event, "promise_broken", today)
+            elif isinstance(event, Receivable.PromiseKept):
+                # The payment that covered it counted it already (and closed it); histories of
+                # before PromiseKept count it there too, so the event is counted only if still open.
+                if item["promised"] is not None:
+                    fact(item, event, "promise_kept", today)
+                    item["promised"] = None
             elif isinstance(event, Receivable.WriteOffApproved):
                 item["promised"] = None
                 fact(item, event, "written_off", today, rowlib.to_minor(event.amount, currency))
