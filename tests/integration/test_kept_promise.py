@@ -97,6 +97,8 @@ def test_a_promise_of_400_paid_before_its_date_returns_the_receivable_to_collect
     assert (kept["type"], kept["state_after"], kept["actor"]) == ("PromiseKept", "following_up", "service-1")
     assert (kept["data"]["amount"], kept["data"]["paid_towards"]) == ("400.00", "400.00")
     assert kept["prev_hash"] == recorded["hash"] and kept["occurred_at"] == recorded["occurred_at"]
+    verified = ok(api.as_("auditor").get("/audit/verify"))
+    assert (verified["ok"], verified["break_count"]) == (True, 0), "two events of one command chain like any others"
 
     fired = advance(api, utc("2026-07-10T02:00:00Z"))  # months later
     assert [(f["command"], utc(f["scheduled_for"]), f["outcome"]) for f in fired if f["kind"] == "escalate"] == [
