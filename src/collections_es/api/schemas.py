@@ -447,7 +447,7 @@ class BreakPromise(Reasoned):
 
 
 class KeepPromise(CommandBody):
-    """Return a receivable whose promise or plan payments cover to collection (the scheduler sends it too)."""
+    """A promise or plan that payments cover is kept: back to collection (the scheduler sends it too)."""
 
 
 class Escalate(Reasoned):
