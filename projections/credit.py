@@ -94,6 +94,7 @@ class CreditRecords(Projection):
             Receivable.PromiseMade,
             Receivable.InstallmentPlanAgreed,
             Receivable.PromiseBroken,
+            Receivable.PromiseKept,
             Receivable.WriteOffApproved,
             Receivable.RecoveryRecorded,
             Customer.Registered,
@@ -191,19 +192,19 @@ class CreditRecords(Projection):
     @staticmethod
     def _evolve(r: dict[str, Any], event: Any, customer: dict[str, Any], amounts: dict[tuple[str, str], dict[str, Any]]) -> None:
         promise_open = r["promise_open"]
-        was_settled = r["state"] == "settled"
+        was_settled = lifecycle.is_settled(r["state"])
         if isinstance(event, Receivable.PaymentRecorded):
             r["paid"] += event.amount
             r["balance"] -= event.amount
             r["last_paid_on"] = event.paid_on
             if promise_open:
                 r["promise_paid"] += event.amount
-                if r["promise_paid"] >= r["promise_amount"] or event.state_after == "settled":
+                if r["promise_paid"] >= r["promise_amount"] or lifecycle.is_settled(event.state_after):
                     customer["promises_kept"] += 1
                     promise_open = False
         elif isinstance(event, Receivable.DisputeResolved) and event.adjusted_amount is not None:
             r["balance"] = event.adjusted_amount - r["paid"]
-            if promise_open and event.state_after == "settled":
+            if promise_open and lifecycle.is_settled(event.state_after):
                 customer["promises_kept"] += 1
                 promise_open = False
         elif isinstance(event, Receivable.PromiseMade | Receivable.InstallmentPlanAgreed):
@@ -218,6 +219,11 @@ class CreditRecords(Projection):
             if promise_open:
                 customer["promises_broken"] += 1
             promise_open = False
+        elif isinstance(event, Receivable.PromiseKept):
+            # Counted by the payment that covered it (which closed it), here only if still open.
+            if promise_open:
+                customer["promises_kept"] += 1
+            promise_open = False
         elif isinstance(event, Receivable.WriteOffApproved | Receivable.RecoveryRecorded):
             key = (r["customer_id"], r["currency"])
             cell = amounts.setdefault(
@@ -229,7 +235,7 @@ class CreditRecords(Projection):
                 customer["last_write_off_on"] = event.timestamp.astimezone(ZoneInfo(r["timezone"])).date()
             else:
                 cell["recovered"] += event.amount
-        if event.state_after == "settled" and not was_settled:
+        if lifecycle.is_settled(event.state_after) and not was_settled:
             settled_on = r["last_paid_on"] or event.timestamp.astimezone(ZoneInfo(r["timezone"])).date()
             late = max(0, (settled_on - r["due_on"]).days)
             customer["settled_late" if late else "settled_on_time"] += 1

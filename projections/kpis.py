@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from collections_es.domain import lifecycle
 from collections_es.domain.receivable import Receivable
 
 from . import aging
@@ -77,6 +78,7 @@ class Kpis(Projection):
             Receivable.PromiseMade,
             Receivable.InstallmentPlanAgreed,
             Receivable.PromiseBroken,
+            Receivable.PromiseKept,
             Receivable.WriteOffApproved,
             Receivable.DisputeResolved,
             Receivable.CollectorAssigned,
@@ -132,7 +134,7 @@ class Kpis(Projection):
                 if promised is not None and item["paid"] - item["promised_paid_before"] >= promised:
                     fact(item, event, "promise_kept", today)
                     item["promised"] = None
-                if event.state_after == "settled":
+                if lifecycle.is_settled(event.state_after):
                     settled_on = item["last_paid_on"]
                     fact(
                         item,
@@ -154,6 +156,12 @@ class Kpis(Projection):
             elif isinstance(event, Receivable.PromiseBroken):
                 item["promised"] = None
                 fact(item, event, "promise_broken", today)
+            elif isinstance(event, Receivable.PromiseKept):
+                # The payment that covered it counted it already (and closed it); histories of
+                # before PromiseKept count it there too, so the event is counted only if still open.
+                if item["promised"] is not None:
+                    fact(item, event, "promise_kept", today)
+                    item["promised"] = None
             elif isinstance(event, Receivable.WriteOffApproved):
                 item["promised"] = None
                 fact(item, event, "written_off", today, rowlib.to_minor(event.amount, currency))

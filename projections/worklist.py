@@ -151,6 +151,8 @@ class Worklist(Projection):
         elif isinstance(event, Receivable.PromiseBroken):
             row["broken_promises"] += 1
             row["commitment"] = None
+        elif isinstance(event, Receivable.PromiseKept):
+            row["commitment"] = None
         elif isinstance(event, Receivable.WriteOffApproved):
             row["balance"] = 0
         elif isinstance(event, Receivable.DisputeRaised):

@@ -40,7 +40,7 @@ def test_every_read_model_rebuilt_from_the_log_equals_the_one_kept_up_to_date_wh
 
         # The history is the realistic one the test claims, and the projections followed it in steps.
         assert stats.events >= 3_000, stats
-        for kind in ("PaymentRecorded", "PromiseMade", "PromiseBroken", "InstallmentPlanAgreed", "ContactRecorded",
+        for kind in ("PaymentRecorded", "PromiseMade", "PromiseBroken", "PromiseKept", "InstallmentPlanAgreed", "ContactRecorded",
                      "DisputeResolved", "CollectorAssigned", "Escalated", "ReferredToLegal", "WriteOffApproved",
                      "RecoveryRecorded", "FellDue", "ReminderSent", "FollowUpStarted"):
             assert stats.by_type[kind] > 0, f"no {kind} in the history: {stats.by_type}"

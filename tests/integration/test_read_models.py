@@ -242,8 +242,10 @@ def test_the_worklist_offers_the_commands_the_state_allows_and_the_callers_role_
     assert "assign_collector" not in collector["SILENT"]["allowed_commands"]
     assert "assign_collector" in supervisor["SILENT"]["allowed_commands"]
     # promised allows record_contact, record_payment, raise_dispute, resolve_dispute, assign_collector,
-    # warn_limitation, break_promise; a collector may send four of them
-    assert collector["PROMISE-SOON"]["allowed_commands"] == ["record_contact", "record_payment", "raise_dispute", "break_promise"]
+    # warn_limitation, break_promise, keep_promise; a collector may send five of them
+    assert collector["PROMISE-SOON"]["allowed_commands"] == [
+        "record_contact", "record_payment", "raise_dispute", "break_promise", "keep_promise"
+    ]
 
 
 def test_a_supervisor_sees_every_collectors_items_and_a_legal_clerk_one_collectors(worked):

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from collections_es.domain.errors import CommandNotAllowedError, RuleViolationError
+from collections_es.domain.money import to_money
 from collections_es.domain.policy import CollectionPolicy
 from collections_es.domain.receivable import Receivable
 from collections_es.domain.trail import SCHEDULER_ACTOR, Actor, Context
@@ -191,6 +192,32 @@ def break_promise(
     return call("break_promise", at=at, by=by, reason=reason)
 
 
+def keep_promise(*, at: datetime | str = LATER, by: Actor = SCHEDULER) -> Call:
+    return call("keep_promise", at=at, by=by)
+
+
+@dataclass(frozen=True)
+class PaymentBeforeTheFix(Call):
+    """A payment recorded as before issue 11: `PaymentRecorded` alone, in the state it found,
+    even when it covers the promise. Builds the histories parked in `promised` (ADR 0035)."""
+
+    def run(self, receivable: Receivable | None) -> Receivable:
+        assert receivable is not None, "a receivable must be issued first"
+        kwargs = {k: receivable.local_date(self.ctx.now) if v == TODAY else v for k, v in self.kwargs.items()}
+        amount = to_money(kwargs.pop("amount"), receivable.currency)
+        assert amount < receivable.balance, "a payment before the fix that leaves a balance"
+        receivable._record(Receivable.PaymentRecorded, self.ctx, state_after=receivable.state, amount=amount, **kwargs)
+        return receivable
+
+
+def record_payment_before_the_fix(
+    amount: object = "400.00", *, reference: str | None = None, at: datetime | str = LATER, by: Actor = SCHEDULER
+) -> Call:
+    reference = f"OLD-{next(_references)}" if reference is None else reference
+    kwargs = {"amount": amount, "method": "bank_transfer", "paid_on": TODAY, "reference": reference}
+    return PaymentBeforeTheFix("record_payment", kwargs, context(at, by))
+
+
 def escalate(*, reason: str = "30 days past due", at: datetime | str = LATER, by: Actor = COLLECTOR) -> Call:
     return call("escalate", at=at, by=by, reason=reason)
 
@@ -272,6 +299,7 @@ SAMPLE_CALLS = {
     "promise_to_pay": promise_to_pay,
     "agree_installment_plan": agree_installment_plan,
     "break_promise": break_promise,
+    "keep_promise": keep_promise,
     "escalate": escalate,
     "approve_legal_referral": approve_legal_referral,
     "refer_to_legal": refer_to_legal,

@@ -83,6 +83,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
     "promised": {
         "record_contact": "promised",
         "break_promise": "overdue_escalated",
+        "keep_promise": "following_up",  # a covered promise that leaves a balance (DESIGN.md 7, Liveness)
         "record_payment": ("promised", SETTLED),
         "raise_dispute": "promised",
         "resolve_dispute": ("promised", SETTLED),
@@ -139,6 +140,7 @@ SPEC_COMMANDS = {
     "promise_to_pay",
     "agree_installment_plan",
     "break_promise",
+    "keep_promise",  # DESIGN.md section 7 (Liveness): a kept promise returns the receivable to collection
     "escalate",
     "approve_legal_referral",  # the approval refer_to_legal may require (section 1 notes)
     "refer_to_legal",
@@ -243,6 +245,7 @@ def test_the_time_driven_commands_are_lifecycle_commands():
     assert TIME_DRIVEN <= SPEC_COMMANDS
     # marked "(time)" or "time-driven" in the design table
     assert {"fall_due", "start_follow_up", "escalate", "break_promise", "warn_limitation"} <= TIME_DRIVEN
+    assert "keep_promise" in TIME_DRIVEN, "the timer that frees histories parked before PromiseKept"
 
 
 def test_a_legal_referral_is_suggested_only_in_open_states_before_legal():

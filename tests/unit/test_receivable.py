@@ -14,7 +14,7 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from collections_es.domain import lifecycle
+from collections_es.domain import lifecycle, schedule
 from collections_es.domain.errors import CommandNotAllowedError, RuleViolationError
 from collections_es.domain.receivable import receivable_id
 from collections_es.domain.trail import Actor
@@ -41,19 +41,23 @@ from .helpers import (
     given_in,
     instant,
     issue,
+    keep_promise,
     names,
     path_to,
     promise_to_pay,
     raise_dispute,
     record_contact,
+    record_payment_before_the_fix,
     record_payment,
     record_recovery,
     refer_to_legal,
+    replay,
     request_write_off,
     resolve_dispute,
     sample_call,
     send_reminder,
     start_follow_up,
+    story,
     then_not_allowed,
     then_refused,
     warn_limitation,
@@ -413,8 +417,14 @@ def test_a_partly_kept_promise_can_be_broken():
     assert names(when(r, break_promise(at="2024-03-05T02:00:00+00:00"))) == ["PromiseBroken"]
 
 
-def test_a_promise_covered_by_payments_cannot_be_broken():
+def test_a_promise_covered_by_payments_is_kept_and_can_no_longer_be_broken():
     r = given_in("due", promise_to_pay("400"), record_payment("150"), record_payment("250"))
+    assert r.state == "following_up"
+    then_not_allowed(r, break_promise(at="2024-03-05T02:00:00+00:00"))
+
+
+def test_a_covered_promise_parked_before_the_fix_cannot_be_broken():
+    r = given_in("due", promise_to_pay("400"), record_payment_before_the_fix("400"))
     assert r.state == "promised"
     then_refused(r, break_promise(at="2024-03-05T02:00:00+00:00"), "promise.not_broken")
 
@@ -463,6 +473,96 @@ def test_an_installment_plan_is_broken_when_the_first_installment_is_missed():
     plan = [{"due_on": date(2024, 3, 1), "amount": "400"}, {"due_on": date(2024, 4, 1), "amount": "600"}]
     r = given_in("due", agree_installment_plan(plan), record_payment("399.99", at="2024-03-01T02:00:00+00:00"))
     assert names(when(r, break_promise(at="2024-03-05T02:00:00+00:00"))) == ["PromiseBroken"]
+
+
+# ---- keep_promise: a kept promise returns the receivable to collection ------
+
+# The scenario of issue 11: 1,000.00 due 7 Feb, in follow-up; 400.00 promised for
+# next week and paid before that date. 30 days past due is 8 March, 00:00 in Shanghai.
+ESCALATION_MOMENT = instant("2024-03-07T16:00:00+00:00")
+
+
+def test_a_payment_that_covers_a_partial_promise_keeps_it_and_returns_the_receivable_to_follow_up():
+    r = given_in("following_up", promise_to_pay("400.00", promised_on=date(2024, 2, 27)))
+    events = when(r, record_payment("400.00", at="2024-02-22T02:00:00+00:00"))
+    assert names(events) == ["PaymentRecorded", "PromiseKept"]
+    paid, kept = events
+    assert paid.state_after == "promised"
+    assert kept.state_after == lifecycle.next_state("promised", "keep_promise") == "following_up"
+    assert (kept.amount, kept.paid_towards) == (D("400.00"), D("400.00"))
+    assert kept.prev_hash == paid.hash, "both events are links of the one hash chain"
+    assert (r.state, r.balance, r.promise, r.installment_plan) == ("following_up", D("600.00"), None, None)
+    timers = schedule.owed(r, POLICY, kept.timestamp)
+    assert [(t.kind, t.at) for t in timers][0] == ("escalate", ESCALATION_MOMENT)
+    for command in ("escalate", "promise_to_pay", "agree_installment_plan"):
+        assert command in r.allowed_commands
+
+
+def test_a_promise_kept_after_the_escalation_moment_owes_escalation_at_once():
+    r = given_in("following_up", promise_to_pay("400.00", promised_on=date(2024, 3, 15), at="2024-03-01T02:00:00+00:00"))
+    when(r, record_payment("400.00", at="2024-03-12T02:00:00+00:00"))
+    assert r.state == "following_up"
+    escalation = schedule.owed(r, POLICY, instant("2024-03-12T02:00:00+00:00"))[0]
+    assert (escalation.kind, escalation.at) == ("escalate", ESCALATION_MOMENT)  # past: the next tick fires it
+
+
+def test_payments_short_of_the_promise_leave_it_open():
+    r = given_in("following_up", promise_to_pay("400.00"))
+    assert names(when(r, record_payment("399.99"))) == ["PaymentRecorded"]
+    assert r.state == "promised" and r.promise is not None
+
+
+def test_a_payment_of_the_whole_balance_under_a_promise_settles_with_one_event():
+    r = given_in("following_up", promise_to_pay("400.00"))
+    assert names(when(r, record_payment(AMOUNT))) == ["PaymentRecorded"]
+    assert r.state == "settled" and r.promise is None
+
+
+def test_a_payment_made_before_the_promise_does_not_keep_it():
+    r = given_in("due", record_payment("600"), promise_to_pay("400"))
+    assert names(when(r, record_payment("399.99"))) == ["PaymentRecorded"]
+    assert r.state == "promised"
+
+
+def test_a_kept_promise_replays_to_the_same_receivable():
+    r, events = story(*path_to("following_up"), promise_to_pay("400.00"), record_payment("400.00"))
+    rebuilt = replay(events)
+    assert (rebuilt.state, rebuilt.balance, rebuilt.promise, rebuilt.version) == ("following_up", D("600.00"), None, r.version)
+    assert rebuilt.last_hash == r.last_hash
+
+
+def test_keeping_a_promise_frees_a_receivable_parked_before_the_fix():
+    r = given_in("following_up", promise_to_pay("400.00"), record_payment_before_the_fix("400.00"))
+    assert r.state == "promised" and r.is_promise_covered()
+    events = when(r, keep_promise())
+    assert names(events) == ["PromiseKept"]
+    assert (events[0].amount, events[0].paid_towards, events[0].actor_id) == (D("400.00"), D("400.00"), SCHEDULER.id)
+    assert (r.state, r.promise) == ("following_up", None)
+
+
+def test_keeping_a_promise_is_refused_while_payments_do_not_cover_it():
+    then_refused(given_in("promised"), keep_promise(), "promise.not_kept")
+    then_refused(given_in("promised", record_payment("399.99")), keep_promise(), "promise.not_kept")
+
+
+def test_keeping_a_promise_is_refused_outside_promised():
+    then_not_allowed(given_in("following_up"), keep_promise())
+
+
+def test_a_dispute_resolution_never_keeps_a_promise_but_the_payment_that_covers_it_does():
+    # A resolution changes what is owed, not what was paid since the promise nor what it
+    # promised: 300 of 400 paid, the amount lowered to 700 (balance 400), still promised.
+    r = given_in("following_up", promise_to_pay("400.00"), record_payment("300.00"), raise_dispute())
+    assert names(when(r, resolve_dispute("700.00"))) == ["DisputeResolved"]
+    assert (r.state, r.balance) == ("promised", D("400.00"))
+    assert names(when(r, record_payment("100.00"))) == ["PaymentRecorded", "PromiseKept"]
+    assert (r.state, r.balance) == ("following_up", D("300.00"))
+
+
+def test_a_dispute_resolution_that_settles_ends_the_promise_with_one_event():
+    r = given_in("following_up", promise_to_pay("400.00"), record_payment("300.00"), raise_dispute())
+    assert names(when(r, resolve_dispute("300.00"))) == ["DisputeResolved"]
+    assert r.state == "settled"
 
 
 # ---- escalate and refer_to_legal --------------------------------------------
@@ -520,9 +620,9 @@ def test_paying_the_whole_balance_settles_the_receivable_from_any_open_state(sta
 
 
 def test_the_last_of_several_payments_settles_and_clears_the_promise():
-    r = given_in("promised", record_payment("400"))
+    r = given_in("promised", record_payment("399.99"))
     assert r.state == "promised" and r.promise is not None
-    when(r, record_payment("600"))
+    when(r, record_payment("600.01"))
     assert r.state == "settled"
     assert r.promise is None and r.installment_plan is None
 
@@ -826,7 +926,11 @@ def test_the_receivable_refuses_every_command_its_lifecycle_refuses(state, comma
 
 
 # Commands whose domain preconditions need one more step first.
-PRECONDITIONS = {"approve_write_off": [request_write_off()], "resolve_dispute": [raise_dispute()]}
+PRECONDITIONS = {
+    "approve_write_off": [request_write_off()],
+    "resolve_dispute": [raise_dispute()],
+    "keep_promise": [record_payment_before_the_fix("400.00")],  # covered, still promised
+}
 
 
 @pytest.mark.parametrize(

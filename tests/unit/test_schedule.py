@@ -300,12 +300,31 @@ def test_a_promise_owes_a_check_the_day_after_its_date_plus_grace_until_it_is_co
     assert [t.kind for t in owed(r, POLICY, utc("2026-04-19T02:00:00Z"))] == ["limitation_warning"]
 
 
-def test_a_promise_of_part_of_the_balance_once_covered_owes_no_check():
+def test_a_promise_of_part_of_the_balance_once_covered_is_kept_and_owes_no_check_but_escalation_again():
     r = fell_due(issued(), "2026-04-03T01:00:00Z")
     r.promise_to_pay(ctx("2026-04-10T02:00:00Z"), amount="600.00", promised_on=date(2026, 4, 20))
     r.record_payment(ctx("2026-04-18T02:00:00Z"), amount="600.00", method="alipay", paid_on=date(2026, 4, 18), reference="P1")
-    assert r.state == "promised" and r.balance == Decimal("600.50")
-    assert [t.kind for t in owed(r, POLICY, utc("2026-04-18T02:00:00Z"))] == ["limitation_warning"]
+    assert r.state == "following_up" and r.balance == Decimal("600.50")
+    timers = owed(r, POLICY, utc("2026-04-18T02:00:00Z"))
+    assert [t.kind for t in timers] == ["escalate", "limitation_warning"]
+    assert timers[0].at == utc("2026-05-02T16:00:00Z")  # 3 May 00:00 in Shanghai, 30 days past due
+
+
+def test_a_covered_promise_parked_before_the_fix_owes_keeping_it_at_once_even_while_disputed():
+    r = fell_due(issued(), "2026-04-03T01:00:00Z")
+    r.promise_to_pay(ctx("2026-04-10T02:00:00Z"), amount="600.00", promised_on=date(2026, 4, 20))
+    # As recorded before PromiseKept existed: the payment alone, the receivable left in `promised`.
+    r._record(Receivable.PaymentRecorded, ctx("2026-04-18T02:00:00Z", SCHEDULER), state_after="promised",
+              amount=Decimal("600.00"), method="alipay", paid_on=date(2026, 4, 18), reference="P1")
+    assert r.state == "promised" and r.is_promise_covered()
+    kept = owed(r, POLICY, utc("2026-04-18T02:00:00Z"))[0]
+    assert (kept.kind, kept.at, kept.command) == ("promise_kept", utc("2026-04-18T02:00:00Z"), "keep_promise")
+    r.raise_dispute(ctx("2026-04-19T02:00:00Z"), reason="wrong quantity")
+    assert [t.kind for t in owed(r, POLICY, utc("2026-04-19T02:00:00Z"))] == ["promise_kept", "limitation_warning"]
+    r.resolve_dispute(ctx("2026-04-20T02:00:00Z", Actor("sup", "supervisor")), resolution="no credit note")
+    r.keep_promise(ctx("2026-04-20T03:00:00Z", SCHEDULER))
+    assert r.state == "following_up" and r.promise is None
+    assert [t.kind for t in owed(r, POLICY, utc("2026-04-20T03:00:00Z"))] == ["escalate", "limitation_warning"]
 
 
 def test_an_installment_plan_owes_a_check_for_the_first_installment_not_yet_covered():

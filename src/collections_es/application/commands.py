@@ -105,6 +105,10 @@ class BreakPromise(Reasoned):
     pass
 
 
+class KeepPromise(CommandBody):
+    """A promise or plan that payments cover is kept: back to collection (the scheduler sends it too)."""
+
+
 class Escalate(Reasoned):
     pass
 
@@ -232,6 +236,13 @@ LIFECYCLE: dict[str, Command] = _declare(
     Command("promise_to_pay", PromiseToPay, _COLLECTION | {"sales"}, "Record the customer's promise to pay"),
     Command("agree_installment_plan", AgreeInstallmentPlan, _COLLECTION, "Agree a schedule of installments summing to the balance"),
     Command("break_promise", BreakPromise, _TIME | {"collector"}, "Declare a promise broken after its grace", time_driven=True),
+    Command(
+        "keep_promise",
+        KeepPromise,
+        _TIME | {"collector"},
+        "A promise that payments cover is kept: back to collection",
+        time_driven=True,
+    ),
     Command("escalate", Escalate, _SERVICE | _COLLECTION, "Escalate a long overdue receivable", time_driven=True),
     Command("approve_legal_referral", ApproveLegalReferral, _SUPERVISOR, "Approve referring the receivable to legal"),
     Command("refer_to_legal", ReferToLegal, frozenset({"legal", "supervisor"}), "Refer the receivable to legal"),

@@ -54,6 +54,8 @@ class ReceivableLifecycle(StateMachine):
     promise_to_pay = due.to(promised) | following_up.to(promised) | overdue_escalated.to(promised)
     agree_installment_plan = due.to(promised) | following_up.to(promised) | overdue_escalated.to(promised)
     break_promise = promised.to(overdue_escalated)
+    # A promise or plan covered by payments that leave a balance: back to collection (ADR 0035).
+    keep_promise = promised.to(following_up)
     escalate = due.to(overdue_escalated) | following_up.to(overdue_escalated)
     approve_legal_referral = overdue_escalated.to.itself()
     refer_to_legal = overdue_escalated.to(legal)

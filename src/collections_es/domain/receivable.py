@@ -1,8 +1,9 @@
 """The Receivable aggregate: one issued invoice driven through the collection lifecycle.
 
 Each public command method decides (the lifecycle gives the next state, the
-invariants are checked here) and records one event; each event's `evolve`
-only assigns. Money is Decimal in the receivable's currency.
+invariants are checked here) and records one event (a payment that keeps a
+promise records two: `PaymentRecorded`, then `PromiseKept`); each event's
+`evolve` only assigns. Money is Decimal in the receivable's currency.
 """
 
 from __future__ import annotations
@@ -214,6 +215,16 @@ class Receivable(TrailedAggregate):
             r.promise = None
             r.installment_plan = None
 
+    class PromiseKept(Event):
+        """Payments since the promise (or plan) cover it and leave a balance: back to collection."""
+
+        amount: Decimal  # what was promised: the promise's amount or the plan's total
+        paid_towards: Decimal  # paid since the promise was made
+
+        def evolve(self, r: Receivable) -> None:
+            r.promise = None
+            r.installment_plan = None
+
     class Escalated(Event):
         reason: str
 
@@ -239,7 +250,7 @@ class Receivable(TrailedAggregate):
             r.paid += self.amount
             r.payment_references = [*r.payment_references, self.reference]
             r.interrupt_limitation(self.paid_on)
-            if self.state_after == "settled":
+            if lifecycle.is_settled(self.state_after):
                 r.promise = None
                 r.installment_plan = None
 
@@ -381,14 +392,19 @@ class Receivable(TrailedAggregate):
             return Decimal(0)
         return self.paid - commitment["paid_before"]
 
-    def is_promise_covered(self, extra: Decimal = Decimal(0)) -> bool:
-        """Whether payments since the promise cover what was promised so far."""
+    def promised_amount(self) -> Decimal | None:
+        """What the promise in force promised: its amount, or the plan's total; None without one."""
         if self.promise is not None:
-            return self.paid_towards_promise() + extra >= self.promise["amount"]
+            return self.promise["amount"]
         if self.installment_plan is not None:
-            total = sum((i["amount"] for i in self.installment_plan["installments"]), Decimal(0))
-            return self.paid_towards_promise() + extra >= total
-        return False
+            return sum((i["amount"] for i in self.installment_plan["installments"]), Decimal(0))
+        return None
+
+    def is_promise_covered(self, extra: Decimal = Decimal(0)) -> bool:
+        """Whether payments since the promise (and `extra`) cover all it promised: the
+        promise's amount, or every installment of the plan."""
+        promised = self.promised_amount()
+        return promised is not None and self.paid_towards_promise() + extra >= promised
 
     # ---- commands -----------------------------------------------------------
 
@@ -635,6 +651,22 @@ class Receivable(TrailedAggregate):
             )
         self._record(self.PromiseBroken, ctx, state_after=state, reason=reason)
 
+    def keep_promise(self, ctx: Context) -> None:
+        """The scheduler's (or a person's) note that a covered promise is kept. A payment that
+        covers it records this itself; the command serves histories recorded before it did (ADR 0035)."""
+        state = self._next("keep_promise")
+        if not self.is_promise_covered():
+            raise RuleViolationError(
+                "promise.not_kept",
+                f"the promise is not kept: {self.paid_towards_promise()} paid towards {self.promised_amount()} promised",
+            )
+        self._record_promise_kept(ctx, state)
+
+    def _record_promise_kept(self, ctx: Context, state: str) -> None:
+        promised = self.promised_amount()
+        assert promised is not None, "decided by the caller: a promise in force and covered"
+        self._record(self.PromiseKept, ctx, state_after=state, amount=promised, paid_towards=self.paid_towards_promise())
+
     def escalate(self, ctx: Context, *, reason: str) -> None:
         state = self._next("escalate")
         _require_text(reason, "reason")
@@ -673,9 +705,15 @@ class Receivable(TrailedAggregate):
                 "payment.overpayment", f"payment {money} exceeds the balance {self.balance}", field="amount"
             )
         state = self._next("record_payment", settles=money == self.balance)
+        # A payment that covers the promise and leaves a balance keeps it: the receivable goes
+        # back to collection in the same command (a full payment settles, which ends the promise).
+        keeps = state == "promised" and self.is_promise_covered(extra=money)
+        kept_state = lifecycle.next_state(state, "keep_promise") if keeps else None
         self._record(
             self.PaymentRecorded, ctx, state_after=state, amount=money, method=method, paid_on=paid_on, reference=reference
         )
+        if kept_state is not None:
+            self._record_promise_kept(ctx, kept_state)
 
     def request_write_off(self, ctx: Context, *, reason: str) -> None:
         state = self._next("request_write_off")
@@ -716,6 +754,8 @@ class Receivable(TrailedAggregate):
                     "dispute.adjustment_below_paid", f"{self.paid} is paid already", field="adjusted_amount"
                 )
             settles = adjusted == self.paid
+        # No PromiseKept here: whether a promise is covered depends on what was paid since it
+        # and what it promised, and a resolution changes neither (one that settles ends it).
         state = self._next("resolve_dispute", settles=settles)
         self._record(self.DisputeResolved, ctx, state_after=state, resolution=resolution, adjusted_amount=adjusted)
 

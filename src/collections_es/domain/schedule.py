@@ -45,6 +45,10 @@ def owed(r: Receivable, policy: CollectionPolicy, since: datetime) -> list[Timer
     if allows("escalate") and not r.is_disputed:
         at = calendar.start_of_day(r.due_on + timedelta(days=policy.escalate_after_days), tz)
         timers.append(Timer("escalate", at, "escalate", f"{policy.escalate_after_days} days past due"))
+    if allows("keep_promise") and r.is_promise_covered():
+        # Only histories recorded before a covering payment recorded `PromiseKept` itself
+        # (ADR 0035): owed at once, so the next tick returns the receivable to collection.
+        timers.append(Timer("promise_kept", since, "keep_promise", "promise covered by payments"))
     if allows("break_promise") and not r.is_disputed:
         day = r.next_commitment_check(policy.promise_grace_days)
         if day is not None:
