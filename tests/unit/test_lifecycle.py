@@ -29,6 +29,8 @@ SETTLED = "settled"
 # still checked by hand. `approve_legal_referral` (issue 5) is the approval a
 # policy may require before `refer_to_legal` ("refer_to_legal ... policy may
 # require approval"): recorded in `overdue_escalated` without changing it.
+# `record_delivery` (issue 11) records a message or letter delivered, in every open
+# state without changing it; `record_proceedings` is the section 1 row (legal, same).
 EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
     "issued": {
         "send_reminder": "reminded",
@@ -39,6 +41,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "resolve_dispute": ("issued", SETTLED),
         "assign_collector": "issued",
         "warn_limitation": "issued",
+        "record_delivery": "issued",
     },
     "reminded": {
         "send_reminder": "reminded",
@@ -49,6 +52,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "resolve_dispute": ("reminded", SETTLED),
         "assign_collector": "reminded",
         "warn_limitation": "reminded",
+        "record_delivery": "reminded",
     },
     "due": {
         "start_follow_up": "following_up",
@@ -61,6 +65,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "resolve_dispute": ("due", SETTLED),
         "assign_collector": "due",
         "warn_limitation": "due",
+        "record_delivery": "due",
     },
     "following_up": {
         "record_contact": "following_up",
@@ -72,6 +77,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "resolve_dispute": ("following_up", SETTLED),
         "assign_collector": "following_up",
         "warn_limitation": "following_up",
+        "record_delivery": "following_up",
     },
     "promised": {
         "record_contact": "promised",
@@ -81,6 +87,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "resolve_dispute": ("promised", SETTLED),
         "assign_collector": "promised",
         "warn_limitation": "promised",
+        "record_delivery": "promised",
     },
     "overdue_escalated": {
         "record_contact": "overdue_escalated",
@@ -95,6 +102,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "resolve_dispute": ("overdue_escalated", SETTLED),
         "assign_collector": "overdue_escalated",
         "warn_limitation": "overdue_escalated",
+        "record_delivery": "overdue_escalated",
     },
     "legal": {
         "record_contact": "legal",
@@ -105,6 +113,8 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "resolve_dispute": ("legal", SETTLED),
         "assign_collector": "legal",
         "warn_limitation": "legal",
+        "record_delivery": "legal",
+        "record_proceedings": "legal",
     },
     "settled": {},  # final: accepts nothing
     "written_off": {"record_recovery": "written_off"},  # final but for recoveries
@@ -140,6 +150,8 @@ SPEC_COMMANDS = {
     "assign_collector",
     "record_recovery",
     "warn_limitation",  # DESIGN.md section 4 (timers), not yet in the section 1 table
+    "record_delivery",  # DESIGN.md section 7: a message counts (for limitation) when delivered
+    "record_proceedings",
 }
 
 

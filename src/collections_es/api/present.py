@@ -74,7 +74,18 @@ def receivable(
         version=r.version,
         allowed_commands=lifecycle.allowed_commands(r.state),
         policy_version=r.policy_version,
+        limitation=limitation_out(r, policy),
         as_of=as_of,
+    )
+
+
+def limitation_out(r: Receivable, policy: CollectionPolicy) -> schemas.LimitationOut:
+    period = r.limitation_period
+    last = period.last_interruption
+    return schemas.LimitationOut(
+        started_on=period.started_on,
+        lapses_on=period.lapses_on(policy.limitation_period_years),
+        last_interruption=schemas.LimitationInterruptionOut(**last) if last else None,
     )
 
 

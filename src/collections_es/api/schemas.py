@@ -310,6 +310,22 @@ class WriteOffRequestOut(BaseModel):
     reason: str
 
 
+class LimitationInterruptionOut(BaseModel):
+    kind: Literal["demand", "acknowledgement", "proceedings"]
+    on: date
+    version: int = Field(description="The receivable's version whose event proves it")
+
+
+class LimitationOut(BaseModel):
+    """The limitation period running now (docs/limitation.md; PRC Civil Code arts. 188, 189, 195)."""
+
+    started_on: date
+    lapses_on: date = Field(description="The period's last day; the claim is time-barred from the next day")
+    last_interruption: LimitationInterruptionOut | None = Field(
+        description="The demand, acknowledgement or proceedings it runs from; null while it runs from the due date"
+    )
+
+
 class ReceivablePublic(BaseModel):
     id: str
     invoice_number: str
@@ -336,6 +352,7 @@ class ReceivablePublic(BaseModel):
     version: int
     allowed_commands: list[str]
     policy_version: str
+    limitation: LimitationOut
     as_of: datetime | None = None
 
 
@@ -500,6 +517,25 @@ class WarnLimitation(CommandBody):
     pass
 
 
+class RecordDelivery(CommandBody):
+    """A message or letter reached the customer; a demand for payment when its template asks for one."""
+
+    message_id: ShortText = Field(description="The outbox message id (or the letter's reference): recorded once")
+    channel: Channel
+    template: ShortText = Field(
+        description="The message or letter template, e.g. first_dunning, broken_promise, dunning, lawyer"
+    )
+    delivered_at: AwareInstant = Field(description="When the server, gateway or courier accepted it")
+
+
+class RecordProceedings(CommandBody):
+    """Suit or arbitration filed: restarts the limitation period (PRC Civil Code art. 195)."""
+
+    kind: Literal["suit", "arbitration"]
+    filed_on: Day
+    case_number: ShortText
+
+
 COMMAND_BODIES: dict[str, type[CommandBody]] = {
     "send_reminder": SendReminder,
     "fall_due": FallDue,
@@ -519,6 +555,8 @@ COMMAND_BODIES: dict[str, type[CommandBody]] = {
     "assign_collector": AssignCollector,
     "record_recovery": RecordRecovery,
     "warn_limitation": WarnLimitation,
+    "record_delivery": RecordDelivery,
+    "record_proceedings": RecordProceedings,
 }
 
 

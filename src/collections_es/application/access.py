@@ -39,6 +39,10 @@ COMMAND_ROLES: dict[str, frozenset[str]] = {
     "assign_collector": frozenset({"supervisor"}),
     "record_recovery": _PAYMENTS | {"legal"},
     "warn_limitation": _TIME,
+    # The notifier records what its transports delivered (actor system:notifier); legal and
+    # supervisors record letters delivered by post or by hand (a courier's receipt).
+    "record_delivery": frozenset({"service", "supervisor", "legal"}),
+    "record_proceedings": frozenset({"legal", "supervisor"}),
 }
 
 VIEW_ROLES: dict[str, frozenset[str]] = {
