@@ -168,6 +168,8 @@ def test_a_delivery_in_the_future_or_before_issue_is_refused():
     r = given_in("following_up")
     then_refused(r, record_delivery(delivered_at="2024-02-21T02:00:00+00:00"), "delivery.future", field="delivered_at")
     then_refused(r, record_delivery(delivered_at="2024-01-01T02:00:00+00:00"), "delivery.before_issue", field="delivered_at")
+    # Year 1 an hour east of UTC: refused for its range before any zone conversion could overflow.
+    then_refused(r, record_delivery(delivered_at="0001-01-01T00:00:00+01:00"), "field.date_range", field="delivered_at")
 
 
 @pytest.mark.parametrize("state", ["settled", "written_off"])

@@ -8,7 +8,7 @@ only assigns. Money is Decimal in the receivable's currency.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -62,6 +62,7 @@ def _require_text(value: str | None, field: str) -> str:
 
 EARLIEST_DATE = date(1970, 1, 1)
 LATEST_DATE = date(2199, 12, 31)
+EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _check_date(value: date, field: str) -> date:
@@ -666,6 +667,8 @@ class Receivable(TrailedAggregate):
             raise RuleViolationError("field.instant", "delivered_at needs a time zone", field="delivered_at")
         if delivered_at > ctx.now:
             raise RuleViolationError("delivery.future", "delivered_at is in the future", field="delivered_at")
+        if delivered_at < EARLIEST_INSTANT:  # compared before any zone conversion, which could overflow
+            raise RuleViolationError("field.date_range", f"delivered_at is before {EARLIEST_DATE}", field="delivered_at")
         if self.local_date(delivered_at) < self.issued_on:
             raise RuleViolationError("delivery.before_issue", "delivered_at is before the invoice was issued", field="delivered_at")
         if message_id in self.delivered_messages:
