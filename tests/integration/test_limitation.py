@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
 from collections_es.application.notifier import Delivery
+from collections_es.application.service import Request
 from collections_es.bootstrap import delivery_recorder
 from collections_es.domain.errors import RuleViolationError
+from collections_es.domain.trail import Actor
 
+from ..conftest import make_services
 from .conftest import CUSTOMER, Api, invoice
 from .test_notifications import Mailbox, wired
 
@@ -168,3 +171,26 @@ def test_a_legal_team_member_records_a_lawyers_letter_delivered_by_courier(api: 
     shown = post(api, "legal", "record-delivery", letter)
     assert shown["limitation"]["last_interruption"] == {"kind": "demand", "on": "2026-04-09", "version": shown["version"]}
     assert post(api, "legal", "record-delivery", letter, status=422)["rule_id"] == "delivery.duplicate"
+
+
+def test_a_receivable_loaded_from_a_snapshot_has_the_period_of_a_full_replay(database_url: str, clock: Any) -> None:
+    services = make_services(database_url, clock, COLLECTIONS_SNAPSHOT_INTERVAL=2)
+    try:
+        api = Api(services)
+        assert api.as_("supervisor").post("/customers", json=CUSTOMER).status_code == 201
+        rid = uuid.UUID(api.as_("service").post("/receivables", json=invoice(NUMBER)).json()["id"])
+        at(api, "2026-04-10T02:00:00Z")
+        notifier = Request(Actor("system:notifier", "service"))
+        for n, day in enumerate(("2026-04-08", "2026-04-09", "2026-04-03")):
+            services.app.execute(notifier, rid, "record_delivery", message_id=f"m-{n}", channel="email",
+                                 template="dunning", delivered_at=datetime.fromisoformat(f"{day}T02:00:00+00:00"))
+        assert [s.originator_version for s in services.app.snapshots.get(rid)] == [2, 4]
+        loaded = services.app.get_receivable(rid)
+        replayed = None
+        for event in services.app.events.get(rid):
+            replayed = event.mutate(replayed)
+        assert loaded.limitation_period == replayed.limitation_period
+        assert loaded.limitation_period.last_interruption == {"kind": "demand", "on": date(2026, 4, 9), "version": 3}
+        assert loaded.delivered_messages == replayed.delivered_messages == ["m-0", "m-1", "m-2"]
+    finally:
+        services.close()

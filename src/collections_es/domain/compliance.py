@@ -617,18 +617,20 @@ class _Judge:
     def interruption(self, f: Fact) -> limitation_period.Interruption | None:
         return limitation_period.interruption(f.type, f.data, f.at, self.tz)
 
-    def _limitation_periods(self) -> Iterable[tuple[date, Fact]]:
-        """(start of a limitation period, the event that started it): the computation the
-        receivable itself applies (domain/limitation.py), over the facts."""
-        by_version = {f.version: f for f in self.facts}
+    def _periods(self) -> Iterable[tuple[limitation_period.Period, int | None]]:
+        """The computation the receivable itself applies (domain/limitation.py), over the facts."""
         history = ((f.type, f.data, f.at, f.version) for f in self.facts[1:])
-        for period, version in limitation_period.periods(self.due_on, self.tz, history):
+        return limitation_period.periods(self.due_on, self.tz, history)
+
+    def _limitation_periods(self) -> Iterable[tuple[date, Fact]]:
+        """(start of a limitation period, the event that started it)."""
+        by_version = {f.version: f for f in self.facts}
+        for period, version in self._periods():
             yield period.started_on, self.issued if version is None else by_version[version]
 
     def limitation_periods(self) -> list[limitation_period.Period]:
         """The periods the history ran through, oldest first (the last is the one running)."""
-        history = ((f.type, f.data, f.at, f.version) for f in self.facts[1:])
-        return [period for period, _ in limitation_period.periods(self.due_on, self.tz, history)]
+        return [period for period, _ in self._periods()]
 
     def overrides(self) -> Iterable[Finding]:
         for f in self.facts:
