@@ -64,13 +64,35 @@ findings = sa.Table(
     sa.Column("detail", SealedText, nullable=False),  # quotes overrides' reasons
 )
 
-_DATES = ("due_on", "issued_on", "paid_on")
-_INSTANTS = ("occurred_at",)  # a contact's, when logged after it took place
+_DATES = ("due_on", "issued_on", "paid_on", "filed_on")
+_INSTANTS = ("delivered_at", "occurred_at")  # occurred_at: a contact's, when logged after it took place
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, date):  # and datetime
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _typed(key: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if key in _DATES:
+        return date.fromisoformat(value)
+    if key in _INSTANTS:
+        return datetime.fromisoformat(value)
+    if isinstance(value, list):
+        return [{k: _typed(k, v) for k, v in item.items()} if isinstance(item, dict) else item for item in value]
+    return value
 
 
 def _encode(facts: Sequence[Fact]) -> str:
     def one(f: Fact) -> dict[str, Any]:
-        data = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in f.data.items()}
+        data = {k: _plain(v) for k, v in f.data.items()}
         return {
             "type": f.type,
             "version": f.version,
@@ -89,19 +111,9 @@ def _encode(facts: Sequence[Fact]) -> str:
 def _decode(text: str) -> list[Fact]:
     out = []
     for raw in json.loads(text):
-        data = {k: _decode_value(k, v) for k, v in raw["data"].items()}
+        data = {k: _typed(k, v) for k, v in raw["data"].items()}
         out.append(Fact(**{**raw, "at": datetime.fromisoformat(raw["at"]), "data": data}))
     return out
-
-
-def _decode_value(key: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if key in _DATES:
-        return date.fromisoformat(value)
-    if key in _INSTANTS:
-        return datetime.fromisoformat(value)
-    return value
 
 
 class Compliance(Projection):

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from collections_es.adapters.cipher import SealedText
+from collections_es.domain import limitation
 from collections_es.domain.compliance import ContactAttempt
 from collections_es.domain.receivable import Receivable
 
@@ -84,8 +85,8 @@ class ContactsLog(Projection):
                     "reason_for_non_payment": event.reason_for_non_payment,
                     "promised_on": event.promised_on,
                     "next_step": event.next_step,
-                    # An acknowledgement of the debt interrupts the limitation period (the aggregate applies it).
-                    "interrupts_limitation": event.outcome == "acknowledged",
+                    # A demand or an acknowledgement interrupts the limitation period (domain/limitation.py).
+                    "interrupts_limitation": limitation.contact_kind(event.outcome) is not None,
                 }
             )
         if new_owners:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from dataclasses import dataclass, field
@@ -30,13 +31,14 @@ from .adapters.sms_webhook import SmsWebhookTransport
 from .adapters.smtp import SmtpTransport
 from .application.access import ROLES
 from .application.clock import Clock, SandboxClock, SystemClock
-from .application.notifier import NotConfigured, Notifier, Transport
+from .application.notifier import Delivery, NotConfigured, Notifier, RecordDelivery, Transport
 from .application.scheduler import Scheduler
-from .application.service import Collections
+from .application.service import Collections, Request
 from .config import Settings
 from .domain.calendar import check_timezone
 from .domain.compliance import ContactAttempt
 from .domain.errors import CollectionsError, RuleViolationError
+from .domain.trail import Actor
 from .letters import Letters, load_company
 
 
@@ -138,6 +140,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         backoff_seconds=settings.notify_backoff_seconds,
         backoff_max_seconds=settings.notify_backoff_max_seconds,
         max_age=timedelta(hours=settings.notify_max_age_hours),
+        record_delivery=delivery_recorder(app),
     )
     services = Services(
         settings=settings,
@@ -159,6 +162,27 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
 
     app.customer_contacts = customer_contacts
     return services
+
+
+NOTIFIER = Actor("system:notifier", "service")
+
+
+def delivery_recorder(app: Collections) -> RecordDelivery:
+    """What the notifier calls once a transport accepted a message: the receivable records
+    the delivery (a demand, for the limitation period; ADR 0036)."""
+
+    def record(delivery: Delivery) -> None:
+        app.execute(
+            Request(NOTIFIER, correlation_id=f"notifier:{delivery.message_id}"),
+            uuid.UUID(delivery.receivable_id),
+            "record_delivery",
+            message_id=delivery.message_id,
+            channel=delivery.channel,
+            template=delivery.template,
+            delivered_at=delivery.delivered_at,
+        )
+
+    return record
 
 
 def transports(settings: Settings) -> dict[str, Transport]:

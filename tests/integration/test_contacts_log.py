@@ -1,6 +1,6 @@
 """The contact log: every recorded contact, with what was said, the customer's attitude,
 the reason for non-payment, the promised date and the next step; read per receivable and
-per customer; an acknowledgement marks a limitation-period interruption."""
+per customer; a demand or an acknowledgement marks a limitation-period interruption."""
 
 from __future__ import annotations
 
@@ -56,7 +56,9 @@ def test_each_contact_is_logged_with_its_details_per_customer_and_per_receivable
         "interrupts_limitation": True,
     }
     assert first["occurred_at"].startswith("2026-04-03T02:00:00")
-    assert log["items"][1]["interrupts_limitation"] is False
+    assert log["items"][1]["interrupts_limitation"] is True  # refused, but reached and asked: a demand
+    no_answer = api.as_("auditor").get("/customers/C-BJ-2/contacts-log").json()["items"]
+    assert [e["interrupts_limitation"] for e in no_answer] == [False]
 
     per_receivable = api.as_("auditor").get("/receivables/INV-C/contacts-log").json()
     assert [e["note"] for e in per_receivable["items"]] == ["邮件无回复"]
@@ -69,7 +71,8 @@ def test_an_acknowledged_contact_restarts_the_limitation_period(api: Api) -> Non
     before = api.services.app.get_receivable(receivable_id("INV-A")).limitation_lapses_on(policy)
     contact(api, "INV-A", channel="phone", outcome="acknowledged", note="承认欠款")
     after = api.services.app.get_receivable(receivable_id("INV-A")).limitation_lapses_on(policy)
-    assert (before.isoformat(), after.isoformat()) == ("2029-04-01", "2029-04-03")
+    # Due 1 April 2026: from the day after (art. 188); then from the acknowledgement on 3 April.
+    assert (before.isoformat(), after.isoformat()) == ("2029-04-02", "2029-04-03")
 
 
 def test_the_contact_log_pages_with_a_cursor_and_rebuilds_the_same(api: Api) -> None:

@@ -598,54 +598,57 @@ def _limitation_events(services: Any, rid: Any) -> list[tuple[date, datetime]]:
 
 
 def test_the_limitation_warning_comes_ninety_days_before_three_years_after_due_at_local_midnight(services):
+    # Due 3 April 2026: the period runs from the day after (art. 188) and lapses on 4 April 2029.
     sh, la = _issue(services, "INV-LIM-SH", "SH"), _issue(services, "INV-LIM-LA", "LA")
     _tick(services, utc("2026-05-04T00:00Z"))
     assert services.app.get_receivable(sh).state == "overdue_escalated"
-    _tick(services, utc("2029-01-02T15:59Z"))  # 23:59 on 2 January in Shanghai
+    _tick(services, utc("2029-01-03T15:59Z"))  # 23:59 on 3 January in Shanghai
     assert _limitation_events(services, sh) == []
-    fired = _tick(services, utc("2029-01-02T16:00Z"))
+    fired = _tick(services, utc("2029-01-03T16:00Z"))
     assert [(f.kind, f.outcome) for f in fired] == [("limitation_warning", "fired")]
-    assert _limitation_events(services, sh) == [(date(2029, 4, 3), utc("2029-01-02T16:00Z"))]
+    assert _limitation_events(services, sh) == [(date(2029, 4, 4), utc("2029-01-03T16:00Z"))]
     assert _limitation_events(services, la) == []
-    _tick(services, utc("2029-01-03T07:59Z"))  # 23:59 on 2 January in Los Angeles (winter time)
+    _tick(services, utc("2029-01-04T07:59Z"))  # 23:59 on 3 January in Los Angeles (winter time)
     assert _limitation_events(services, la) == []
-    _tick(services, utc("2029-01-03T08:00Z"))
-    assert _limitation_events(services, la) == [(date(2029, 4, 3), utc("2029-01-03T08:00Z"))]
+    _tick(services, utc("2029-01-04T08:00Z"))
+    assert _limitation_events(services, la) == [(date(2029, 4, 4), utc("2029-01-04T08:00Z"))]
     warned = [e for e in services.app.history(sh) if type(e).__name__ == "LimitationWarned"][0]
     assert (warned.actor_id, warned.state_after) == (SCHEDULER_ACTOR, "overdue_escalated")
     assert _tick(services, utc("2029-06-01T00:00Z")) == []  # warned once per lapse date
     assert services.app.get_receivable(sh).state == "overdue_escalated"  # a warning, nothing more
 
 
-def test_a_payment_a_promise_or_an_acknowledged_debt_restarts_the_limitation_period_and_moves_its_warning(services):
-    refs = {kind: _issue(services, f"INV-LIM-{kind}") for kind in ("payment", "promise", "acknowledged", "reached")}
+def test_a_payment_a_promise_an_acknowledged_debt_or_a_demand_restarts_the_limitation_period_and_moves_its_warning(services):
+    kinds = ("payment", "promise", "acknowledged", "reached", "no_answer")
+    refs = {kind: _issue(services, f"INV-LIM-{kind}") for kind in kinds}
     _tick(services, utc("2026-06-12T02:00Z"))  # Friday 12 June 10:00 in Shanghai, inside a contact window
     services.app.execute(
         Request(SERVICE), refs["payment"], "record_payment",
         amount="100.00", method="bank_transfer", paid_on=date(2026, 6, 10), reference="LIM-1",
     )
     services.app.execute(Request(COLLECTOR), refs["promise"], "promise_to_pay", amount="100.00", promised_on=date(2026, 6, 30))
-    for outcome in ("acknowledged", "reached"):
+    for outcome in ("acknowledged", "reached", "no_answer"):
         services.app.execute(
             # by e-mail: the policy allows one phone call a day with this customer
             Request(COLLECTOR), refs[outcome], "record_contact", channel="email", outcome=outcome, note="wrote to the payables desk"
         )
-    _tick(services, utc("2029-01-02T16:00Z"))
-    assert _limitation_events(services, refs["reached"]) == [(date(2029, 4, 3), utc("2029-01-02T16:00Z"))]
-    for kind in ("payment", "promise", "acknowledged"):
+    _tick(services, utc("2029-01-03T16:00Z"))
+    # Nobody answered: no demand reached the customer, the period still runs from the day after due.
+    assert _limitation_events(services, refs["no_answer"]) == [(date(2029, 4, 4), utc("2029-01-03T16:00Z"))]
+    for kind in ("payment", "promise", "acknowledged", "reached"):
         assert _limitation_events(services, refs[kind]) == [], kind
     _tick(services, utc("2029-03-11T16:00Z"))  # 12 March 2029, 90 days before 10 June
     assert _limitation_events(services, refs["payment"]) == [(date(2029, 6, 10), utc("2029-03-11T16:00Z"))]
     assert _limitation_events(services, refs["promise"]) == []
     _tick(services, utc("2029-03-13T16:00Z"))  # 14 March 2029, 90 days before 12 June
-    for kind in ("promise", "acknowledged"):
+    for kind in ("promise", "acknowledged", "reached"):
         assert _limitation_events(services, refs[kind]) == [(date(2029, 6, 12), utc("2029-03-13T16:00Z"))], kind
 
 
 def test_a_debt_acknowledged_after_the_warning_restarts_the_period_and_earns_a_new_warning(services):
     rid = _issue(services, "INV-LIM-AGAIN")
-    _tick(services, utc("2029-01-02T16:00Z"))
-    assert _limitation_events(services, rid) == [(date(2029, 4, 3), utc("2029-01-02T16:00Z"))]
+    _tick(services, utc("2029-01-03T16:00Z"))
+    assert _limitation_events(services, rid) == [(date(2029, 4, 4), utc("2029-01-03T16:00Z"))]
     _tick(services, utc("2029-02-01T02:00Z"))  # Thursday 1 February 2029, 10:00 in Shanghai
     services.app.execute(Request(COLLECTOR), rid, "record_contact", channel="phone", outcome="acknowledged", note="debt confirmed")
     _tick(services, utc("2031-11-02T15:59Z"))

@@ -49,6 +49,8 @@ COLLECTOR = Actor("collector:ann", "collector")
 OTHER_COLLECTOR = Actor("collector:bob", "collector")
 SUPERVISOR = Actor("supervisor:sue", "supervisor")
 SCHEDULER = Actor(SCHEDULER_ACTOR, "system")
+NOTIFIER = Actor("system:notifier", "service")
+LAWYER = Actor("legal:li", "legal")
 
 #: A placeholder for "the receivable's local date at the moment of the call".
 TODAY = "<today>"
@@ -290,6 +292,37 @@ def warn_limitation(*, at: datetime | str = LIMITATION_WARNING_TIME, by: Actor =
     return call("warn_limitation", at=at, by=by)
 
 
+_messages = itertools.count(1)
+
+
+def record_delivery(
+    *,
+    template: str = "first_dunning",
+    channel: str = "email",
+    message_id: str | None = None,
+    delivered_at: datetime | str | None = None,
+    at: datetime | str = LATER,
+    by: Actor = NOTIFIER,
+) -> Call:
+    """The notifier records a message its transport accepted (by default at the moment of the call)."""
+    message_id = f"MSG-{next(_messages)}" if message_id is None else message_id
+    delivered = instant(delivered_at if delivered_at is not None else at)
+    return call(
+        "record_delivery", at=at, by=by, message_id=message_id, channel=channel, template=template, delivered_at=delivered
+    )
+
+
+def record_proceedings(
+    *,
+    kind: str = "suit",
+    filed_on: date | str = TODAY,
+    case_number: str = "(2024)沪0115民初1号",
+    at: datetime | str = LATER,
+    by: Actor = LAWYER,
+) -> Call:
+    return call("record_proceedings", at=at, by=by, kind=kind, filed_on=filed_on, case_number=case_number)
+
+
 #: A valid call for each lifecycle command, for tests that sweep over commands.
 SAMPLE_CALLS = {
     "send_reminder": send_reminder,
@@ -312,6 +345,8 @@ SAMPLE_CALLS = {
     "record_recovery": record_recovery,
     "warn_limitation": warn_limitation,
     "grant_contact_exception": grant_contact_exception,
+    "record_delivery": record_delivery,
+    "record_proceedings": record_proceedings,
 }
 
 

@@ -418,12 +418,12 @@ def test_a_contact_without_a_next_step_is_one_finding():
 
 
 def test_a_limitation_period_in_its_warning_lead_with_no_action_is_one_finding():
-    # Due 2024-02-07: lapses 2027-02-07, the 90-day lead starts 2026-11-09, action is expected by 2026-12-09.
+    # Due 2024-02-07: lapses 2027-02-08, the 90-day lead starts 2026-11-10, action is expected by 2026-12-10.
     base = (issue(), send_reminder(at=IN_TIME_REMINDER), fall_due(), start_follow_up(at=FOLLOW_UP_DAY))
     quiet = facts_of(*base)
-    assert rules_found(quiet, "2026-12-08T00:00:00+00:00") == []
+    assert rules_found(quiet, "2026-12-09T00:00:00+00:00") == []
     assert rules_found(quiet, "2027-01-01T00:00:00+00:00") == ["limitation.no_action"]
-    assert judge(quiet, {POLICY.version: POLICY}, RID)[0].occurred_at == at("2026-12-08T16:00:00+00:00")
+    assert judge(quiet, {POLICY.version: POLICY}, RID)[0].occurred_at == at("2026-12-09T16:00:00+00:00")
     acted = facts_of(*base, record_contact(outcome="no_answer", next_step="letter").at("2026-11-20T02:00:00+00:00"))
     assert rules_found(acted, "2027-01-01T00:00:00+00:00") == []
     # an acknowledgement long before the lead restarts the period: nothing is owed in 2026 then

@@ -32,6 +32,8 @@ SETTLED = "settled"
 # `grant_contact_exception` (issue 11, DESIGN.md section 6) is a supervisor's
 # exception for contacts by one channel, granted in advance: in every open state,
 # without changing it.
+# `record_delivery` (issue 11) records a message or letter delivered, in every open
+# state without changing it; `record_proceedings` is the section 1 row (legal, same).
 EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
     "issued": {
         "send_reminder": "reminded",
@@ -43,6 +45,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "assign_collector": "issued",
         "warn_limitation": "issued",
         "grant_contact_exception": "issued",
+        "record_delivery": "issued",
     },
     "reminded": {
         "send_reminder": "reminded",
@@ -54,6 +57,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "assign_collector": "reminded",
         "warn_limitation": "reminded",
         "grant_contact_exception": "reminded",
+        "record_delivery": "reminded",
     },
     "due": {
         "start_follow_up": "following_up",
@@ -67,6 +71,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "assign_collector": "due",
         "warn_limitation": "due",
         "grant_contact_exception": "due",
+        "record_delivery": "due",
     },
     "following_up": {
         "record_contact": "following_up",
@@ -79,6 +84,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "assign_collector": "following_up",
         "warn_limitation": "following_up",
         "grant_contact_exception": "following_up",
+        "record_delivery": "following_up",
     },
     "promised": {
         "record_contact": "promised",
@@ -90,6 +96,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "assign_collector": "promised",
         "warn_limitation": "promised",
         "grant_contact_exception": "promised",
+        "record_delivery": "promised",
     },
     "overdue_escalated": {
         "record_contact": "overdue_escalated",
@@ -105,6 +112,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "assign_collector": "overdue_escalated",
         "warn_limitation": "overdue_escalated",
         "grant_contact_exception": "overdue_escalated",
+        "record_delivery": "overdue_escalated",
     },
     "legal": {
         "record_contact": "legal",
@@ -116,6 +124,8 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "assign_collector": "legal",
         "warn_limitation": "legal",
         "grant_contact_exception": "legal",
+        "record_delivery": "legal",
+        "record_proceedings": "legal",
     },
     "settled": {},  # final: accepts nothing
     "written_off": {"record_recovery": "written_off"},  # final but for recoveries
@@ -153,6 +163,8 @@ SPEC_COMMANDS = {
     "record_recovery",
     "warn_limitation",  # DESIGN.md section 4 (timers), not yet in the section 1 table
     "grant_contact_exception",  # DESIGN.md section 6: a supervisor's exception, granted before a contact
+    "record_delivery",  # DESIGN.md section 7: a message counts (for limitation) when delivered
+    "record_proceedings",
 }
 
 

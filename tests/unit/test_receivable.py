@@ -855,18 +855,18 @@ def test_a_recovery_dated_in_the_future_is_refused():
 
 
 # ---- limitation period -----------------------------------------------------
-# Due 2024-02-07 with three years of limitation: it lapses on 2027-02-07 and the
-# warning window (90 days) opens on 2026-11-09, Shanghai time.
+# Due 2024-02-07 with three years of limitation from the day after (art. 188): it
+# lapses on 2027-02-08 and the warning window (90 days) opens on 2026-11-10, Shanghai time.
 
 
 def test_a_limitation_warning_is_recorded_once_the_warning_window_opens():
     r = given_in("due")
-    assert r.limitation_lapses_on(POLICY) == date(2027, 2, 7)
-    assert r.limitation_warning_on(POLICY) == date(2026, 11, 9)
-    then_refused(r, warn_limitation(at="2026-11-08T15:59:59+00:00"), "limitation.not_yet")
-    events = when(r, warn_limitation(at="2026-11-08T16:00:00+00:00"))
+    assert r.limitation_lapses_on(POLICY) == date(2027, 2, 8)
+    assert r.limitation_warning_on(POLICY) == date(2026, 11, 10)
+    then_refused(r, warn_limitation(at="2026-11-09T15:59:59+00:00"), "limitation.not_yet")
+    events = when(r, warn_limitation(at="2026-11-09T16:00:00+00:00"))
     assert names(events) == ["LimitationWarned"]
-    assert events[0].lapses_on == date(2027, 2, 7)
+    assert events[0].lapses_on == date(2027, 2, 8)
     assert r.state == "due"
 
 
@@ -885,13 +885,14 @@ def test_an_acknowledged_debt_restarts_the_limitation_period():
     assert r.limitation_lapses_on(POLICY) == date(2027, 3, 5)  # the local date in Shanghai
 
 
-def test_a_contact_that_does_not_acknowledge_the_debt_leaves_the_limitation_period():
+def test_a_contact_that_reaches_nobody_leaves_the_limitation_period():
     r = given_in("due", record_contact(outcome="no_answer", at="2024-03-05T01:30:00+00:00"))
-    assert r.limitation_lapses_on(POLICY) == date(2027, 2, 7)
+    assert r.limitation_lapses_on(POLICY) == date(2027, 2, 8)
 
 
 def test_a_limitation_period_from_the_29th_of_february_lapses_on_the_28th():
-    r = given(issue(due_on=date(2024, 2, 29)))
+    r = given(issue(due_on=date(2024, 2, 28)))  # the period runs from the day after: 29 February
+    assert r.limitation_period.started_on == date(2024, 2, 29)
     assert r.limitation_lapses_on(POLICY) == date(2027, 2, 28)
 
 

@@ -197,7 +197,7 @@ def test_an_issued_receivable_owes_a_reminder_at_nine_a_week_before_due_then_fal
     assert kinds(owed(r, POLICY, utc("2026-03-02T01:00:00Z"))) == [
         ("reminder", utc("2026-03-27T01:00:00Z")),  # Friday 27 March, 09:00 in Shanghai
         ("fall_due", utc("2026-04-02T16:00:00Z")),  # 3 April, 00:00 in Shanghai
-        ("limitation_warning", utc("2029-01-02T16:00:00Z")),  # 90 days before 2029-04-03
+        ("limitation_warning", utc("2029-01-03T16:00:00Z")),  # 90 days before 2029-04-04 (from the day after due)
     ]
 
 
@@ -207,10 +207,10 @@ def test_the_same_receivable_for_a_customer_in_los_angeles_owes_the_same_local_m
     assert kinds(timers) == [
         ("reminder", utc("2026-03-27T16:00:00Z")),
         ("fall_due", utc("2026-04-03T07:00:00Z")),
-        ("limitation_warning", utc("2029-01-03T08:00:00Z")),  # winter time again in January
+        ("limitation_warning", utc("2029-01-04T08:00:00Z")),  # winter time again in January
     ]
     assert [t.command for t in timers] == ["send_reminder", "fall_due", "warn_limitation"]
-    assert timers[2].reason == "limitation period lapses on 2029-04-03"
+    assert timers[2].reason == "limitation period lapses on 2029-04-04"
 
 
 @pytest.mark.parametrize(
@@ -365,10 +365,10 @@ def test_the_limitation_warning_is_owed_ninety_days_before_three_years_after_due
     r = fell_due(issued(), "2026-04-03T01:00:00Z")
     r.escalate(ctx("2026-05-03T01:00:00Z"), reason="30 days")
     warning = owed(r, POLICY, utc("2026-05-03T01:00:00Z"))[0]
-    assert (warning.kind, warning.at) == ("limitation_warning", utc("2029-01-02T16:00:00Z"))
-    r.warn_limitation(ctx("2029-01-02T16:00:00Z", SCHEDULER))
-    assert r.limitation_warned_for == date(2029, 4, 3)
-    assert owed(r, POLICY, utc("2029-01-02T16:00:00Z")) == []
+    assert (warning.kind, warning.at) == ("limitation_warning", utc("2029-01-03T16:00:00Z"))
+    r.warn_limitation(ctx("2029-01-03T16:00:00Z", SCHEDULER))
+    assert r.limitation_warned_for == date(2029, 4, 4)
+    assert owed(r, POLICY, utc("2029-01-03T16:00:00Z")) == []
     # A debt acknowledged on 1 February 2029 (Shanghai) restarts the period: a new warning is owed.
     r.record_contact(ctx("2029-02-01T02:00:00Z"), channel="phone", outcome="acknowledged", note="will pay")
     assert kinds(owed(r, POLICY, utc("2029-02-01T02:00:00Z"))) == [("limitation_warning", utc("2031-11-02T16:00:00Z"))]
@@ -380,10 +380,11 @@ def test_the_limitation_warning_is_owed_ninety_days_before_three_years_after_due
         ("payment", date(2029, 6, 10)),  # from the day paid, not the day recorded
         ("promise", date(2029, 6, 12)),
         ("acknowledged", date(2029, 6, 12)),
-        ("reached", date(2029, 4, 3)),  # a mere contact does not interrupt the period
+        ("reached", date(2029, 6, 12)),  # the customer reached and asked to pay: a demand
+        ("no_answer", date(2029, 4, 4)),  # a call nobody answered interrupts nothing
     ],
 )
-def test_a_payment_a_promise_or_an_acknowledgement_restarts_the_limitation_period(command, lapses_on):
+def test_a_payment_a_promise_an_acknowledgement_or_a_demand_restarts_the_limitation_period(command, lapses_on):
     r = fell_due(issued(), "2026-04-03T01:00:00Z")
     at = ctx("2026-06-12T02:00:00Z")
     if command == "payment":
@@ -398,14 +399,16 @@ def test_a_payment_a_promise_or_an_acknowledgement_restarts_the_limitation_perio
 
 
 def test_a_limitation_period_from_the_29th_of_february_lapses_on_the_28th():
-    r = issued(date(2028, 2, 29), issued_on=date(2028, 1, 29), at="2028-01-29T02:00:00Z")
+    # Due on 28 February 2028: the period runs from the day after, 29 February.
+    r = issued(date(2028, 2, 28), issued_on=date(2028, 1, 28), at="2028-01-28T02:00:00Z")
     assert r.limitation_lapses_on(POLICY) == date(2031, 2, 28)
     assert r.limitation_lapses_on(make_policy(limitation_period_years=4)) == date(2032, 2, 29)
 
 
 def test_timers_come_out_in_time_order_with_ties_broken_by_kind():
-    # Escalation one day after due and a one-year limitation warned 364 days ahead fall on the same midnight.
-    policy = make_policy(follow_up_after_days=0, escalate_after_days=1, limitation_period_years=1, limitation_warning_days=364)
+    # Escalation one day after due and a one-year limitation (from the day after due) warned
+    # 365 days ahead fall on the same midnight.
+    policy = make_policy(follow_up_after_days=0, escalate_after_days=1, limitation_period_years=1, limitation_warning_days=365)
     r = fell_due(issued(date(2026, 4, 3)), "2026-04-03T01:00:00Z")
     timers = owed(r, policy, utc("2026-04-03T01:00:00Z"))
     assert timers == sorted(timers, key=lambda t: (t.at, t.kind))

@@ -89,6 +89,7 @@ def receivable(
         allowed_commands=lifecycle.allowed_commands(r.state),
         allowed_actions=allowed_actions(r.id, lifecycle.allowed_commands(r.state)),
         policy_version=r.policy_version,
+        limitation=limitation_out(r, policy),
         as_of=as_of,
     )
 
@@ -114,6 +115,16 @@ def contact_check(result: Any) -> schemas.ContactCheckOut:
         breaches=[schemas.BreachOut(rule_id=b.rule_id, detail=b.detail) for b in result.breaches],
         overrides=[schemas.ContactFindingOut(**vars(f)) for f in result.overrides],
         next_allowed_at=result.next_allowed_at,
+    )
+
+
+def limitation_out(r: Receivable, policy: CollectionPolicy) -> schemas.LimitationOut:
+    period = r.limitation_period
+    last = period.last_interruption
+    return schemas.LimitationOut(
+        started_on=period.started_on,
+        lapses_on=period.lapses_on(policy.limitation_period_years),
+        last_interruption=schemas.LimitationInterruptionOut(**last) if last else None,
     )
 
 

@@ -270,6 +270,22 @@ class WriteOffRequestOut(BaseModel):
     reason: str
 
 
+class LimitationInterruptionOut(BaseModel):
+    kind: Literal["demand", "acknowledgement", "proceedings"]
+    on: date
+    version: int = Field(description="The receivable's version whose event proves it")
+
+
+class LimitationOut(BaseModel):
+    """The limitation period running now (docs/limitation.md; PRC Civil Code arts. 188, 189, 195)."""
+
+    started_on: date
+    lapses_on: date = Field(description="The period's last day; the claim is time-barred from the next day")
+    last_interruption: LimitationInterruptionOut | None = Field(
+        description="The demand, acknowledgement or proceedings it runs from; null while it runs from the due date"
+    )
+
+
 class ReceivablePublic(BaseModel):
     id: str
     invoice_number: str
@@ -297,6 +313,7 @@ class ReceivablePublic(BaseModel):
     allowed_commands: list[str]
     allowed_actions: list[AllowedAction] = Field(description="`allowed_commands` with the method and path of each")
     policy_version: str
+    limitation: LimitationOut
     as_of: datetime | None = None
 
 

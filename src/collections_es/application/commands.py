@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -161,6 +161,25 @@ class WarnLimitation(CommandBody):
     pass
 
 
+class RecordDelivery(CommandBody):
+    """A message or letter reached the customer; a demand for payment when its template asks for one."""
+
+    message_id: ShortText = Field(description="The outbox message id (or the letter's reference): recorded once")
+    channel: Channel
+    template: ShortText = Field(
+        description="The message or letter template, e.g. first_dunning, broken_promise, dunning, lawyer_letter"
+    )
+    delivered_at: AwareInstant = Field(description="When the server, gateway or courier accepted it")
+
+
+class RecordProceedings(CommandBody):
+    """Suit or arbitration filed: restarts the limitation period (PRC Civil Code art. 195)."""
+
+    kind: Literal["suit", "arbitration"]
+    filed_on: Day
+    case_number: ShortText
+
+
 class GrantContactException(CommandBody):
     """A supervisor lets contacts by one channel pass the windows and caps until `valid_until` (reported as overrides)."""
 
@@ -256,6 +275,18 @@ LIFECYCLE: dict[str, Command] = _declare(
     Command("assign_collector", AssignCollector, _SUPERVISOR, "Assign the receivable to a collector"),
     Command("record_recovery", RecordRecovery, _SERVICE | _COLLECTION | {"legal"}, "Record money recovered after a write-off"),
     Command("warn_limitation", WarnLimitation, _TIME, "Warn that the limitation period is about to lapse", time_driven=True),
+    Command(
+        "record_delivery",
+        RecordDelivery,
+        _SERVICE | _SUPERVISOR | {"legal"},
+        "A message or letter reached the customer (the notifier records its own; legal and supervisors a courier's)",
+    ),
+    Command(
+        "record_proceedings",
+        RecordProceedings,
+        frozenset({"legal", "supervisor"}),
+        "Suit or arbitration filed: restarts the limitation period",
+    ),
     Command(
         "grant_contact_exception",
         GrantContactException,

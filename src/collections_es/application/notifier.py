@@ -7,13 +7,22 @@ A failed attempt is retried after an exponential backoff computed from the
 injected clock (its error is kept and logged with contact details masked); after `max_attempts` it ends as `failed`. A message never tried
 whose event is older than `max_age` ends as `expired` unsent (a sender started on
 an old log must not send last year's reminders).
+
+A message the transport accepted is delivered: the notifier hands it to
+`record_delivery` (the composition root wires it to the receivable's
+`record_delivery` command, ADR 0036), before marking it sent, so a crash in
+between sends it again and records it once (the receivable refuses a message id
+it has recorded). A receivable that has closed meanwhile, or a delivery already
+recorded, is skipped quietly; any other failure to record is logged and the
+message is still marked sent: it went out, and must not go out twice.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -21,6 +30,7 @@ import sqlalchemy as sa
 from projections.outbox import messages, naive_utc
 
 from ..domain.calendar import duration_in_words
+from ..domain.errors import CommandNotAllowedError, RuleViolationError
 from .clock import Clock
 from .pii import scrub
 
@@ -36,6 +46,20 @@ class OutgoingMessage:
     language: str
     subject: str
     body: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A message its transport accepted: what the receivable records (`record_delivery`)."""
+
+    message_id: str
+    receivable_id: str
+    channel: str
+    template: str
+    delivered_at: datetime
+
+
+RecordDelivery = Callable[[Delivery], None]
 
 
 class Transport(Protocol):
@@ -73,6 +97,7 @@ class Notifier:
         backoff_max_seconds: float = 3600.0,
         lease_seconds: float = 300.0,
         max_age: timedelta = timedelta(hours=72),
+        record_delivery: RecordDelivery | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -83,6 +108,7 @@ class Notifier:
         self.backoff_max_seconds = backoff_max_seconds
         self.lease_seconds = lease_seconds
         self.max_age = max_age
+        self.record_delivery = record_delivery
 
     def backoff(self, attempts: int) -> timedelta:
         """Wait after the `attempts`-th failure: base × 2^(attempts-1), capped."""
@@ -141,11 +167,27 @@ class Notifier:
             log.warning("message %s attempt %d failed: %s", row["id"], attempts, error)
             self._finish(row["id"], values)
             return Attempt(row["id"], status, error)
+        self._delivered(row, now.replace(tzinfo=UTC))
         self._finish(
             row["id"],
             {"status": "sent", "attempts": attempts, "sent_at": now, "next_attempt_at": None, "lease_until": None},
         )
         return Attempt(row["id"], "sent")
+
+    def _delivered(self, row: dict[str, Any], at: datetime) -> None:
+        if self.record_delivery is None:
+            return
+        delivery = Delivery(row["id"], row["receivable_id"], row["channel"], row["kind"], at)
+        try:
+            self.record_delivery(delivery)
+        except CommandNotAllowedError as exc:  # closed meanwhile (settled, written off)
+            log.info("delivery of message %s not recorded: %s", row["id"], exc)
+        except RuleViolationError as exc:
+            # Recorded already (sent again after a crash), or refused: either way, nothing to retry.
+            level = logging.INFO if exc.rule_id == "delivery.duplicate" else logging.WARNING
+            log.log(level, "delivery of message %s not recorded: %s", row["id"], exc)
+        except Exception:  # noqa: BLE001 - the message went out: mark it sent whatever happens here
+            log.exception("delivery of message %s could not be recorded on its receivable", row["id"])
 
     def _finish(self, mid: str, values: dict[str, Any]) -> None:
         with self.engine.begin() as conn:

@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from . import calendar, lifecycle
+from . import calendar, lifecycle, limitation as limitation_period
 from .errors import PermissionDeniedError, RuleViolationError
 from .policy import CollectionPolicy
 from .trail import Context
@@ -189,8 +189,10 @@ _RULES: tuple[Rule, ...] = (
         "detective",
         "Limitation period nearing its end with no action",
         "Once a receivable is within `limitation_warning_days` of the end of its limitation period, some action "
-        "(a contact, a promise or plan, a payment, a legal referral) is recorded within `limitation_action_days` "
-        "(or before it lapses, if sooner).",
+        "(a contact, a promise or plan, a payment, a legal referral, a demand delivered, proceedings filed) is "
+        "recorded within `limitation_action_days` (or before it lapses, if sooner). The period is the one the "
+        "receivable shows (docs/limitation.md): from the day after due, or from the last demand, acknowledgement "
+        "or proceedings (PRC Civil Code arts. 188, 189, 195).",
         ("limitation_period_years", "limitation_warning_days", "limitation_action_days"),
     ),
     Rule(
@@ -634,7 +636,14 @@ class Finding:
 _FOLLOW_UP = frozenset({"FollowUpStarted", "ContactRecorded", "PromiseMade", "InstallmentPlanAgreed", "Escalated"})
 _PROMISE_FOLLOW_UP = frozenset({"ContactRecorded", "PromiseMade", "InstallmentPlanAgreed", "ReferredToLegal"})
 _LIMITATION_ACTION = frozenset(
-    {"ContactRecorded", "PromiseMade", "InstallmentPlanAgreed", "PaymentRecorded", "ReferredToLegal"}
+    {
+        "ContactRecorded",
+        "PromiseMade",
+        "InstallmentPlanAgreed",
+        "PaymentRecorded",
+        "ReferredToLegal",
+        "ProceedingsRecorded",
+    }
 )
 
 
@@ -820,14 +829,16 @@ class _Judge:
             policy = self.policy(basis)
             if policy is None:
                 continue
-            lapses_on = _add_years(start, policy.limitation_period_years)
+            lapses_on = limitation_period.add_years(start, policy.limitation_period_years)
             warn_on = lapses_on - timedelta(days=policy.limitation_warning_days)
             warn_at = calendar.start_of_day(warn_on, self.tz)
             deadline = calendar.start_of_day(min(warn_on + timedelta(days=policy.limitation_action_days), lapses_on), self.tz)
             next_start = periods[i + 1][1].at if i + 1 < len(periods) else None
             if next_start is not None and next_start < warn_at:
                 continue  # interrupted before the warning lead began
-            if self.closed_before(deadline) or self.any_between(_LIMITATION_ACTION, warn_at, deadline):
+            if self.closed_before(deadline) or any(
+                self.is_limitation_action(f) for f in self.facts if warn_at <= f.at < deadline
+            ):
                 continue
             yield self.finding(
                 "limitation.no_action",
@@ -836,21 +847,27 @@ class _Judge:
                 basis,
             )
 
+    def is_limitation_action(self, f: Fact) -> bool:
+        """Some action on the receivable: one of the listed events, or any interruption (a delivered demand)."""
+        return f.type in _LIMITATION_ACTION or self.interruption(f) is not None
+
+    def interruption(self, f: Fact) -> limitation_period.Interruption | None:
+        return limitation_period.interruption(f.type, f.data, f.at, self.tz)
+
+    def _periods(self) -> Iterable[tuple[limitation_period.Period, int | None]]:
+        """The computation the receivable itself applies (domain/limitation.py), over the facts."""
+        history = ((f.type, f.data, f.at, f.version) for f in self.facts[1:])
+        return limitation_period.periods(self.due_on, self.tz, history)
+
     def _limitation_periods(self) -> Iterable[tuple[date, Fact]]:
-        """(start of a limitation period, the event that started it) — as the aggregate computes it."""
-        start = self.due_on
-        yield start, self.issued
-        for f in self.facts[1:]:
-            on: date | None = None
-            if f.type == "ContactRecorded" and f.data.get("outcome") == "acknowledged":
-                on = happened_at(f).astimezone(self.zone).date()
-            elif f.type in ("PromiseMade", "InstallmentPlanAgreed"):
-                on = f.at.astimezone(self.zone).date()
-            elif f.type == "PaymentRecorded":
-                on = f.data["paid_on"]
-            if on is not None and on > start:
-                start = on
-                yield start, f
+        """(start of a limitation period, the event that started it)."""
+        by_version = {f.version: f for f in self.facts}
+        for period, version in self._periods():
+            yield period.started_on, self.issued if version is None else by_version[version]
+
+    def limitation_periods(self) -> list[limitation_period.Period]:
+        """The periods the history ran through, oldest first (the last is the one running)."""
+        return [period for period, _ in self._periods()]
 
     def overrides(self) -> Iterable[Finding]:
         for f in self.facts:
@@ -885,19 +902,32 @@ def happened_at(fact: Fact) -> datetime:
     return fact.data.get("occurred_at") or fact.at
 
 
-def _add_years(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
+def limitation_periods(facts: Sequence[Fact]) -> list[limitation_period.Period]:
+    """The limitation periods a receivable's history ran through, as the detective rule sees them."""
+    if not facts or facts[0].type != "Issued":
+        return []
+    return _Judge(facts, {}, "").limitation_periods()
 
 
-FACT_FIELDS: Mapping[str, tuple[str, ...]] = {
-    "Issued": ("invoice_number", "timezone", "due_on", "issued_on", "collector"),
-    "ContactRecorded": ("channel", "outcome", "next_step", "occurred_at", "breaches_found", "exception"),
-    "CollectorAssigned": ("collector",),
-    "PaymentRecorded": ("paid_on",),
-}
+def _fields(*groups: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for group in groups:
+        for name, names in group.items():
+            out[name] = tuple(dict.fromkeys((*out.get(name, ()), *names)))
+    return out
+
+
+#: What each event type gives the rules: their own needs, and what the limitation
+#: period reads (`limitation.FIELDS`: one computation, fed the same fields).
+FACT_FIELDS: Mapping[str, tuple[str, ...]] = _fields(
+    {
+        "Issued": ("invoice_number", "timezone", "due_on", "issued_on", "collector"),
+        "ContactRecorded": ("channel", "outcome", "next_step", "occurred_at", "breaches_found", "exception"),
+        "CollectorAssigned": ("collector",),
+        "PaymentRecorded": ("paid_on",),
+    },
+    limitation_period.FIELDS,
+)
 
 
 def fact_of(event: Any) -> Fact:
@@ -907,6 +937,8 @@ def fact_of(event: Any) -> Fact:
     data = {k: getattr(event, k) for k in FACT_FIELDS.get(name, ())}
     if "next_step" in data:
         data["next_step"] = bool((data["next_step"] or "").strip())
+    if "installments" in data:  # the limitation period reads the dates alone
+        data["installments"] = [{"due_on": item["due_on"]} for item in data["installments"]]
     return Fact(
         type=name,
         version=event.originator_version,

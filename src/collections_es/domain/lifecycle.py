@@ -132,6 +132,19 @@ class ReceivableLifecycle(StateMachine):
         | legal.to.itself()
     )
 
+    # A message or letter reached the customer (the notifier records what the server accepted).
+    record_delivery = (
+        issued.to.itself()
+        | reminded.to.itself()
+        | due.to.itself()
+        | following_up.to.itself()
+        | promised.to.itself()
+        | overdue_escalated.to.itself()
+        | legal.to.itself()
+    )
+    # Suit or arbitration filed: restarts the limitation period (art. 195).
+    record_proceedings = legal.to.itself()
+
     def settles(self, settles: bool = False) -> bool:
         """Condition: the command brings the balance to zero."""
         return settles

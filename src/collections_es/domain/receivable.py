@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from . import compliance, lifecycle
+from . import compliance, lifecycle, limitation
 from .aggregate import TrailedAggregate
 from .errors import RuleViolationError
 from .calendar import business_day_on_or_before, check_timezone, start_of_day
@@ -63,6 +63,7 @@ def _require_text(value: str | None, field: str) -> str:
 
 EARLIEST_DATE = date(1970, 1, 1)
 LATEST_DATE = date(2199, 12, 31)
+EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _check_date(value: date, field: str) -> date:
@@ -100,6 +101,17 @@ class Receivable(TrailedAggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.state = self.state_after
             super().apply(aggregate)
+            # Every event is offered to the one computation of the limitation period
+            # (domain/limitation.py), which the compliance rule folds the same way.
+            name = type(self).__name__
+            if name in limitation.FIELDS:
+                found = limitation.interruption(
+                    name, limitation.data_of(name, self), self.timestamp, aggregate.timezone
+                )
+                period = aggregate.limitation_period
+                following = period.after(found, self.originator_version)
+                if following is not period:
+                    aggregate.limitation_state = following.as_dict()
 
     class Issued(Event, TrailedAggregate.Created):
         invoice_number: str
@@ -130,8 +142,10 @@ class Receivable(TrailedAggregate):
             r.dispute = None
             r.write_off_request = None
             r.last_acknowledged_at = None
-            r.limitation_from = self.due_on
+            r.limitation_state = limitation.Period.from_due_date(self.due_on).as_dict()
             r.limitation_warned_for = None
+            r.delivered_messages = []
+            r.proceedings = []
             r.contact_attempts = []
             r.legal_referral_approval = None
 
@@ -170,7 +184,6 @@ class Receivable(TrailedAggregate):
             r.last_contact_judgement = {"breaches": self.breaches_found, "exception": self.exception}
             if self.outcome == "acknowledged":
                 r.last_acknowledged_at = self.contact_at
-                r.interrupt_limitation(r.local_date(self.contact_at))
 
     class ContactExceptionGranted(Event):
         channel: str
@@ -196,7 +209,6 @@ class Receivable(TrailedAggregate):
             r.promise = {"amount": self.amount, "promised_on": self.promised_on, "paid_before": r.paid}
             r.installment_plan = None
             r.legal_referral_approval = None
-            r.interrupt_limitation(r.local_date(self.timestamp))
 
     class InstallmentPlanAgreed(Event):
         installments: list[dict[str, Any]]
@@ -206,7 +218,6 @@ class Receivable(TrailedAggregate):
             r.installment_plan = {"installments": self.installments, "paid_before": r.paid}
             r.promise = None
             r.legal_referral_approval = None
-            r.interrupt_limitation(r.local_date(self.timestamp))
 
     class PromiseBroken(Event):
         reason: str
@@ -249,7 +260,6 @@ class Receivable(TrailedAggregate):
         def evolve(self, r: Receivable) -> None:
             r.paid += self.amount
             r.payment_references = [*r.payment_references, self.reference]
-            r.interrupt_limitation(self.paid_on)
             if lifecycle.is_settled(self.state_after):
                 r.promise = None
                 r.installment_plan = None
@@ -297,6 +307,27 @@ class Receivable(TrailedAggregate):
         def evolve(self, r: Receivable) -> None:
             r.limitation_warned_for = self.lapses_on
 
+    class DeliveryRecorded(Event):
+        """A message or letter reached the customer: its server or gateway accepted it."""
+
+        message_id: str
+        channel: str
+        template: str
+        delivered_at: datetime
+
+        def evolve(self, r: Receivable) -> None:
+            r.delivered_messages = [*r.delivered_messages, self.message_id]
+
+    class ProceedingsRecorded(Event):
+        """Suit or arbitration filed against the customer."""
+
+        kind: str
+        filed_on: date
+        case_number: str
+
+        def evolve(self, r: Receivable) -> None:
+            r.proceedings = [*r.proceedings, {"kind": self.kind, "filed_on": self.filed_on, "case_number": self.case_number}]
+
     class RecoveryRecorded(Event):
         amount: Decimal
         method: str
@@ -314,6 +345,11 @@ class Receivable(TrailedAggregate):
     legal_referral_approval = None  # {"approved_by", "at"}
     contact_exceptions = ()  # each: {"channel", "reason", "granted_by", "granted_at", "valid_until"}
     last_contact_judgement = None  # the last contact's {"breaches", "exception"}, as its event recorded them
+    # Added with the limitation interruptions (ADR 0036); `limitation_state` is None in older
+    # snapshots, which kept `limitation_from` instead (see `limitation_period`).
+    limitation_state = None  # limitation.Period.as_dict()
+    delivered_messages = ()  # message ids whose delivery is recorded
+    proceedings = ()  # each: {"kind", "filed_on", "case_number"}
 
     # ---- queries ------------------------------------------------------------
 
@@ -339,19 +375,19 @@ class Receivable(TrailedAggregate):
     def is_legal_referral_suggested(self, now: datetime, policy: CollectionPolicy) -> bool:
         return is_legal_referral_suggested(self.state, self.days_past_due(now), policy)
 
-    def interrupt_limitation(self, on: date) -> None:
-        """A demand met or a debt acknowledged restarts the limitation period (art. 195)."""
-        if on > self.limitation_from:
-            self.limitation_from = on
+    @property
+    def limitation_period(self) -> limitation.Period:
+        """The limitation period running now (domain/limitation.py)."""
+        if self.limitation_state is not None:
+            return limitation.Period.from_dict(self.limitation_state)
+        # A snapshot taken before ADR 0036 kept the day the period ran from: the due
+        # date, or the day of the last payment, promise, plan or acknowledged contact.
+        start: date = self.limitation_from
+        return limitation.Period(limitation.start_after_due(start) if start == self.due_on else start)
 
     def limitation_lapses_on(self, policy: CollectionPolicy) -> date:
-        """Three years (by policy) from the due date or the last interruption (art. 188)."""
-        start = self.limitation_from
-        years = policy.limitation_period_years
-        try:
-            return start.replace(year=start.year + years)
-        except ValueError:  # 29 February
-            return start.replace(year=start.year + years, day=28)
+        """The last day of the limitation period (by policy, three years; art. 188)."""
+        return self.limitation_period.lapses_on(policy.limitation_period_years)
 
     def limitation_warning_on(self, policy: CollectionPolicy) -> date:
         return self.limitation_lapses_on(policy) - timedelta(days=policy.limitation_warning_days)
@@ -774,6 +810,54 @@ class Receivable(TrailedAggregate):
         if self.limitation_warned_for == lapses_on:
             raise RuleViolationError("limitation.warned", f"already warned that it lapses on {lapses_on}")
         self._record(self.LimitationWarned, ctx, state_after=state, lapses_on=lapses_on)
+
+    def record_delivery(
+        self, ctx: Context, *, message_id: str, channel: str, template: str, delivered_at: datetime
+    ) -> None:
+        """A message or letter reached the customer (a demand when its template asks for payment)."""
+        state = self._next("record_delivery")
+        _require_text(message_id, "message_id")
+        _require_choice(channel, CHANNELS, "channel")
+        _require_text(template, "template")
+        if delivered_at.tzinfo is None:
+            raise RuleViolationError("field.instant", "delivered_at needs a time zone", field="delivered_at")
+        if delivered_at > ctx.now:
+            raise RuleViolationError("delivery.future", "delivered_at is in the future", field="delivered_at")
+        if delivered_at < EARLIEST_INSTANT:  # compared before any zone conversion, which could overflow
+            raise RuleViolationError("field.date_range", f"delivered_at is before {EARLIEST_DATE}", field="delivered_at")
+        if self.local_date(delivered_at) < self.issued_on:
+            raise RuleViolationError("delivery.before_issue", "delivered_at is before the invoice was issued", field="delivered_at")
+        if message_id in self.delivered_messages:
+            raise RuleViolationError(
+                "delivery.duplicate", f"the delivery of message '{message_id}' is recorded already", field="message_id"
+            )
+        self._record(
+            self.DeliveryRecorded,
+            ctx,
+            state_after=state,
+            message_id=message_id,
+            channel=channel,
+            template=template,
+            delivered_at=delivered_at,
+        )
+
+    def record_proceedings(self, ctx: Context, *, kind: str, filed_on: date, case_number: str) -> None:
+        """Suit or arbitration filed: restarts the limitation period from `filed_on` (art. 195)."""
+        state = self._next("record_proceedings")
+        _require_choice(kind, limitation.PROCEEDINGS_KINDS, "kind")
+        _require_text(case_number, "case_number")
+        _check_date(filed_on, "filed_on")
+        if filed_on > self.local_date(ctx.now):
+            raise RuleViolationError("proceedings.future_date", "filed_on is in the future", field="filed_on")
+        if filed_on < self.issued_on:
+            raise RuleViolationError("proceedings.before_issue", "filed_on is before the invoice was issued", field="filed_on")
+        if any(p["case_number"] == case_number for p in self.proceedings):
+            raise RuleViolationError(
+                "proceedings.duplicate", f"case '{case_number}' is recorded already", field="case_number"
+            )
+        self._record(
+            self.ProceedingsRecorded, ctx, state_after=state, kind=kind, filed_on=filed_on, case_number=case_number
+        )
 
     def record_recovery(self, ctx: Context, *, amount: object, method: str, paid_on: date, reference: str) -> None:
         state = self._next("record_recovery")

@@ -177,7 +177,7 @@ def history(receivable_ref: ReceivableRef, services: ServicesDep, actor: Annotat
     return [present.history_entry(e, redactor) for e in services.app.history(rid)]
 
 
-@router.get("/{receivable_ref}/contact-check", response_model=ContactCheckOut)
+@router.get("/{receivable_ref}/contact-check", response_model=ContactCheckOut, responses={409: problem_response(409)})
 def contact_check(
     receivable_ref: ReceivableRef,
     services: ServicesDep,
