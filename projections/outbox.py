@@ -5,14 +5,15 @@ the batch transaction that moves the position. Each message's id derives from
 its event (aggregate id, version, kind), so a rebuild or a second worker never
 creates a second message, and transports pass the id on (SMTP Message-ID, the
 webhook's Idempotency-Key) so a retried send is recognisable downstream.
-Sending is `collections_es.application.notifier`; this table is its queue.
+Sending is `collections_es.application.notifier`; this table is its queue, and
+`SqlOutbox` the notifier's port onto it.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,6 +63,61 @@ def message_id(event: Any, kind: str) -> str:
 
 def naive_utc(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(tzinfo=None)
+
+
+class SqlOutbox:
+    """The notifier's view of the outbox (its `OutboxStore` port): what is due, claimed with a
+    conditional UPDATE and a lease so two senders never send one message at once."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def expire_stale(self, before: datetime, note: str) -> None:
+        """Messages never tried whose event is older than `before` end as `expired`, unsent."""
+        m = messages.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                messages.update()
+                .where(m.status == "pending", m.attempts == 0, m.created_at < naive_utc(before))
+                .values(status="expired", next_attempt_at=None, last_error=note)
+            )
+
+    def due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Pending messages whose next attempt is due, and those whose sender's lease ran out."""
+        m, at = messages.c, naive_utc(now)
+        due = sa.or_(
+            sa.and_(m.status == "pending", m.next_attempt_at <= at),
+            sa.and_(m.status == "sending", m.lease_until <= at),
+        )
+        with self.engine.execution_options(read_only=True).connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.select(messages).where(due).order_by(m.position).limit(limit))]
+
+    def claim(self, row: dict[str, Any], until: datetime) -> bool:
+        """Take the message for sending until `until`, unless another sender changed it first."""
+        m = messages.c
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                messages.update()
+                .where(m.id == row["id"], m.status == row["status"], m.attempts == row["attempts"])
+                .values(status="sending", lease_until=naive_utc(until))
+            ).rowcount
+        return claimed == 1
+
+    def finish(self, message_id: str, status: str, attempts: int, *, error: str | None = None,
+               sent_at: datetime | None = None, next_attempt_at: datetime | None = None) -> None:
+        """The attempt's outcome, written only while the message is still ours (`sending`)."""
+        values = {
+            "status": status,
+            "attempts": attempts,
+            "lease_until": None,
+            "next_attempt_at": naive_utc(next_attempt_at) if next_attempt_at else None,
+        }
+        if error is not None:
+            values["last_error"] = error
+        if sent_at is not None:
+            values["sent_at"] = naive_utc(sent_at)
+        with self.engine.begin() as conn:
+            conn.execute(messages.update().where(messages.c.id == message_id, messages.c.status == "sending").values(**values))
 
 
 def choose_channel(customer: Customer | None, asked: str | None = None) -> tuple[str | None, str | None]:

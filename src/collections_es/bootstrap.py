@@ -18,7 +18,7 @@ from projections.compliance import Compliance
 from projections.contacts import ContactsLog, recent_contacts
 from projections.credit import CreditRecords
 from projections.customers import CustomersList
-from projections.outbox import Outbox
+from projections.outbox import Outbox, SqlOutbox
 from projections.receivables import ReceivablesList
 from projections.timers import SqlTimerStore, Timers
 from projections.worklist import Worklist
@@ -132,7 +132,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
     scheduler = Scheduler(app, SqlTimerStore(engine), catch_up=lambda: runner.catch_up(["timers"]))
     keys = ApiKeyStore(engine, ROLES, settings.api_keys_file)
     notifier = Notifier(
-        engine,
+        SqlOutbox(engine),
         clock,
         transports(settings),
         catch_up=lambda: runner.catch_up(["outbox"]),

@@ -22,12 +22,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
-
-import sqlalchemy as sa
-
-from projections.outbox import messages, naive_utc
 
 from ..domain.calendar import duration_in_words
 from ..domain.errors import CommandNotAllowedError, RuleViolationError
@@ -84,10 +80,27 @@ class Attempt:
     error: str | None = None
 
 
+class OutboxStore(Protocol):
+    """Where the messages wait (the outbox read model; bootstrap wires `projections.outbox.SqlOutbox`)."""
+
+    def expire_stale(self, before: datetime, note: str) -> None:
+        """Never-tried messages whose event is older than `before` end as `expired`."""
+
+    def due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Messages due for an attempt at `now` (or whose lease ran out), oldest first."""
+
+    def claim(self, row: dict[str, Any], until: datetime) -> bool:
+        """Take the message until `until`; False when another sender took or changed it."""
+
+    def finish(self, message_id: str, status: str, attempts: int, *, error: str | None = None,
+               sent_at: datetime | None = None, next_attempt_at: datetime | None = None) -> None:
+        """Write the attempt's outcome."""
+
+
 class Notifier:
     def __init__(
         self,
-        engine: sa.Engine,
+        store: OutboxStore,
         clock: Clock,
         transports: dict[str, Transport],
         *,
@@ -99,7 +112,7 @@ class Notifier:
         max_age: timedelta = timedelta(hours=72),
         record_delivery: RecordDelivery | None = None,
     ) -> None:
-        self.engine = engine
+        self.store = store
         self.clock = clock
         self.transports = transports
         self.catch_up = catch_up
@@ -117,40 +130,18 @@ class Notifier:
     def run_once(self, limit: int = 100) -> list[Attempt]:
         """Bring the outbox up to the log, then try every message that is due now."""
         self.catch_up()
-        now = naive_utc(self.clock.now())
-        m = messages.c
-        with self.engine.begin() as conn:
-            # Never tried and already stale (e.g. events from before the sender was deployed): not sent.
-            conn.execute(
-                messages.update()
-                .where(m.status == "pending", m.attempts == 0, m.created_at < now - self.max_age)
-                .values(
-                    status="expired",
-                    next_attempt_at=None,
-                    last_error=(
-                        f"not sent: its event is older than {duration_in_words(self.max_age)} "
-                        "(COLLECTIONS_NOTIFY_MAX_AGE_HOURS)"
-                    ),
-                )
-            )
-        due = sa.or_(
-            sa.and_(m.status == "pending", m.next_attempt_at <= now),
-            sa.and_(m.status == "sending", m.lease_until <= now),
+        now = self.clock.now()
+        # Never tried and already stale (e.g. events from before the sender was deployed): not sent.
+        self.store.expire_stale(
+            now - self.max_age,
+            f"not sent: its event is older than {duration_in_words(self.max_age)} (COLLECTIONS_NOTIFY_MAX_AGE_HOURS)",
         )
-        with self.engine.execution_options(read_only=True).connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(sa.select(messages).where(due).order_by(m.position).limit(limit))]
+        rows = self.store.due(now, limit)
         return [attempt for row in rows if (attempt := self._attempt(row)) is not None]
 
     def _attempt(self, row: dict[str, Any]) -> Attempt | None:
-        m = messages.c
-        now = naive_utc(self.clock.now())
-        with self.engine.begin() as conn:
-            claimed = conn.execute(
-                messages.update()
-                .where(m.id == row["id"], m.status == row["status"], m.attempts == row["attempts"])
-                .values(status="sending", lease_until=now + timedelta(seconds=self.lease_seconds))
-            ).rowcount
-        if claimed != 1:
+        now = self.clock.now()
+        if not self.store.claim(row, now + timedelta(seconds=self.lease_seconds)):
             return None  # another sender took it
         attempts = row["attempts"] + 1
         message = OutgoingMessage(
@@ -162,16 +153,12 @@ class Notifier:
             # Servers echo the address they refuse: the recipient never reaches the log or `last_error`.
             error = scrub(f"{type(exc).__name__}: {exc}", row["recipient"])[:2000]
             status = "failed" if attempts >= self.max_attempts else "pending"
-            values = {"status": status, "attempts": attempts, "last_error": error, "lease_until": None}
-            values["next_attempt_at"] = None if status == "failed" else now + self.backoff(attempts)
+            retry_at = None if status == "failed" else now + self.backoff(attempts)
             log.warning("message %s attempt %d failed: %s", row["id"], attempts, error)
-            self._finish(row["id"], values)
+            self.store.finish(row["id"], status, attempts, error=error, next_attempt_at=retry_at)
             return Attempt(row["id"], status, error)
-        self._delivered(row, now.replace(tzinfo=UTC))
-        self._finish(
-            row["id"],
-            {"status": "sent", "attempts": attempts, "sent_at": now, "next_attempt_at": None, "lease_until": None},
-        )
+        self._delivered(row, now)
+        self.store.finish(row["id"], "sent", attempts, sent_at=now)
         return Attempt(row["id"], "sent")
 
     def _delivered(self, row: dict[str, Any], at: datetime) -> None:
@@ -188,7 +175,3 @@ class Notifier:
             log.log(level, "delivery of message %s not recorded: %s", row["id"], exc)
         except Exception:  # noqa: BLE001 - the message went out: mark it sent whatever happens here
             log.exception("delivery of message %s could not be recorded on its receivable", row["id"])
-
-    def _finish(self, mid: str, values: dict[str, Any]) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(messages.update().where(messages.c.id == mid, messages.c.status == "sending").values(**values))
