@@ -13,12 +13,12 @@ from projections.customers import list_customers
 
 from ...application.access import PII_ROLES
 from ...domain.errors import NotFoundError
+from ...domain.policy import Channel
 from ...domain.trail import Actor
 from .. import present
 from ..deps import ServicesDep, command_request, read_current, require_view
 from ..schemas import (
     IF_MATCH,
-    Channel,
     ContactLogEntry,
     ContactLogPage,
     CreditRecordOut,

@@ -1,0 +1,164 @@
+"""The customer file, its credit record and contacts log."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from ...application.fields import Currency, Identifier, Money, Strict, Text
+from ...domain.policy import Channel
+
+
+class ContactsIn(Strict):
+    email: Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    phone: Annotated[str, StringConstraints(max_length=32, pattern=r"^\+?[0-9 ()-]{3,32}$")] | None = None
+    address: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class ContactPersonIn(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    role: Annotated[str, StringConstraints(max_length=100)] | None = None
+    email: Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    phone: Annotated[str, StringConstraints(max_length=32, pattern=r"^\+?[0-9 ()-]{3,32}$")] | None = None
+
+
+class MoneyIn(Strict):
+    amount: Money
+    currency: Currency
+
+
+Language = Literal["zh-CN", "en"]
+Rating = Literal["A", "B", "C", "D", "unrated"]
+Tier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+CustomerName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+TimeZone = Annotated[str, StringConstraints(min_length=1, max_length=64), Field(examples=["Asia/Shanghai"])]
+
+
+class CustomerCreate(Strict):
+    customer_id: Identifier
+    name: CustomerName
+    timezone: TimeZone
+    tier: Tier = "standard"
+    preferred_channel: Channel = "email"
+    language: Language = "zh-CN"
+    contacts: ContactsIn = Field(default_factory=ContactsIn)
+    contact_persons: list[ContactPersonIn] = Field(default_factory=list, max_length=20)
+    credit_limit: MoneyIn | None = None
+    credit_rating: Rating | None = None
+    ability_to_pay: Text | None = Field(default=None, description="Sales' note on the customer's ability to pay")
+    willingness_to_pay: Text | None = Field(default=None, description="Sales' note on the customer's willingness to pay")
+
+
+class CustomerPatch(Strict):
+    """Only the fields sent change; `contacts` and `contact_persons` replace the whole set;
+    `credit_limit: null` removes the limit; a note adds a note."""
+
+    name: CustomerName | None = None
+    timezone: TimeZone | None = None
+    tier: Tier | None = None
+    preferred_channel: Channel | None = None
+    language: Language | None = None
+    contacts: ContactsIn | None = None
+    contact_persons: list[ContactPersonIn] | None = Field(default=None, max_length=20)
+    credit_limit: MoneyIn | None = None
+    credit_rating: Rating | None = None
+    ability_to_pay: Text | None = None
+    willingness_to_pay: Text | None = None
+
+
+class NoteOut(BaseModel):
+    topic: str
+    text: str
+    by: str
+    at: datetime
+
+
+class MoneyOut(BaseModel):
+    amount: str
+    currency: str
+
+
+class CustomerPublic(BaseModel):
+    customer_id: str
+    name: str
+    timezone: str
+    tier: str
+    preferred_channel: str
+    language: str
+    contacts: dict[str, str]
+    contact_persons: list[dict[str, str]]
+    contacts_masked: bool
+    credit_limit: MoneyOut | None
+    credit_rating: str | None
+    ability_to_pay: str | None
+    willingness_to_pay: str | None
+    notes: list[NoteOut]
+    version: int
+
+
+class CustomerSummary(BaseModel):
+    customer_id: str
+    name: str
+    tier: str
+    preferred_channel: str
+    language: str
+    timezone: str
+    credit_limit: MoneyOut | None
+    credit_rating: str | None
+    version: int
+
+
+class CustomerPage(BaseModel):
+    items: list[CustomerSummary]
+    next_cursor: str | None
+
+
+class CurrencyFigures(BaseModel):
+    currency: str
+    written_off: str
+    recovered: str
+    exposure: str = Field(description="Open balance of receivables not settled or written off")
+
+
+class CreditRecordOut(BaseModel):
+    customer_id: str
+    settled_on_time: int
+    settled_late: int
+    average_days_late: str = Field(description="Mean days late over all settled receivables (on time counts 0)")
+    promises_made: int
+    promises_kept: int
+    promises_broken: int
+    by_currency: list[CurrencyFigures]
+    credit_limit: MoneyOut | None
+    exposure_in_limit_currency: str | None
+    over_credit_limit: bool
+    last_write_off_on: date | None
+    recent_write_off: bool
+    credit_hold: bool
+    credit_hold_reasons: list[str]
+    rating: str
+    rating_rule: str
+
+
+class ContactLogEntry(BaseModel):
+    receivable_id: str
+    invoice_number: str
+    customer_id: str
+    occurred_at: datetime
+    actor: str
+    role: str
+    channel: str
+    outcome: str
+    note: str
+    customer_attitude: str | None
+    reason_for_non_payment: str | None
+    promised_on: date | None
+    next_step: str | None
+    interrupts_limitation: bool
+
+
+class ContactLogPage(BaseModel):
+    items: list[ContactLogEntry]
+    next_cursor: str | None
