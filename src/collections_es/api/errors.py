@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -173,6 +175,50 @@ def _allowed_actions(request: Request, commands: list[str]) -> list[dict[str, st
     return [a.model_dump() for a in present.allowed_actions(present.resolve_id(ref), commands)]
 
 
+@dataclass(frozen=True)
+class Problem:
+    """How one kind of error is answered: its status, problem type and extensions."""
+
+    status: int
+    type: str
+    extensions: Callable[[Request, Any], dict[str, Any]] = lambda request, exc: {}
+    detail: Callable[[Any], str] = str
+    headers: dict[str, str] | None = None
+
+    async def handler(self, request: Request, exc: Exception) -> JSONResponse:
+        return problem(
+            self.status, self.detail(exc), type_=self.type, headers=self.headers, **self.extensions(request, exc)
+        )
+
+
+#: Every application error and its problem details; `install` registers one handler per row.
+PROBLEMS: dict[type[Exception], Problem] = {
+    RuleViolationError: Problem(
+        422, "/problems/rule-violation", lambda r, e: {"rule_id": e.rule_id, "field": e.field}, detail=lambda e: e.detail
+    ),
+    CommandNotAllowedError: Problem(
+        409,
+        "/problems/command-not-allowed",
+        lambda r, e: {
+            "command": e.command,
+            "state": e.state,
+            "allowed_commands": e.allowed,
+            "allowed_actions": _allowed_actions(r, e.allowed),
+        },
+    ),
+    DuplicateError: Problem(409, "/problems/duplicate"),
+    NotFoundError: Problem(404, "/problems/not-found"),
+    VersionMismatchError: Problem(
+        412, "/problems/version-mismatch", lambda r, e: {"expected_version": e.expected, "current_version": e.actual}
+    ),
+    PermissionDeniedError: Problem(403, "/problems/forbidden"),
+    IdempotencyKeyReusedError: Problem(422, "/problems/idempotency-key-reused", lambda r, e: {"rule_id": "idempotency.key_reused"}),
+    ConcurrencyExhaustedError: Problem(503, "/problems/busy", headers={"Retry-After": "1"}),
+    ClockError: Problem(422, "/problems/clock", lambda r, e: {"rule_id": "clock.forward_only", "field": "to"}),
+    PolicyFileError: Problem(422, "/problems/policy", lambda r, e: {"rule_id": "policy.invalid"}),
+}
+
+
 def install(app: FastAPI) -> None:
     """Problem details for every failure, and each operation's problems in the OpenAPI document."""
     document_problems(app)
@@ -204,59 +250,8 @@ def install(app: FastAPI) -> None:
             errors=errors,
         )
 
-    @app.exception_handler(RuleViolationError)
-    async def _rule(request: Request, exc: RuleViolationError) -> JSONResponse:
-        return problem(422, exc.detail, type_="/problems/rule-violation", rule_id=exc.rule_id, field=exc.field)
-
-    @app.exception_handler(CommandNotAllowedError)
-    async def _not_allowed(request: Request, exc: CommandNotAllowedError) -> JSONResponse:
-        return problem(
-            409,
-            str(exc),
-            type_="/problems/command-not-allowed",
-            command=exc.command,
-            state=exc.state,
-            allowed_commands=exc.allowed,
-            allowed_actions=_allowed_actions(request, exc.allowed),
-        )
-
-    @app.exception_handler(DuplicateError)
-    async def _duplicate(request: Request, exc: DuplicateError) -> JSONResponse:
-        return problem(409, str(exc), type_="/problems/duplicate")
-
-    @app.exception_handler(NotFoundError)
-    async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
-        return problem(404, str(exc), type_="/problems/not-found")
-
-    @app.exception_handler(VersionMismatchError)
-    async def _version(request: Request, exc: VersionMismatchError) -> JSONResponse:
-        return problem(
-            412,
-            str(exc),
-            type_="/problems/version-mismatch",
-            expected_version=exc.expected,
-            current_version=exc.actual,
-        )
-
-    @app.exception_handler(PermissionDeniedError)
-    async def _forbidden(request: Request, exc: PermissionDeniedError) -> JSONResponse:
-        return problem(403, str(exc), type_="/problems/forbidden")
-
-    @app.exception_handler(IdempotencyKeyReusedError)
-    async def _key_reused(request: Request, exc: IdempotencyKeyReusedError) -> JSONResponse:
-        return problem(422, str(exc), type_="/problems/idempotency-key-reused", rule_id="idempotency.key_reused")
-
-    @app.exception_handler(ConcurrencyExhaustedError)
-    async def _busy(request: Request, exc: ConcurrencyExhaustedError) -> JSONResponse:
-        return problem(503, str(exc), type_="/problems/busy", headers={"Retry-After": "1"})
-
-    @app.exception_handler(ClockError)
-    async def _clock(request: Request, exc: ClockError) -> JSONResponse:
-        return problem(422, str(exc), type_="/problems/clock", rule_id="clock.forward_only", field="to")
-
-    @app.exception_handler(PolicyFileError)
-    async def _policy(request: Request, exc: PolicyFileError) -> JSONResponse:
-        return problem(422, str(exc), type_="/problems/policy", rule_id="policy.invalid")
+    for error_type, answer in PROBLEMS.items():
+        app.add_exception_handler(error_type, answer.handler)
 
     @app.exception_handler(MapperDeserialisationError)
     async def _damaged(request: Request, exc: MapperDeserialisationError) -> JSONResponse:
