@@ -1,4 +1,4 @@
-"""Does a scheduler tick cost what is due, not what is open? (DESIGN.md section 4)
+"""Does a scheduler tick cost what is due, not what is open? (docs/design.md section 4)
 
     .venv/bin/python bench/tick.py                       # SQLite, 1,000 then 100,000 open receivables
     .venv/bin/python bench/tick.py --sizes 1000 10000 100000 --rounds 5 --repeat 50

@@ -3,7 +3,7 @@ in one transaction, so an event is applied exactly once even across crashes.
 
 Each batch of a projection runs in one transaction that first locks the
 projection's tracking row and checks the position is still the one the batch
-was read from; if another worker moved it first, nothing is applied (LIBRARIES.md:
+was read from; if another worker moved it first, nothing is applied (a lesson of eventsourcing-sqlalchemy:
 never trust a read-then-write tracking update). A crash before the commit loses
 the whole batch, rows and position together, so it is read again.
 

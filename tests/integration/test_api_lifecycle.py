@@ -1,6 +1,6 @@
 """Whole collection paths over HTTP, day by day, under a frozen clock.
 
-Each test drives one receivable through a path of DESIGN.md section 1 with the
+Each test drives one receivable through a path of docs/design.md section 1 with the
 payloads of docs/api.md, and on each significant day checks the receivable the
 command returned (state, balance, version, allowed commands, days past due)
 and the event it added to `/history` (type, state after, actor, role, and its

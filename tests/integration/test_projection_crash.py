@@ -1,4 +1,4 @@
-"""Crash safety of the projection worker (DESIGN.md section 3: "a crash never
+"""Crash safety of the projection worker (docs/design.md section 3: "a crash never
 applies an event twice or skips one").
 
 A history of ten thousand events or more is written first, with no projection

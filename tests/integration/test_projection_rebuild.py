@@ -1,5 +1,5 @@
 """Every read model rebuilt from the log equals the one kept up to date live
-(DESIGN.md section 3), on SQLite and PostgreSQL, over a realistic history of a
+(docs/design.md section 3), on SQLite and PostgreSQL, over a realistic history of a
 few thousand events (tests/integration/projection_history.py)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The lifecycle state machine, checked against DESIGN.md section 1.
+"""The lifecycle state machine, checked against docs/design.md section 1.
 
 The expected table below is written out by hand from the design document, on
 purpose not derived from the machine: the point is to check the machine
@@ -23,13 +23,13 @@ SETTLED = "settled"
 # zero (record_payment, resolve_dispute); a plain target does not depend on it.
 # A command missing from a state's row is refused in that state.
 #
-# `warn_limitation` is not (yet) a row of the DESIGN.md section 1 table: it is
+# `warn_limitation` is not (yet) a row of the docs/design.md section 1 table: it is
 # the "limitation-period warning" timer of section 4, recorded in every open
 # state without changing it. The table here includes it so that its reach is
 # still checked by hand. `approve_legal_referral` (issue 5) is the approval a
 # policy may require before `refer_to_legal` ("refer_to_legal ... policy may
 # require approval"): recorded in `overdue_escalated` without changing it.
-# `grant_contact_exception` (issue 11, DESIGN.md section 6) is a supervisor's
+# `grant_contact_exception` (issue 11, docs/design.md section 6) is a supervisor's
 # exception for contacts by one channel, granted in advance: in every open state,
 # without changing it.
 # `record_delivery` (issue 11) records a message or letter delivered, in every open
@@ -89,7 +89,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
     "promised": {
         "record_contact": "promised",
         "break_promise": "overdue_escalated",
-        "keep_promise": "following_up",  # a covered promise that leaves a balance (DESIGN.md 7, Liveness)
+        "keep_promise": "following_up",  # a covered promise that leaves a balance (docs/design.md 7, Liveness)
         "record_payment": ("promised", SETTLED),
         "raise_dispute": "promised",
         "resolve_dispute": ("promised", SETTLED),
@@ -150,7 +150,7 @@ SPEC_COMMANDS = {
     "promise_to_pay",
     "agree_installment_plan",
     "break_promise",
-    "keep_promise",  # DESIGN.md section 7 (Liveness): a kept promise returns the receivable to collection
+    "keep_promise",  # docs/design.md section 7 (Liveness): a kept promise returns the receivable to collection
     "escalate",
     "approve_legal_referral",  # the approval refer_to_legal may require (section 1 notes)
     "refer_to_legal",
@@ -161,9 +161,9 @@ SPEC_COMMANDS = {
     "resolve_dispute",
     "assign_collector",
     "record_recovery",
-    "warn_limitation",  # DESIGN.md section 4 (timers), not yet in the section 1 table
-    "grant_contact_exception",  # DESIGN.md section 6: a supervisor's exception, granted before a contact
-    "record_delivery",  # DESIGN.md section 7: a message counts (for limitation) when delivered
+    "warn_limitation",  # docs/design.md section 4 (timers), not yet in the section 1 table
+    "grant_contact_exception",  # docs/design.md section 6: a supervisor's exception, granted before a contact
+    "record_delivery",  # docs/design.md section 7: a message counts (for limitation) when delivered
     "record_proceedings",
 }
 

@@ -1,4 +1,4 @@
-"""Liveness (DESIGN.md section 7; ADR 0035): no open receivable is ever without a way forward.
+"""Liveness (docs/design.md section 7; ADR 0035): no open receivable is ever without a way forward.
 
 Random histories of what collectors, supervisors, legal and services send (partial
 payments, promises, installment plans, disputes, escalations, legal referrals with

@@ -29,7 +29,7 @@ WEEKDAY_WINDOWS = {
 
 
 def make_policy(**overrides: object) -> CollectionPolicy:
-    """The figures of DOMAIN.md, built by hand."""
+    """The figures of docs/domain.md, built by hand."""
     return CollectionPolicy.model_validate({"version": "unit-1", "contact": {"windows": WEEKDAY_WINDOWS}, **overrides})
 
 

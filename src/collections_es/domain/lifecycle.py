@@ -22,7 +22,7 @@ from .errors import CommandNotAllowedError
 
 
 class ReceivableLifecycle(StateMachine):
-    """States and commands of a receivable (DESIGN.md section 1)."""
+    """States and commands of a receivable (docs/design.md section 1)."""
 
     # `written_off` is a non-final state whose only transition is the
     # `record_recovery` self-loop, so it has no path to `settled` (ADR 0002).
@@ -121,7 +121,7 @@ class ReceivableLifecycle(StateMachine):
         | overdue_escalated.to.itself()
         | legal.to.itself()
     )
-    # A supervisor's exception for contacts by one channel, granted before them (DESIGN.md section 6).
+    # A supervisor's exception for contacts by one channel, granted before them (docs/design.md section 6).
     grant_contact_exception = (
         issued.to.itself()
         | reminded.to.itself()
