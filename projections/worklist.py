@@ -136,7 +136,9 @@ class Worklist(Projection):
             row = known[rid]
         currency = row["currency"]
         if _is_contact(event):
-            row["last_contact_at"] = rowlib.naive_utc(event.timestamp)
+            # When the contact took place (logged later, perhaps), never moving the last one back.
+            at = rowlib.naive_utc(getattr(event, "contact_at", event.timestamp))
+            row["last_contact_at"] = max(at, row["last_contact_at"] or at)
         if isinstance(event, Receivable.PaymentRecorded):
             amount = rowlib.to_minor(event.amount, currency)
             row["paid"] += amount

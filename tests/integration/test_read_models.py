@@ -235,6 +235,15 @@ def test_the_worklist_lists_a_collectors_items_highest_priority_first_with_their
     assert (items["SILENT"]["balance"], items["SILENT"]["days_past_due"], items["SILENT"]["tier"]) == ("10000.00", 45, "A")
 
 
+def test_the_worklist_dates_a_contact_by_when_it_took_place_not_when_it_was_logged(worked):
+    """A call made on 06-03 and logged on 06-15 leaves the customer silent for 12 days."""
+    command(worked, "collector", "OLD", "record-contact", {
+        "channel": "phone", "outcome": "no_answer", "note": "rang on the 3rd", "occurred_at": "2026-06-03T02:00:00Z",
+    })
+    items = {i["invoice_number"]: i for i in ok(worked.as_("collector").get("/worklist"))["items"]}
+    assert items["OLD"]["reasons"] == ["legal referral suggested", "134 days past due, no contact in 12 days"]
+
+
 def test_the_worklist_offers_the_commands_the_state_allows_and_the_callers_role_may_send(worked):
     collector = {i["invoice_number"]: i for i in ok(worked.as_("collector").get("/worklist"))["items"]}
     supervisor = {i["invoice_number"]: i for i in ok(worked.as_("supervisor").get("/worklist", params={"collector": "collector-1"}))["items"]}
