@@ -13,12 +13,24 @@ that state in the event.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, reduce
+from operator import or_
 
 from statemachine import State, StateMachine
+from statemachine.transition_list import TransitionList
 from statemachine.exceptions import TransitionNotAllowed
 
 from .errors import CommandNotAllowedError
+
+
+def _stay(states: tuple[State, ...]) -> TransitionList:
+    """A self-loop in each of `states`: the command changes nothing of the state."""
+    return reduce(or_, (state.to.itself() for state in states))
+
+
+def _settle_or_stay(states: tuple[State, ...], settled: State) -> TransitionList:
+    """From each of `states`: to `settled` when the command brings the balance to zero, else stay."""
+    return reduce(or_, [s.to(settled, cond="settles") for s in states] + [s.to.itself(unless="settles") for s in states])
 
 
 class ReceivableLifecycle(StateMachine):
@@ -38,19 +50,13 @@ class ReceivableLifecycle(StateMachine):
     settled = State("settled", final=True)
     # Not final: a written-off receivable still records recoveries (ADR 0002).
     written_off = State("written_off")
+    # The states with a balance to collect (a class-body name only: deleted below).
+    _OPEN = (issued, reminded, due, following_up, promised, overdue_escalated, legal)
 
     send_reminder = issued.to(reminded) | reminded.to.itself()
     fall_due = issued.to(due) | reminded.to(due)
     start_follow_up = due.to(following_up)
-    record_contact = (
-        due.to(following_up)
-        | issued.to.itself()
-        | reminded.to.itself()
-        | following_up.to.itself()
-        | promised.to.itself()
-        | overdue_escalated.to.itself()
-        | legal.to.itself()
-    )
+    record_contact = due.to(following_up) | _stay((issued, reminded, following_up, promised, overdue_escalated, legal))
     promise_to_pay = due.to(promised) | following_up.to(promised) | overdue_escalated.to(promised)
     agree_installment_plan = due.to(promised) | following_up.to(promised) | overdue_escalated.to(promised)
     break_promise = promised.to(overdue_escalated)
@@ -59,91 +65,23 @@ class ReceivableLifecycle(StateMachine):
     escalate = due.to(overdue_escalated) | following_up.to(overdue_escalated)
     approve_legal_referral = overdue_escalated.to.itself()
     refer_to_legal = overdue_escalated.to(legal)
-    record_payment = (
-        issued.to(settled, cond="settles")
-        | reminded.to(settled, cond="settles")
-        | due.to(settled, cond="settles")
-        | following_up.to(settled, cond="settles")
-        | promised.to(settled, cond="settles")
-        | overdue_escalated.to(settled, cond="settles")
-        | legal.to(settled, cond="settles")
-        | issued.to.itself(unless="settles")
-        | reminded.to.itself(unless="settles")
-        | due.to.itself(unless="settles")
-        | following_up.to.itself(unless="settles")
-        | promised.to.itself(unless="settles")
-        | overdue_escalated.to.itself(unless="settles")
-        | legal.to.itself(unless="settles")
-    )
+    record_payment = _settle_or_stay(_OPEN, settled)
     request_write_off = overdue_escalated.to.itself() | legal.to.itself()
     approve_write_off = overdue_escalated.to(written_off) | legal.to(written_off)
-    raise_dispute = (
-        issued.to.itself()
-        | reminded.to.itself()
-        | due.to.itself()
-        | following_up.to.itself()
-        | promised.to.itself()
-        | overdue_escalated.to.itself()
-        | legal.to.itself()
-    )
-    resolve_dispute = (
-        issued.to(settled, cond="settles")
-        | reminded.to(settled, cond="settles")
-        | due.to(settled, cond="settles")
-        | following_up.to(settled, cond="settles")
-        | promised.to(settled, cond="settles")
-        | overdue_escalated.to(settled, cond="settles")
-        | legal.to(settled, cond="settles")
-        | issued.to.itself(unless="settles")
-        | reminded.to.itself(unless="settles")
-        | due.to.itself(unless="settles")
-        | following_up.to.itself(unless="settles")
-        | promised.to.itself(unless="settles")
-        | overdue_escalated.to.itself(unless="settles")
-        | legal.to.itself(unless="settles")
-    )
-    assign_collector = (
-        issued.to.itself()
-        | reminded.to.itself()
-        | due.to.itself()
-        | following_up.to.itself()
-        | promised.to.itself()
-        | overdue_escalated.to.itself()
-        | legal.to.itself()
-    )
+    raise_dispute = _stay(_OPEN)
+    resolve_dispute = _settle_or_stay(_OPEN, settled)
+    assign_collector = _stay(_OPEN)
     record_recovery = written_off.to.itself()
-    warn_limitation = (
-        issued.to.itself()
-        | reminded.to.itself()
-        | due.to.itself()
-        | following_up.to.itself()
-        | promised.to.itself()
-        | overdue_escalated.to.itself()
-        | legal.to.itself()
-    )
+    warn_limitation = _stay(_OPEN)
     # A supervisor's exception for contacts by one channel, granted before them (docs/design.md section 6).
-    grant_contact_exception = (
-        issued.to.itself()
-        | reminded.to.itself()
-        | due.to.itself()
-        | following_up.to.itself()
-        | promised.to.itself()
-        | overdue_escalated.to.itself()
-        | legal.to.itself()
-    )
+    grant_contact_exception = _stay(_OPEN)
 
     # A message or letter reached the customer (the notifier records what the server accepted).
-    record_delivery = (
-        issued.to.itself()
-        | reminded.to.itself()
-        | due.to.itself()
-        | following_up.to.itself()
-        | promised.to.itself()
-        | overdue_escalated.to.itself()
-        | legal.to.itself()
-    )
+    record_delivery = _stay(_OPEN)
     # Suit or arbitration filed: restarts the limitation period (art. 195).
     record_proceedings = legal.to.itself()
+
+    del _OPEN
 
     def settles(self, settles: bool = False) -> bool:
         """Condition: the command brings the balance to zero."""

@@ -495,17 +495,7 @@ class Receivable(TrailedAggregate):
         self, policy: CollectionPolicy, *, channel: str, at: datetime, others: Sequence[compliance.ContactAttempt]
     ) -> compliance.ContactJudgement:
         """What a contact by `channel` at `at` breaks, given the customer's other contacts."""
-        return compliance.judge_contact(
-            receivable_id=str(self.id),
-            at=at,
-            timezone=self.timezone,
-            channel=channel,
-            state=self.state,
-            policy=policy,
-            own=self.contacts(),
-            others=others,
-            exceptions=self.exceptions(),
-        )
+        return compliance.judge_contact(**self._contact_facts(policy, channel, at, others))
 
     def contact_check(
         self, policy: CollectionPolicy, *, channel: str, at: datetime, others: Sequence[compliance.ContactAttempt]
@@ -515,17 +505,23 @@ class Receivable(TrailedAggregate):
         lifecycle.next_state(self.state, "record_contact")
         _require_choice(channel, CHANNELS, "channel")
         _require_instant(at, "at")
-        return compliance.check_contact(
-            receivable_id=str(self.id),
-            at=at,
-            timezone=self.timezone,
-            channel=channel,
-            state=self.state,
-            policy=policy,
-            own=self.contacts(),
-            others=others,
-            exceptions=self.exceptions(),
-        )
+        return compliance.check_contact(**self._contact_facts(policy, channel, at, others))
+
+    def _contact_facts(
+        self, policy: CollectionPolicy, channel: str, at: datetime, others: Sequence[compliance.ContactAttempt]
+    ) -> dict[str, Any]:
+        """What the contact rules judge a contact by `channel` at `at` on this receivable with."""
+        return {
+            "receivable_id": str(self.id),
+            "at": at,
+            "timezone": self.timezone,
+            "channel": channel,
+            "state": self.state,
+            "policy": policy,
+            "own": self.contacts(),
+            "others": others,
+            "exceptions": self.exceptions(),
+        }
 
     def last_contact_findings(self) -> list[compliance.RecordedFinding]:
         """The findings the last recorded contact gave at once (what it broke, or what an exception passed)."""
