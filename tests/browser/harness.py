@@ -111,10 +111,11 @@ class Site:
     def token(self, role: str) -> str:
         return self.api.tokens[role]
 
-    def sign_in(self, page: Any, role: str) -> None:
+    def sign_in(self, page: Any, role: str, *, path: str = "/console/login") -> None:
         """Sign `page`'s context in with the role's API key through the console's sign-in form
-        (`GET/POST /console/login`, form field `token`, then 303 to `/console/`)."""
-        page.goto(f"{self.url}/console/login")
+        (`GET/POST /console/login`, form field `token`, then a redirect into the console): fill
+        the field, press the form's submit button, wait for the page it leads to."""
+        page.goto(f"{self.url}{path}")
         page.fill("input[name=token]", self.token(role))
         with page.expect_navigation():
             page.locator("form [type=submit]").first.click()

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import struct
+from urllib.parse import parse_qs
 
 import pytest
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from .harness import VIEWPORT, take_screenshot
 from .scenario import RECEIVABLES, seed
@@ -74,3 +77,26 @@ def test_a_screenshot_is_a_png_of_the_viewport_and_the_page_list_skips_what_is_n
     assert png_size(health_png.read_bytes())[0] == VIEWPORT["width"]
     assert nowhere_png is None and "404" in nowhere_note
     assert sorted(p.name for p in (tmp_path / "pages").iterdir()) == ["health.png"]
+
+
+def test_sign_in_fills_the_token_field_and_follows_the_form_to_the_signed_in_page(page, site):
+    """Against a stand-in form mounted for this test only (the console's own is tested with it)."""
+
+    def form() -> HTMLResponse:
+        return HTMLResponse('<form method="post"><input name="token" type="password"><button type="submit">Sign in</button></form>')
+
+    async def submit(request: Request) -> RedirectResponse:
+        [token] = parse_qs((await request.body()).decode())["token"]
+        role = next(r for r, t in site.api.tokens.items() if t == token)
+        return RedirectResponse(f"/_harness/in?role={role}", status_code=303)
+
+    def signed_in(role: str) -> HTMLResponse:
+        return HTMLResponse(f"<h1>signed in as {role}</h1>")
+
+    app = site.api.client.app
+    app.add_api_route("/_harness/login", form, methods=["GET"])
+    app.add_api_route("/_harness/login", submit, methods=["POST"])
+    app.add_api_route("/_harness/in", signed_in, methods=["GET"])
+    site.sign_in(page, "auditor", path="/_harness/login")
+    assert page.url == f"{site.url}/_harness/in?role=auditor"
+    assert page.locator("h1").inner_text() == "signed in as auditor"
