@@ -245,15 +245,36 @@ def countback_months(end: date, earliest: date) -> Iterator[tuple[date, date]]:
         first = last.replace(day=1)
 
 
-def _countback(receivables: int, monthly: dict[tuple[int, int], int], end: date) -> Decimal | None:
-    """Countback DSO over credit sales by (year, month) up to `end` (minor units)."""
-    if not monthly:
-        return countback_dso(receivables, [])
-    earliest = date(*min(monthly), 1)
-    months = (
-        ((last - first).days + 1, monthly.get((first.year, first.month), 0)) for first, last in countback_months(end, earliest)
-    )
-    return countback_dso(receivables, months)
+class _MonthlySales:
+    """Credit sales (`issued` facts by `issued_on`) per collector and currency in the months a
+    countback from `end` steps through, fetched one month at a time as a countback reaches it
+    (an index range each): a countback usually stops within a few months, so the cost follows
+    the months it needs, not the whole history."""
+
+    def __init__(self, conn: sa.Connection, end: date) -> None:
+        self.conn = conn
+        f = facts.c
+        earliest = conn.execute(sa.select(sa.func.min(f.on)).where(f.kind == "issued", f.on <= end)).scalar()
+        self.months = list(countback_months(end, earliest)) if earliest is not None else []
+        self._fetched: dict[int, dict[tuple[str, str], int]] = {}
+
+    def _month(self, index: int) -> dict[tuple[str, str], int]:
+        if index not in self._fetched:
+            first, last = self.months[index]
+            f = facts.c
+            query = (
+                sa.select(f.collector, f.currency, sa.func.sum(f.amount))
+                .where(f.kind == "issued", f.on >= first, f.on <= last)
+                .group_by(f.collector, f.currency)
+            )
+            self._fetched[index] = {(who, cur): int(amount or 0) for who, cur, amount in self.conn.execute(query)}
+        return self._fetched[index]
+
+    def steps(self, keys: Sequence[tuple[str, str]]) -> Iterator[tuple[int, int]]:
+        """(days, credit sales of `keys`) per month, the latest first, back to the first sale on record."""
+        for index, (first, last) in enumerate(self.months):
+            month = self._month(index)
+            yield (last - first).days + 1, sum(month.get(k, 0) for k in keys)
 
 
 def compute(conn: sa.Connection, start: date, end: date, *, collector: str | None = None) -> dict[str, Any]:
@@ -282,16 +303,7 @@ def compute(conn: sa.Connection, start: date, end: date, *, collector: str | Non
     for who, cur, kind, count, amount, total_days, total_late in conn.execute(query):
         sums[(who, cur)][kind] = (int(count), int(amount or 0), int(total_days or 0), int(total_late or 0))
 
-    # Credit sales by calendar month of `issued_on`, up to `end`: what the countback steps through.
-    year, month = sa.extract("year", f.on), sa.extract("month", f.on)
-    monthly_query = (
-        sa.select(f.collector, f.currency, year, month, sa.func.sum(f.amount))
-        .where(f.kind == "issued", f.on <= end)
-        .group_by(f.collector, f.currency, year, month)
-    )
-    monthly: dict[tuple[str, str], dict[tuple[int, int], int]] = defaultdict(dict)
-    for who, cur, y, m, amount in conn.execute(monthly_query):
-        monthly[(who, cur)][(int(y), int(m))] = int(amount or 0)
+    monthly = _MonthlySales(conn, end)  # what the countback steps through
 
     before = aging.balances_as_of(conn, "collector", start - timedelta(days=1))
     after = aging.balances_as_of(conn, "collector", end)
@@ -318,10 +330,6 @@ def compute(conn: sa.Connection, start: date, end: date, *, collector: str | Non
         ar_start = sum(a["start"] for a in key_ar)
         ar_end = sum(a["end"] for a in key_ar)
         ar_current = sum(a["end_current"] for a in key_ar)
-        by_month: dict[tuple[int, int], int] = defaultdict(int)
-        for k in keys_in:
-            for ym, amount in monthly.get(k, {}).items():
-                by_month[ym] += amount
         kept, broken, settled = total("promise_kept", 0), total("promise_broken", 0), total("settled", 0)
         dso = days_sales_outstanding(ar_end, sales, days)
         bpdso = best_possible_dso(ar_current, sales, days)
@@ -338,7 +346,7 @@ def compute(conn: sa.Connection, start: date, end: date, *, collector: str | Non
             "dso": dso,
             "best_possible_dso": bpdso,
             "average_days_delinquent": average_days_delinquent(dso, bpdso),
-            "countback_dso": _countback(ar_end, by_month, end),
+            "countback_dso": countback_dso(ar_end, monthly.steps(keys_in)),
             "cei": _ratio(Decimal(ar_start + sales - ar_end) * 100, Decimal(ar_start + sales - ar_current), "0.1"),
             "promises_made": total("promise_made", 0),
             "promises_kept": kept,
