@@ -116,9 +116,10 @@ class Site:
         (`GET/POST /console/login`, form field `token`, then a redirect into the console): fill
         the field, press the form's submit button, wait for the page it leads to."""
         page.goto(f"{self.url}{path}")
-        page.fill("input[name=token]", self.token(role))
+        form = page.locator("form:has(input[name=token])")  # not the page's other forms (search, language)
+        form.locator("input[name=token]").fill(self.token(role))
         with page.expect_navigation():
-            page.locator("form [type=submit]").first.click()
+            form.locator("[type=submit]").first.click()
 
 
 @contextmanager
