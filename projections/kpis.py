@@ -10,7 +10,7 @@ their sources are in docs/kpis.md.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -175,6 +175,11 @@ class Kpis(Projection):
 
 
 # ---- the formulas --------------------------------------------------------------------
+#
+# Pure functions of amounts (any unit, as long as one call uses one) and days: the worked
+# examples cited in docs/kpis.md are checked against them in tests/unit/test_kpi_formulas.py.
+
+DAYS = Decimal("0.1")  # days are reported to one decimal
 
 
 def _ratio(numerator: Decimal, denominator: Decimal, places: str) -> Decimal | None:
@@ -183,10 +188,103 @@ def _ratio(numerator: Decimal, denominator: Decimal, places: str) -> Decimal | N
     return (numerator / denominator).quantize(Decimal(places), rounding=ROUND_HALF_EVEN)
 
 
+def days_sales_outstanding(receivables: Decimal | int, credit_sales: Decimal | int, days: int) -> Decimal | None:
+    """DSO = receivables at the end ÷ credit sales in the period × days in the period;
+    None without credit sales."""
+    return _ratio(Decimal(receivables) * days, Decimal(credit_sales), "0.1")
+
+
+def best_possible_dso(current: Decimal | int, credit_sales: Decimal | int, days: int) -> Decimal | None:
+    """BPDSO = current (not yet due) receivables at the end ÷ credit sales in the period × days
+    in the period: the DSO if every customer paid on its due day; None without credit sales."""
+    return _ratio(Decimal(current) * days, Decimal(credit_sales), "0.1")
+
+
+def average_days_delinquent(dso: Decimal | None, bpdso: Decimal | None) -> Decimal | None:
+    """ADD = DSO − BPDSO, of the figures as reported (to one decimal), so that the three shown
+    always add up; None when either is undefined."""
+    if dso is None or bpdso is None:
+        return None
+    return (dso - bpdso).quantize(DAYS, rounding=ROUND_HALF_EVEN)
+
+
+def countback_dso(receivables: Decimal | int, months: Iterable[tuple[int, Decimal | int]]) -> Decimal | None:
+    """Countback DSO: take the receivables at the end and subtract each month's credit sales,
+    the latest month first; a month whose sales the remainder covers counts all its days, the
+    month where the remainder is less than its sales counts days × remainder ÷ sales, and the
+    count stops there. `months` are (days, credit sales), the latest first, back to the first
+    month with credit sales on record. No receivables: 0.0. Receivables larger than all the
+    credit sales given: None (they cannot be counted back to sales)."""
+    remainder = Decimal(receivables)
+    counted = Decimal(0)
+    if remainder <= 0:
+        return Decimal("0.0")
+    for days, sales in months:
+        sales = Decimal(sales)
+        if remainder >= sales:
+            counted += days
+            remainder -= sales
+            if remainder == 0:
+                return counted.quantize(DAYS, rounding=ROUND_HALF_EVEN)
+        else:
+            counted += days * remainder / sales
+            return counted.quantize(DAYS, rounding=ROUND_HALF_EVEN)
+    return None
+
+
+def countback_months(end: date, earliest: date) -> Iterator[tuple[date, date]]:
+    """The months a countback at the end of `end` steps through, the latest first: calendar
+    months, the latest cut at `end` (the 1st of its month to `end`, so `end.day` days), then
+    each whole calendar month before it, back to the month of `earliest` (the first credit
+    sale on record). At a month's last day this is the textbook count by calendar months."""
+    first = end.replace(day=1)
+    last = end
+    while last >= earliest.replace(day=1):
+        yield first, last
+        last = first - timedelta(days=1)
+        first = last.replace(day=1)
+
+
+class _MonthlySales:
+    """Credit sales (`issued` facts by `issued_on`) per collector and currency in the months a
+    countback from `end` steps through, fetched one month at a time as a countback reaches it
+    (an index range each): a countback usually stops within a few months, so the cost follows
+    the months it needs, not the whole history."""
+
+    def __init__(self, conn: sa.Connection, end: date) -> None:
+        self.conn = conn
+        f = facts.c
+        earliest = conn.execute(sa.select(sa.func.min(f.on)).where(f.kind == "issued", f.on <= end)).scalar()
+        self.months = list(countback_months(end, earliest)) if earliest is not None else []
+        self._fetched: dict[int, dict[tuple[str, str], int]] = {}
+
+    def _month(self, index: int) -> dict[tuple[str, str], int]:
+        if index not in self._fetched:
+            first, last = self.months[index]
+            f = facts.c
+            query = (
+                sa.select(f.collector, f.currency, sa.func.sum(f.amount))
+                .where(f.kind == "issued", f.on >= first, f.on <= last)
+                .group_by(f.collector, f.currency)
+            )
+            self._fetched[index] = {(who, cur): int(amount or 0) for who, cur, amount in self.conn.execute(query)}
+        return self._fetched[index]
+
+    def steps(self, keys: Sequence[tuple[str, str]]) -> Iterator[tuple[int, int]]:
+        """(days, credit sales of `keys`) per month, the latest first, back to the first sale on record."""
+        for index, (first, last) in enumerate(self.months):
+            month = self._month(index)
+            yield (last - first).days + 1, sum(month.get(k, 0) for k in keys)
+
+
 def compute(conn: sa.Connection, start: date, end: date, *, collector: str | None = None) -> dict[str, Any]:
     """KPIs over the days `start`..`end` (both included), overall and per collector, per currency.
 
     DSO  = receivables at end ÷ credit sales in the period × days in the period
+    BPDSO = current receivables at end ÷ credit sales in the period × days in the period
+    ADD  = DSO − BPDSO
+    countback DSO = the days of credit sales, counted back month by month from `end`,
+           that the receivables at end amount to (countback_dso, countback_months)
     CEI  = (receivables at start + credit sales − receivables at end)
            ÷ (receivables at start + credit sales − current receivables at end) × 100
     promise-kept rate = promises kept ÷ (kept + broken), by the day each was decided
@@ -205,6 +303,8 @@ def compute(conn: sa.Connection, start: date, end: date, *, collector: str | Non
     for who, cur, kind, count, amount, total_days, total_late in conn.execute(query):
         sums[(who, cur)][kind] = (int(count), int(amount or 0), int(total_days or 0), int(total_late or 0))
 
+    monthly = _MonthlySales(conn, end)  # what the countback steps through
+
     before = aging.balances_as_of(conn, "collector", start - timedelta(days=1))
     after = aging.balances_as_of(conn, "collector", end)
     ar: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: {"start": 0, "end": 0, "end_current": 0})
@@ -219,7 +319,10 @@ def compute(conn: sa.Connection, start: date, end: date, *, collector: str | Non
     if collector is not None:
         keys = {k for k in keys if k[0] == collector}
 
-    def block(key_sums: list[dict[str, tuple[int, int, int, int]]], key_ar: list[dict[str, int]], currency: str) -> dict[str, Any]:
+    def block(keys_in: list[tuple[str, str]], currency: str) -> dict[str, Any]:
+        key_sums = [sums.get(k, {}) for k in keys_in]
+        key_ar = [ar[k] for k in keys_in]
+
         def total(kind: str, part: int) -> int:
             return sum(s.get(kind, (0, 0, 0, 0))[part] for s in key_sums)
 
@@ -228,6 +331,8 @@ def compute(conn: sa.Connection, start: date, end: date, *, collector: str | Non
         ar_end = sum(a["end"] for a in key_ar)
         ar_current = sum(a["end_current"] for a in key_ar)
         kept, broken, settled = total("promise_kept", 0), total("promise_broken", 0), total("settled", 0)
+        dso = days_sales_outstanding(ar_end, sales, days)
+        bpdso = best_possible_dso(ar_current, sales, days)
         money = lambda v: rowlib.from_minor(v, currency)  # noqa: E731
         return {
             "currency": currency,
@@ -238,7 +343,10 @@ def compute(conn: sa.Connection, start: date, end: date, *, collector: str | Non
             "collected": money(total("collected", 1)),
             "recovered": money(total("recovered", 1)),
             "written_off": money(total("written_off", 1)),
-            "dso": _ratio(Decimal(ar_end) * days, Decimal(sales), "0.1"),
+            "dso": dso,
+            "best_possible_dso": bpdso,
+            "average_days_delinquent": average_days_delinquent(dso, bpdso),
+            "countback_dso": countback_dso(ar_end, monthly.steps(keys_in)),
             "cei": _ratio(Decimal(ar_start + sales - ar_end) * 100, Decimal(ar_start + sales - ar_current), "0.1"),
             "promises_made": total("promise_made", 0),
             "promises_kept": kept,
@@ -249,13 +357,8 @@ def compute(conn: sa.Connection, start: date, end: date, *, collector: str | Non
             "average_days_late": _ratio(Decimal(total("settled", 3)), Decimal(settled), "0.1"),
         }
 
-    per_collector = [
-        {"collector": who or None, **block([sums.get((who, cur), {})], [ar[(who, cur)]], cur)}
-        for who, cur in sorted(keys)
-    ]
+    per_collector = [{"collector": who or None, **block([(who, cur)], cur)} for who, cur in sorted(keys)]
     overall = []
     for cur in sorted({cur for _, cur in keys}):
-        mine = [k for k in keys if k[1] == cur]
-        overall.append(block([sums.get(k, {}) for k in mine], [ar[k] for k in mine], cur))
+        overall.append(block(sorted(k for k in keys if k[1] == cur), cur))
     return {"from": start, "to": end, "days": days, "overall": overall, "collectors": per_collector}
-

@@ -2,7 +2,9 @@
 # Quick start: run the tests (arguments go to pytest).
 #   bash scripts/test.sh [pytest args...]
 # Creates .venv with python3.11 when missing, installs the package with its
-# test extra, prepares the test database on the local PostgreSQL, runs pytest.
+# test extra, installs Debian's chromium for the browser tests when missing (as
+# root; under CI=true a missing chromium fails, otherwise those tests skip),
+# prepares the test database on the local PostgreSQL, runs pytest.
 # PostgreSQL: with COLLECTIONS_TEST_DATABASE_URL unset, the server on
 # 127.0.0.1:5432 is started if needed and the role `collections` and the
 # database `collections_test` are created (as superuser `postgres`); with it
@@ -36,6 +38,17 @@ ensure_cjk_font() {
 if ! ensure_cjk_font; then
   echo "test.sh: error: the CJK font $font is missing and could not be installed (as root: apt-get install fonts-wqy-zenhei); the PDF letter test will fail" >&2
   if [ "$(tr '[:upper:]' '[:lower:]' <<<"${CI:-}")" = "true" ]; then exit 1; fi
+fi
+
+# The browser the tests under tests/browser drive (Debian's chromium; scripts/chromium.sh).
+# shellcheck source=scripts/chromium.sh
+. scripts/chromium.sh
+if ! ensure_chromium test.sh; then
+  if [ "$(tr '[:upper:]' '[:lower:]' <<<"${CI:-}")" = "true" ]; then
+    echo "test.sh: error: CI=true requires the browser tests to run" >&2
+    exit 1
+  fi
+  echo "test.sh: warning: the browser tests will be skipped" >&2
 fi
 
 url_given=${COLLECTIONS_TEST_DATABASE_URL:+yes}

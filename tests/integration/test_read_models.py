@@ -289,6 +289,8 @@ def test_kpis_over_a_month_match_the_hand_computed_figures(api):
 
     receivables at start (02-28) 1000; credit sales 3200; at end 3000, of which current 2700; 31 days.
     DSO = 3000 / 3200 × 31 = 29.06; CEI = (1000 + 3200 − 3000) / (1000 + 3200 − 2700) × 100 = 80.0;
+    BPDSO = 2700 / 3200 × 31 = 26.16 → 26.2; ADD = 29.1 − 26.2 = 2.9; countback: March's sales (3200)
+    cover the 3000 open: 31 × 3000 / 3200 = 29.06 → 29.1.
     promise-kept rate = 1 / (1 + 1); average days to collect 33; collected 1200.
     """
     clock: FixedClock = api.services.clock  # type: ignore[assignment]
@@ -325,6 +327,9 @@ def test_kpis_over_a_month_match_the_hand_computed_figures(api):
         "recovered": "0.00",
         "written_off": "0.00",
         "dso": "29.1",
+        "best_possible_dso": "26.2",
+        "average_days_delinquent": "2.9",
+        "countback_dso": "29.1",
         "cei": "80.0",
         "promises_made": 2,
         "promises_kept": 1,
@@ -339,10 +344,83 @@ def test_kpis_over_a_month_match_the_hand_computed_figures(api):
     one, two = per["collector-1"], per["collector-2"]
     # collector-1: start 1000, sales 2500, end 2300 (current 2000): DSO 2300/2500·31 = 28.52, CEI 1200/1500
     assert (one["dso"], one["cei"], one["collected"], one["promise_kept_rate"]) == ("28.5", "80.0", "1200.00", "0.5000")
+    # BPDSO 2000/2500·31 = 24.8, ADD 28.5 − 24.8 = 3.7, countback 31·2300/2500 = 28.52
+    assert (one["best_possible_dso"], one["average_days_delinquent"], one["countback_dso"]) == ("24.8", "3.7", "28.5")
     # collector-2: nothing collected and nothing yet due: CEI has no denominator
     assert (two["dso"], two["cei"], two["collected"], two["promise_kept_rate"]) == ("31.0", None, "0.00", None)
+    # all 700 current: BPDSO = DSO = 31.0, ADD 0.0; March's 700 of sales exactly used up: 31.0
+    assert (two["best_possible_dso"], two["average_days_delinquent"], two["countback_dso"]) == ("31.0", "0.0", "31.0")
     only = ok(api.as_("auditor").get("/reports/kpis", params={"from": "2026-03-01", "to": "2026-03-31", "collector": "collector-2"}))
     assert [c["collector"] for c in only["collectors"]] == ["collector-2"]
+
+
+# (number, issued_on, due_on, amount, collector, payments as (paid_on, amount))
+GENERATED_HISTORY = [
+    ("G1", "2026-01-10", "2026-02-09", "600.00", "collector-1", []),
+    ("G2", "2026-02-12", "2026-03-14", "900.00", "collector-1", [("2026-03-10", "900.00")]),
+    ("G3", "2026-03-03", "2026-04-02", "1200.00", "collector-1", [("2026-04-20", "400.00")]),
+    ("G4", "2026-04-08", "2026-05-08", "1500.00", "collector-1", []),
+    ("G5", "2026-04-25", "2026-05-25", "1000.00", "collector-2", []),
+    ("G6", "2026-05-06", "2026-06-05", "2000.00", "collector-1", []),
+    ("G7", "2026-05-18", "2026-06-17", "700.00", "collector-1", [("2026-05-19", "700.00")]),
+    ("G8", "2026-05-25", "2026-06-24", "5000.00", "collector-1", []),  # after `to`: neither sales nor receivables
+]
+
+
+def test_best_possible_dso_add_and_countback_over_a_period_of_part_months_match_the_hand_computed_figures(api):
+    """Period 2026-04-01..2026-05-20 (30 + 20 = 50 days, not whole months), CNY, from GENERATED_HISTORY:
+
+    receivables at start (03-31): G1 600 + G3 1200 = 1800 (G2 paid 03-10)
+    credit sales (04-01..05-20): G4 1500 + G5 1000 + G6 2000 + G7 700 = 5200
+    receivables at end (05-20): G1 600 + G3 800 + G4 1500 + G5 1000 + G6 2000 = 5900
+    current at end (due on or after 05-20): G5 1000 + G6 2000 = 3000
+    DSO = 5900 / 5200 × 50 = 56.73 → 56.7;  BPDSO = 3000 / 5200 × 50 = 28.85 → 28.8;  ADD = 56.7 − 28.8 = 27.9
+    CEI = (1800 + 5200 − 5900) / (1800 + 5200 − 3000) × 100 = 1100 / 4000 × 100 = 27.5
+    countback from 05-20 by calendar months, the latest cut at `to`:
+      May 1–20 (20 days) sales 2700 (G6 + G7; G8 is after `to`): 5900 − 2700 = 3200, 20 days
+      April (30 days) sales 2500: 3200 − 2500 = 700, 50 days
+      March (31 days) sales 1200 > 700: 50 + 31 × 700 / 1200 = 50 + 18.08 = 68.08 → 68.1
+    collector-1: start 1800, sales 4200, end 4900, current 2000: DSO 58.33 → 58.3, BPDSO 23.81 → 23.8,
+      ADD 34.5, CEI 1100 / 4000 = 27.5; countback: May 2700 → 2200 left (20), April 1500 → 700 left (50),
+      March 31 × 700 / 1200 → 68.1
+    collector-2: G5 only: sales 1000, end 1000 all current: DSO = BPDSO = 50.0, ADD 0.0, CEI null;
+      countback: May has no sales of theirs (all 20 days counted, 1000 left), April 1000 used up: 50.0
+    """
+    clock: FixedClock = api.services.clock  # type: ignore[assignment]
+    clock.at = at("2026-06-01T02:00Z")
+    ok(api.as_("supervisor").post("/customers", json=CUSTOMER), 201)
+    for number, issued_on, due_on, amount, collector, payments in GENERATED_HISTORY:
+        issue(api, number, amount=amount, issued_on=issued_on, due_on=due_on, collector=collector)
+        for n, (paid_on, paid) in enumerate(payments, 1):
+            command(api, "service", number, "record-payment", pay(paid, f"{number}-{n}", paid_on))
+
+    report = ok(api.as_("supervisor").get("/reports/kpis", params={"from": "2026-04-01", "to": "2026-05-20"}))
+    assert report["days"] == 50
+    [overall] = report["overall"]
+    figures = ("receivables_at_start", "credit_sales", "receivables_at_end", "current_at_end", "collected")
+    assert [overall[k] for k in figures] == ["1800.00", "5200.00", "5900.00", "3000.00", "1100.00"]
+    kpi = ("dso", "best_possible_dso", "average_days_delinquent", "countback_dso", "cei")
+    assert [overall[k] for k in kpi] == ["56.7", "28.8", "27.9", "68.1", "27.5"]
+    per = {c["collector"]: c for c in report["collectors"]}
+    assert [per["collector-1"][k] for k in kpi] == ["58.3", "23.8", "34.5", "68.1", "27.5"]
+    assert [per["collector-2"][k] for k in kpi] == ["50.0", "50.0", "0.0", "50.0", None]
+
+
+def test_without_credit_sales_in_the_period_bpdso_and_add_are_null_and_the_countback_still_counts(api):
+    """April 2026 with nothing issued in it: 600 open from G1 (issued 01-10), the only sale on record.
+    Countback from 04-30: April 0 (30 days), March 0 (31), February 0 (28), January 600 used up (31) = 120.0.
+    With G0 too (400 issued 2025-12-31, open): 1000 open; January's 600 leaves 400 (120 days),
+    December's 400 is used up (31): 151.0."""
+    clock: FixedClock = api.services.clock  # type: ignore[assignment]
+    clock.at = at("2026-05-02T02:00Z")
+    ok(api.as_("supervisor").post("/customers", json=CUSTOMER), 201)
+    issue(api, "G1", amount="600.00", issued_on="2026-01-10", due_on="2026-02-09")
+    [april] = ok(api.as_("supervisor").get("/reports/kpis", params={"from": "2026-04-01", "to": "2026-04-30"}))["overall"]
+    kpi = ("dso", "best_possible_dso", "average_days_delinquent", "countback_dso")
+    assert [april[k] for k in kpi] == [None, None, None, "120.0"]
+    issue(api, "G0", amount="400.00", issued_on="2025-12-31", due_on="2026-01-30")
+    [april] = ok(api.as_("supervisor").get("/reports/kpis", params={"from": "2026-04-01", "to": "2026-04-30"}))["overall"]
+    assert april["countback_dso"] == "151.0"
 
 
 def test_kpis_without_dates_count_a_promise_made_a_moment_ago_where_the_customers_day_is_already_tomorrow(api):

@@ -170,7 +170,7 @@ def kpi_report(
     to: Annotated[Day | None, Query(description="Last day, included (default: today)")] = None,
     collector: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Any:
-    """DSO, CEI, promise-kept rate, days to collect, amounts collected: overall and per collector."""
+    """DSO, best possible DSO, days delinquent, countback DSO, CEI, promise-kept rate, days to collect: overall and per collector."""
     start, end = report_period(services, from_, to)
     read_current(services, response, "kpis", "aging")
     with services.snapshot() as conn:

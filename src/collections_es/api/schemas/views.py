@@ -61,23 +61,42 @@ class WorklistOut(BaseModel):
 
 
 class KpiBlockOut(BaseModel):
+    """One currency's KPIs over the period (docs/kpis.md: formulas, sources, worked examples)."""
+
     currency: str
-    receivables_at_start: str
-    receivables_at_end: str
-    current_at_end: str
-    credit_sales: str
-    collected: str
-    recovered: str
-    written_off: str
-    dso: str | None = Field(description="Days sales outstanding; null without credit sales")
-    cei: str | None = Field(description="Collection effectiveness index, percent")
-    promises_made: int
-    promises_kept: int
-    promises_broken: int
-    promise_kept_rate: str | None
-    settled: int
-    average_days_to_collect: str | None
-    average_days_late: str | None
+    receivables_at_start: str = Field(description="Open balances at the end of the day before `from`")
+    receivables_at_end: str = Field(description="Open balances at the end of `to`")
+    current_at_end: str = Field(description="The part of `receivables_at_end` not yet past due")
+    credit_sales: str = Field(description="Amounts of receivables issued (`issued_on`) in the period")
+    collected: str = Field(description="Payments with `paid_on` in the period")
+    recovered: str = Field(description="Recoveries after write-off with `paid_on` in the period")
+    written_off: str = Field(description="Write-offs approved in the period")
+    dso: str | None = Field(
+        description="Days sales outstanding: receivables at end ÷ credit sales × days in the period; null without credit sales"
+    )
+    best_possible_dso: str | None = Field(
+        description="Best possible DSO: current receivables at end ÷ credit sales × days in the period "
+        "(the DSO if every customer paid on its due day); null without credit sales"
+    )
+    average_days_delinquent: str | None = Field(
+        description="Average days delinquent: `dso` − `best_possible_dso`, of the figures shown; null without credit sales"
+    )
+    countback_dso: str | None = Field(
+        description="Countback DSO: receivables at end counted back against credit sales month by month, the latest first "
+        "(calendar months, the latest cut at `to`): the days of sales they amount to; 0.0 with nothing open; "
+        "null when they exceed all the credit sales on record up to `to`"
+    )
+    cei: str | None = Field(
+        description="Collection effectiveness index, percent: (receivables at start + credit sales − receivables at end) "
+        "÷ (receivables at start + credit sales − current at end) × 100; null when the denominator is zero"
+    )
+    promises_made: int = Field(description="Promises to pay and instalment plans made in the period")
+    promises_kept: int = Field(description="Promises kept in the period")
+    promises_broken: int = Field(description="Promises broken in the period")
+    promise_kept_rate: str | None = Field(description="Kept ÷ (kept + broken); null with none decided")
+    settled: int = Field(description="Receivables settled in the period (the day of the last payment)")
+    average_days_to_collect: str | None = Field(description="Mean days from issue to settlement; null with none settled")
+    average_days_late: str | None = Field(description="Mean days settled after the due day (0 if on time); null with none settled")
 
 
 class KpiCollectorOut(KpiBlockOut):
