@@ -109,4 +109,13 @@ if ! prepare_postgres; then
   echo "test.sh: warning: $problem; the PostgreSQL tests will be skipped" >&2
 fi
 
+# The suite runs on every core (pytest-xdist): COLLECTIONS_TEST_WORKERS=N sets how many
+# processes, 0 runs it in this one; arguments that choose (-n, -p no:xdist) win.
+workers=${COLLECTIONS_TEST_WORKERS:-auto}
+case " $* " in
+  *" -n"*|*" --numprocesses"*|*"no:xdist"*) workers=0 ;;
+esac
+if [ "$workers" != 0 ]; then
+  set -- -n "$workers" "$@"
+fi
 exec .venv/bin/python -m pytest "$@"
