@@ -162,7 +162,10 @@ class BrowserErrors:
         def on_console(message: Any) -> None:
             if message.type == "error":
                 where = (message.location or {}).get("url") or ""
-                self.seen.append(f"console.error: {message.text}" + (f" [{where}]" if where else ""))
+                seen = f"console.error: {message.text}" + (f" [{where}]" if where else "")
+                # The browser's own guesses (see ALWAYS_ALLOWED) come when they come: never recorded.
+                if not any(a in seen for a in self.ALWAYS_ALLOWED):
+                    self.seen.append(seen)
 
         page.on("console", on_console)
         page.on("pageerror", lambda error: self.seen.append(f"pageerror: {error}"))
