@@ -344,7 +344,7 @@ def import_(
 
 @app.command()
 def demo(
-    customers: Annotated[int, typer.Option(min=1, max=500, help="How many customers")] = 12,
+    customers: Annotated[int, typer.Option(min=1, max=500, help="How many customers")] = 20,
     days: Annotated[int, typer.Option(min=30, max=730, help="How many days of history, ending now")] = 120,
     seed: Annotated[int, typer.Option(help="The same seed builds the same history")] = 14,
     force: Annotated[bool, typer.Option("--force", help="Run even when the database holds receivables")] = False,
@@ -377,7 +377,7 @@ def demo(
         if bar is not None:
             bar.start()
         try:
-            result = scenario.build(services, customers=customers, days=days, seed=seed, force=force, end=now, progress=progress)
+            result = scenario.build(services, customers=customers, days=days, seed=seed, force=force, progress=progress)
         except scenario.NotEmptyError as exc:
             if bar is not None:
                 bar.stop()
