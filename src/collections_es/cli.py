@@ -321,7 +321,7 @@ def import_(
         if bar is None:
             return
         if phase not in tasks:
-            tasks[phase] = bar.add_task("validating" if phase == "validate" else "writing", total=total or None)
+            tasks[phase] = bar.add_task("validating (bytes)" if phase == "validate" else "writing (lines)", total=total or None)
         bar.update(tasks[phase], completed=done, total=total or None)
 
     try:

@@ -333,7 +333,7 @@ class Importer:
             try:
                 found = check(row, body, seen, receivables)
             except RuleViolationError as exc:
-                self.summary.error(row.line, exc.field or _field_of(exc.rule_id), exc.detail)
+                self.summary.error(row.line, exc.field or "line", exc.detail)
                 continue
             except CollectionsError as exc:
                 self.summary.error(row.line, _FIELD_OF_KIND[self.kind], str(exc))
@@ -462,16 +462,12 @@ class Importer:
             self.summary.created -= 1
             self.summary.unchanged += 1
         except RuleViolationError as exc:
-            self.summary.error(item.line, exc.field or _field_of(exc.rule_id), f"{exc.detail} (changed while importing)")
+            self.summary.error(item.line, exc.field or "line", f"{exc.detail} (changed while importing)")
         except CollectionsError as exc:
             self.summary.error(item.line, _FIELD_OF_KIND[self.kind], f"{exc} (changed while importing)")
 
 
 _FIELD_OF_KIND = {"customers": "customer_id", "receivables": "invoice_number", "payments": "invoice_number"}
-
-
-def _field_of(rule_id: str) -> str:
-    return rule_id.split(".", 1)[0] if rule_id.startswith(("amount", "currency")) else "line"
 
 
 def _differs(what: str, field_name: str, theirs: Any, ours: Any, *, show: bool = True) -> RuleViolationError:
