@@ -160,7 +160,11 @@ class Summary:
         head = f"{self.kind}: {self.lines} lines; " + ", ".join(counts) + f", errors {self.error_count}"
         lines = [head + (" (dry run: nothing written)" if self.dry_run else "")]
         if not self.ok:
-            lines.append("nothing imported: every line must be valid first")
+            lines.append(
+                "the other lines are imported: these changed meanwhile by another writer"
+                if self.written
+                else "nothing imported: every line must be valid first"
+            )
         lines += [f"error: {e}" for e in self.errors]
         if self.error_count > len(self.errors):
             lines.append(f"... and {self.error_count - len(self.errors)} more errors")
@@ -450,6 +454,8 @@ class Importer:
         return decided
 
     def _write_one(self, item: _Planned) -> None:
+        """One line through the one-command path, which re-decides on the fresh state; what a
+        concurrent writer made of it is reported, never overwritten."""
         try:
             if self.kind == "customers":
                 self.app.register_customer(item.request, **item.fields)
@@ -457,10 +463,12 @@ class Importer:
                 self.app.issue_receivable(item.request, **item.fields)
             else:
                 assert item.target is not None
-                self.app.execute(item.request, item.target, "record_payment", **item.fields)
+                if self.app.execute(item.request, item.target, "record_payment", **item.fields).replayed:
+                    self.summary.recorded -= 1
+                    self.summary.unchanged += 1
         except DuplicateError:
             self.summary.created -= 1
-            self.summary.unchanged += 1
+            self.summary.error(item.line, _FIELD_OF_KIND[self.kind], "created meanwhile by another writer; import the file again to compare")
         except RuleViolationError as exc:
             self.summary.error(item.line, exc.field or "line", f"{exc.detail} (changed while importing)")
         except CollectionsError as exc:

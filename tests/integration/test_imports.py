@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from collections_es.application.service import Request
 from collections_es.cli import app as cli_app
 from collections_es.config import get_settings
 from collections_es.domain.customer import customer_uuid
 from collections_es.domain.receivable import receivable_id
+from collections_es.domain.trail import Actor
 from collections_es.imports import columns
 
 from ..conftest import make_services
@@ -249,3 +252,27 @@ def test_no_file_of_any_size_or_shape_gives_a_500(sqlite_url, clock):
         assert post(api, "customers", CUSTOMERS, who="collector").status_code == 403
     finally:
         services.close()
+
+
+def test_a_batch_that_meets_a_concurrent_write_is_written_line_by_line_and_the_race_is_reported(sqlite_api, monkeypatch):
+    api = sqlite_api
+    ok(post(api, "customers", CUSTOMERS))
+    app = api.services.app
+    save = app.save_decided
+
+    def racing(decided):  # noqa: ANN001
+        # Another writer issues one of the batch's invoices just before the batch is saved.
+        app.issue_receivable(
+            Request(Actor("erp", "service")), invoice_number="INV-00002", customer_id="C-SH-1", amount="102.50",
+            currency="CNY", issued_on=date(2026, 2, 1), due_on=date(2026, 3, 31), collector=None,
+        )
+        monkeypatch.setattr(app, "save_decided", save)
+        return save(decided)
+
+    monkeypatch.setattr(app, "save_decided", racing)
+    answer = post(api, "receivables", receivables_csv(3))
+    assert answer.status_code == 422, answer.text
+    assert [(e["line"], e["field"]) for e in answer.json()["errors"]] == [(3, "invoice_number")]
+    assert "the other lines imported" in answer.json()["detail"]
+    assert app.exists(receivable_id("INV-00001")) and app.exists(receivable_id("INV-00003"))
+    assert app.get_receivable(receivable_id("INV-00002")).collector is None, "the other writer's receivable is kept"

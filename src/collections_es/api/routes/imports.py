@@ -64,7 +64,9 @@ async def import_file(
         first = summary.errors[0]
         return problem(
             422,
-            f"{summary.error_count} error(s), nothing imported; the first: {first}",
+            f"{summary.error_count} error(s), "
+            + ("the other lines imported (changed meanwhile by another writer)" if summary.written else "nothing imported")
+            + f"; the first: {first}",
             type_="/problems/import-invalid",
             field=first.field,
             errors=[e.as_dict() for e in summary.errors],
