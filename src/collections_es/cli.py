@@ -358,10 +358,7 @@ def demo(
     settings = _settings()
     now = SystemClock().now()
     start = scenario.start_for(now, days)
-    try:
-        services = _services_with_clock(settings, SandboxClock(start))
-    except typer.Exit:
-        raise
+    services = _services_with_clock(settings, SandboxClock(start))
     bar = _progress_bar()
     task = None
 

@@ -22,10 +22,10 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 from eventsourcing.persistence import IntegrityError
 from pydantic import BaseModel, ValidationError
@@ -40,7 +40,6 @@ from .domain.money import to_money
 from .domain.receivable import Receivable, receivable_id
 from .domain.trail import Actor
 
-Kind = Literal["customers", "receivables", "payments"]
 KINDS: tuple[str, ...] = ("customers", "receivables", "payments")
 #: Lines written per transaction.
 BATCH = 250
@@ -55,10 +54,6 @@ class PaymentLine(RecordPayment):
 
 
 MODELS: dict[str, type[BaseModel]] = {"customers": CustomerCreate, "receivables": ReceivableCreate, "payments": PaymentLine}
-
-
-class ImportRefusedError(CollectionsError):
-    """The file as a whole cannot be read: too large (HTTP 413)."""
 
 
 def columns(kind: str) -> dict[str, bool]:
