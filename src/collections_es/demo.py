@@ -313,7 +313,7 @@ def holds_receivables(services: Any) -> bool:
 def build(
     services: Any,
     *,
-    customers: int = 12,
+    customers: int = 20,
     days: int = 120,
     seed: int = 14,
     force: bool = False,
