@@ -275,6 +275,130 @@ def export(
         engine.dispose()
 
 
+def _progress_bar():  # noqa: ANN202 - rich is imported only when a terminal shows it
+    """A rich progress bar on stderr when it is a terminal; None otherwise (logs stay clean)."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=False,
+    )
+
+
+@app.command("import")
+def import_(
+    kind: Annotated[str, typer.Argument(help="customers, receivables or payments")],
+    file: Annotated[Path, typer.Argument(help="A CSV file with a header row (UTF-8)", exists=False)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and say what would happen; write nothing")] = False,
+) -> None:
+    """Import customers, receivables or payments from a CSV file: every line is validated
+    first, and one bad line imports nothing (exit 1). Importing a file again changes nothing."""
+    from .domain.trail import Actor
+    from .imports import KINDS, import_csv
+
+    if kind not in KINDS:
+        typer.echo(f"error: no import of '{kind}'; kinds: {', '.join(KINDS)}", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    try:
+        size = file.stat().st_size
+        stream = open(file, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        typer.echo(f"error: cannot read {file}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    if size > settings.import_max_bytes:
+        stream.close()
+        typer.echo(f"error: {file} has {size} bytes; the limit is {settings.import_max_bytes} (COLLECTIONS_IMPORT_MAX_BYTES)", err=True)
+        raise typer.Exit(2)
+    services = _services(settings)
+    bar = _progress_bar()
+    tasks: dict[str, object] = {}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if bar is None:
+            return
+        if phase not in tasks:
+            tasks[phase] = bar.add_task("validating (bytes)" if phase == "validate" else "writing (lines)", total=total or None)
+        bar.update(tasks[phase], completed=done, total=total or None)
+
+    try:
+        actor = Actor(f"import:{file.name}"[:128], "service")
+        if bar is not None:
+            bar.start()
+        summary = import_csv(
+            services.app, actor, kind, stream, dry_run=dry_run, max_lines=settings.import_max_lines, progress=progress, size=size
+        )
+    finally:
+        if bar is not None:
+            bar.stop()
+        stream.close()
+        services.close()
+    for line in summary.text():
+        typer.echo(line, err=line.startswith(("error:", "nothing imported", "...")))
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=1, max=500, help="How many customers")] = 20,
+    days: Annotated[int, typer.Option(min=30, max=730, help="How many days of history, ending now")] = 120,
+    seed: Annotated[int, typer.Option(help="The same seed builds the same history")] = 14,
+    force: Annotated[bool, typer.Option("--force", help="Run even when the database holds receivables")] = False,
+) -> None:
+    """Build a realistic history in the configured database through a sandbox clock, for a first look:
+    customers in several tiers and time zones, payments, promises kept and broken, a dispute, an
+    installment plan, escalations, a legal referral, a write-off. Refuses a database with receivables."""
+    from . import demo as scenario
+    from .application.clock import SandboxClock, SystemClock
+
+    settings = _settings()
+    now = SystemClock().now()
+    start = scenario.start_for(now, days)
+    services = _services_with_clock(settings, SandboxClock(start))
+    bar = _progress_bar()
+    task = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal task
+        if bar is None:
+            return
+        if task is None:
+            task = bar.add_task("building the demo", total=total)
+        bar.update(task, completed=done)
+
+    try:
+        if bar is not None:
+            bar.start()
+        try:
+            result = scenario.build(services, customers=customers, days=days, seed=seed, force=force, progress=progress)
+        except scenario.NotEmptyError as exc:
+            if bar is not None:
+                bar.stop()
+                bar = None
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+    finally:
+        if bar is not None:
+            bar.stop()
+        services.close()
+    for line in result.text():
+        typer.echo(line)
+
+
+def _services_with_clock(settings: Settings, clock):  # noqa: ANN001, ANN202
+    from .bootstrap import build
+
+    try:
+        return build(settings, clock=clock)
+    except CollectionsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def notify(
     once: Annotated[bool, typer.Option(help="One pass over the due messages, then exit")] = False,

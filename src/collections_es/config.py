@@ -28,6 +28,14 @@ class Settings(BaseSettings):
         "events and read-model contact details are encrypted at rest",
     )
     max_body_bytes: int = Field(default=256 * 1024, validation_alias="COLLECTIONS_MAX_BODY_BYTES")
+    import_max_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, validation_alias="COLLECTIONS_IMPORT_MAX_BYTES",
+        description="The largest CSV file an import takes (HTTP: 413 beyond it)",
+    )
+    import_max_lines: int = Field(
+        default=100_000, ge=1, validation_alias="COLLECTIONS_IMPORT_MAX_LINES",
+        description="The most data lines one import takes (beyond: an error, nothing imported)",
+    )
     snapshot_interval: int = Field(default=50, ge=2, validation_alias="COLLECTIONS_SNAPSHOT_INTERVAL")
     projection_poll_seconds: float = Field(default=0.5, gt=0, validation_alias="COLLECTIONS_PROJECTION_POLL_SECONDS")
     scheduler_interval_seconds: float = Field(default=30.0, gt=0, validation_alias="COLLECTIONS_SCHEDULER_INTERVAL_SECONDS")

@@ -125,8 +125,12 @@ def open_objects(doc: dict[str, Any], schema: dict[str, Any], where: str) -> Ite
 
 
 def body_schema(operation: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON body's schema; None for none, and for a file (a CSV import is bounded by
+    COLLECTIONS_IMPORT_MAX_BYTES, 413 beyond: tests/integration/test_imports.py)."""
     body = operation.get("requestBody")
-    return None if body is None else body["content"]["application/json"]["schema"]
+    if body is None or "application/json" not in body["content"]:
+        return None
+    return body["content"]["application/json"]["schema"]
 
 
 def assert_problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:

@@ -49,7 +49,9 @@ def _inputs(document: dict[str, Any], operation: dict[str, Any]) -> str:
     if query:
         parts.append("?" + "&".join(f"{name}=" for name in query))
     body = operation.get("requestBody")
-    if body:
+    if body and "application/json" not in body["content"]:  # a file, e.g. text/csv
+        parts.append(" or ".join(f"`{media}`" for media in body["content"]).replace("`", "") + " body")
+    elif body:
         schema = _resolve(document, body["content"]["application/json"]["schema"])
         required = set(schema.get("required", []))
         names = sorted(schema.get("properties", {}), key=lambda name: name == "override")  # the override last

@@ -17,24 +17,27 @@ from ..bootstrap import Services, follow_projections, run_notifier, run_schedule
 from . import errors
 from .errors import problem
 from .rate_limit import RateLimits
-from .routes import audit, compliance, customers, health, letters, notifications, receivables, reports, time
+from .routes import audit, compliance, customers, health, imports, letters, notifications, receivables, reports, time
 
 
 class BodyLimit:
     """Refuse bodies over `limit` bytes with 413, whether or not Content-Length is sent."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.larger = larger or {}  # path prefix -> its own limit (imports take files)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
+        limit = next((n for prefix, n in self.larger.items() if path.startswith(prefix)), self.limit)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        too_large = problem(413, f"the body exceeds {self.limit} bytes")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+        too_large = problem(413, f"the body exceeds {limit} bytes")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await too_large(scope, receive, send)
             return
         received = 0
@@ -44,7 +47,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     raise _TooLarge()
             return message
 
@@ -139,7 +142,9 @@ def create_app(
     include_routes(app, sandbox=services.sandbox is not None)
     app.add_middleware(RefuseNul)
     app.add_middleware(CorrelationId)
-    app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, limit=services.settings.max_body_bytes, larger={"/imports/": services.settings.import_max_bytes}
+    )
     return app
 
 
@@ -156,5 +161,6 @@ def include_routes(app: FastAPI, *, sandbox: bool) -> None:
     app.include_router(notifications.router)
     app.include_router(time.policy_router)
     app.include_router(time.admin_router)
+    app.include_router(imports.router)
     if sandbox:
         app.include_router(time.sandbox_router)

@@ -28,6 +28,7 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "receivables.contact_check": COMMAND_ROLES["record_contact"],
     "sandbox.clock": frozenset({"service", "supervisor"}),
     "admin.tick": frozenset({"service", "supervisor"}),
+    "imports.write": frozenset({"service", "supervisor"}),
     "reports.aging": frozenset({"service", "collector", "supervisor", "legal", "auditor"}),
     "reports.kpis": frozenset({"supervisor", "auditor"}),
     "worklist.read": frozenset({"collector", "supervisor", "legal"}),

@@ -68,6 +68,17 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Decided:
+    """A command decided in memory and not yet saved: the aggregate after it, at `version`."""
+
+    request: Request
+    aggregate: Any
+    version: int
+    status: int
+    resource: str
+
+
+@dataclass(frozen=True)
 class Override:
     rule_id: str
     reason: str
@@ -405,6 +416,56 @@ class Collections(Application):
     def history(self, rid: uuid.UUID) -> Iterator[Any]:
         self.get_receivable(rid)
         yield from self.events.get(rid)
+
+    # -- batches: many commands decided in memory, saved in one transaction (imports) --
+
+    def exists(self, aggregate_id: uuid.UUID) -> bool:
+        """Whether anything is recorded under this id."""
+        return self._exists(aggregate_id)
+
+    def replay(self, request: Request) -> Outcome | None:
+        """The first answer to this request's idempotency key, if it was answered already."""
+        return self._replay(request)
+
+    def decide_registration(self, request: Request, **fields: Any) -> Customer:
+        """What `register_customer` decides, in memory: nothing is saved (see `save_decided`)."""
+        check_view(request.actor.role, "customers.write")
+        return Customer.register(self._context(request), **fields)
+
+    def decide_issue(self, request: Request, customer: Customer, **fields: Any) -> Receivable:
+        """What `issue_receivable` decides for `customer`, in memory: nothing is saved."""
+        check_command(request.actor.role, "issue")
+        return Receivable.issue(self._context(request), timezone=customer.timezone, **fields)
+
+    def decide(self, request: Request, receivable: Receivable, command: str, **fields: Any) -> Receivable:
+        """What `execute` decides, on a receivable already loaded (and maybe acted on) in memory."""
+        check_command(request.actor.role, command)
+        if command not in lifecycle.COMMANDS or command == "record_contact":
+            raise NotFoundError(f"no command '{command}' to decide in a batch")
+        getattr(receivable, command)(self._context(request), **fields)
+        return receivable
+
+    def save_decided(self, decided: Sequence[Decided]) -> None:
+        """Save aggregates decided in memory (`decide_*`), each command with its request's
+        idempotency record, in one transaction: all or nothing. An aggregate acted on by several
+        commands appears once per command. Raises IntegrityError when any of them was written
+        meanwhile (the caller then re-decides those commands one by one)."""
+        records = [
+            IdempotencyRecord._create(
+                IdempotencyRecord.Recorded,
+                id=idempotency_record_id(d.request.actor.id, d.request.idempotency.key),
+                timestamp=self.clock.now(),
+                request_hash=d.request.idempotency.request_hash,
+                status=d.status,
+                resource=d.resource,
+                resource_id=d.aggregate.id,
+                resource_version=d.version,
+            )
+            for d in decided
+            if d.request.idempotency is not None
+        ]
+        aggregates = {id(d.aggregate): d.aggregate for d in decided}
+        self.save(*aggregates.values(), *records)
 
     # -- idempotency helpers ------------------------------------------------
 
