@@ -451,18 +451,9 @@ class Collections(Application):
         commands appears once per command. Raises IntegrityError when any of them was written
         meanwhile (the caller then re-decides those commands one by one)."""
         records = [
-            IdempotencyRecord._create(
-                IdempotencyRecord.Recorded,
-                id=idempotency_record_id(d.request.actor.id, d.request.idempotency.key),
-                timestamp=self.clock.now(),
-                request_hash=d.request.idempotency.request_hash,
-                status=d.status,
-                resource=d.resource,
-                resource_id=d.aggregate.id,
-                resource_version=d.version,
-            )
+            record
             for d in decided
-            if d.request.idempotency is not None
+            if (record := self._key_record(d.request, d.status, d.resource, d.aggregate, d.version)) is not None
         ]
         aggregates = {id(d.aggregate): d.aggregate for d in decided}
         self.save(*aggregates.values(), *records)
@@ -472,11 +463,16 @@ class Collections(Application):
     def _exists(self, aggregate_id: uuid.UUID) -> bool:
         return bool(self.recorder.select_events(aggregate_id, limit=1))
 
-    def _key_record(self, request: Request, status: int, resource: str, aggregate: Any) -> IdempotencyRecord | None:
+    def _key_record(
+        self, request: Request, status: int, resource: str, aggregate: Any, version: int | None = None
+    ) -> IdempotencyRecord | None:
+        """The record that answers a retry of `request` (None without an idempotency key): the
+        aggregate at `version` (default: after its pending events)."""
         if request.idempotency is None:
             return None
-        pending = aggregate.pending_events
-        version = pending[-1].originator_version if pending else aggregate.version
+        if version is None:
+            pending = aggregate.pending_events
+            version = pending[-1].originator_version if pending else aggregate.version
         return IdempotencyRecord._create(
             IdempotencyRecord.Recorded,
             id=idempotency_record_id(request.actor.id, request.idempotency.key),
