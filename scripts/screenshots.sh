@@ -7,17 +7,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-if ! .venv/bin/python -c '' 2>/dev/null; then
-  echo "screenshots.sh: creating .venv with ${PYTHON:-python3.11}" >&2
-  "${PYTHON:-python3.11}" -m venv --clear .venv
-fi
-# .venv/.installed holds "<sha256 of pyproject.toml> <extras>" of the last install.
-digest=$(.venv/bin/python -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')
-if [ "$(cat .venv/.installed 2>/dev/null)" != "$digest test" ]; then
-  echo "screenshots.sh: installing collections-es[test] into .venv" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-  echo "$digest test" > .venv/.installed
-fi
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+ensure_venv screenshots.sh test
 
 # shellcheck source=scripts/chromium.sh
 . scripts/chromium.sh

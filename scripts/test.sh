@@ -13,38 +13,19 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-if ! .venv/bin/python -c '' 2>/dev/null; then
-  echo "test.sh: creating .venv with ${PYTHON:-python3.11}" >&2
-  "${PYTHON:-python3.11}" -m venv --clear .venv
-fi
-# .venv/.installed holds "<sha256 of pyproject.toml> <extras>" of the last install.
-digest=$(.venv/bin/python -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')
-if [ "$(cat .venv/.installed 2>/dev/null)" != "$digest test" ]; then
-  echo "test.sh: installing collections-es[test] into .venv" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-  echo "$digest test" > .venv/.installed
-fi
-
-# The CJK font PDF letters are drawn in (Debian's fonts-wqy-zenhei; COLLECTIONS_PDF_FONT overrides).
-font=${COLLECTIONS_PDF_FONT:-/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc}
-ensure_cjk_font() {
-  [ -f "$font" ] && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "test.sh: installing the CJK font for PDF letters (apt-get install fonts-wqy-zenhei)" >&2
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei; } >&2 || true
-  fi
-  [ -f "$font" ]
-}
-if ! ensure_cjk_font; then
-  echo "test.sh: error: the CJK font $font is missing and could not be installed (as root: apt-get install fonts-wqy-zenhei); the PDF letter test will fail" >&2
-  if [ "$(tr '[:upper:]' '[:lower:]' <<<"${CI:-}")" = "true" ]; then exit 1; fi
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+ensure_venv test.sh test
+if ! ensure_cjk_font test.sh; then
+  echo "test.sh: error: the PDF letter test will fail without the CJK font" >&2
+  if in_ci; then exit 1; fi
 fi
 
 # The browser the tests under tests/browser drive (Debian's chromium; scripts/chromium.sh).
 # shellcheck source=scripts/chromium.sh
 . scripts/chromium.sh
 if ! ensure_chromium test.sh; then
-  if [ "$(tr '[:upper:]' '[:lower:]' <<<"${CI:-}")" = "true" ]; then
+  if in_ci; then
     echo "test.sh: error: CI=true requires the browser tests to run" >&2
     exit 1
   fi
@@ -102,7 +83,7 @@ prepare_postgres() {
 
 problem=""
 if ! prepare_postgres; then
-  if [ "$(tr '[:upper:]' '[:lower:]' <<<"${CI:-}")" = "true" ]; then
+  if in_ci; then
     echo "test.sh: error: $problem; CI=true requires the PostgreSQL tests to run" >&2
     exit 1
   fi
