@@ -155,7 +155,7 @@ def login(request: Request, services: ServicesDep, form: Form) -> Response:
         return _login_form(request, error=N_("This key is not valid, or it was revoked."), status=401, next_=next_)
     from ..adapters.api_keys import token_digest
 
-    lang = i18n.language_named(request.cookies.get(LANG_COOKIE)) or i18n.negotiate(request.headers.get("accept-language"))
+    lang = i18n.language_named(request.cookies.get(LANG_COOKIE))  # a choice made on the sign-in page, if any
     session = session_store(request).open(token_digest(token), holder.actor.id, holder.actor.role, lang)
     response = RedirectResponse(_safe_next(next_, f"{PREFIX}/"), status_code=303)
     response.set_cookie(
