@@ -396,7 +396,16 @@ def test_letters_are_linked_only_at_their_stage_and_served_through_the_session(c
     href = re.search(r'href="(/console/receivables/[^"]+/letters/dunning\?language=zh-CN&amp;format=html)"', html).group(1)
     letter = console.as_("collector").get(href.replace("&amp;", "&"))
     assert letter.status_code == 200 and letter.headers["content-type"].startswith("text/html") and "催款函" in letter.text
-    assert console.as_("collector").get(href.replace("&amp;", "&").replace("dunning", "lawyer_letter")).status_code == 409
+    policy = letter.headers["content-security-policy"]
+    assert "style-src 'sha256-" in policy and "unsafe-inline" not in policy and "script-src" not in policy
+    assert "default-src 'none'" in policy and "sandbox" in policy and letter.headers["x-frame-options"] == "DENY"
+    pdf = console.as_("collector").get(href.replace("&amp;", "&").replace("format=html", "format=pdf"))
+    assert pdf.status_code in (200, 503)  # 503 where the CJK font is not installed
+    if pdf.status_code == 200:
+        assert pdf.content.startswith(b"%PDF") and pdf.headers["content-disposition"].startswith("attachment")
+    too_early = console.as_("collector").get(href.replace("&amp;", "&").replace("dunning", "lawyer_letter"))
+    assert too_early.status_code == 409 and too_early.headers["content-type"].startswith("text/html")
+    assert "a lawyer's letter is for a receivable in state legal" in text_of(too_early.text)
 
 
 def test_zh_cn_pages_render_chinese_labels_and_the_switch_is_remembered(console, receivable):

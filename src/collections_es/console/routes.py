@@ -3,7 +3,11 @@ POST route per lifecycle command (from the declaration, as the API's)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
+import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -47,10 +51,12 @@ from .web import (
     ConsoleRoute,
     ConsoleUser,
     CsrfRefused,
+    SignInRequired,
     console_command,
     console_view,
     check_csrf,
     current_user,
+    error_page,
     flash,
     is_https,
     language_of,
@@ -97,7 +103,7 @@ def home(request: Request, services: ServicesDep) -> Response:
     """The console's home: the worklist for those who have one, else a page to find a receivable."""
     try:
         user = current_user(request, services)
-    except Exception:  # noqa: BLE001 - no session (or a revoked key): sign in
+    except SignInRequired:
         return RedirectResponse(f"{PREFIX}/login", status_code=303)
     pages = nav_for(user.role)
     if pages:
@@ -345,6 +351,7 @@ def _actions(user: ConsoleUser, state: str) -> list[tuple[Command, list[forms.In
 def letter(
     receivable_ref: ReceivableRef,
     kind: Annotated[str, Path(max_length=32)],
+    request: Request,
     services: ServicesDep,
     user: Annotated[ConsoleUser, console_view("letters.read")],
     language: Annotated[str, Query(max_length=8)] = "zh-CN",
@@ -357,7 +364,24 @@ def letter(
     response = letter_response(services, r, kind, language, format)
     if format == "pdf" and response.status_code == 200:
         response.headers["Content-Disposition"] = response.headers["Content-Disposition"].replace("inline", "attachment", 1)
+    if format == "html" and response.status_code == 200:
+        response.headers["Content-Security-Policy"] = letter_policy(response.body)
+    if response.status_code != 200:  # not at the letter's stage (409), or no PDF font (503)
+        detail = json.loads(response.body)["detail"]
+        return error_page(request, response.status_code, N_("Refused"), N_("This letter cannot be produced now."), reason=detail)
     return response
+
+
+def letter_policy(html: bytes) -> str:
+    """A letter is a document for the customer, not a console page: it may keep the style
+    sheet its template holds (allowed by its hash, never 'unsafe-inline'), and nothing else
+    (no script, no form; sandboxed)."""
+    styles = re.findall(rb"<style>(.*?)</style>", html, flags=re.DOTALL)
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s).digest()).decode()}'" for s in styles)
+    return (
+        f"default-src 'none'; style-src {hashes or chr(39) + 'none' + chr(39)}; img-src 'self' data:; "
+        "form-action 'none'; frame-ancestors 'none'; base-uri 'none'; sandbox"
+    )
 
 
 # ---- commands -----------------------------------------------------------------------------

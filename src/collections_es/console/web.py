@@ -299,8 +299,8 @@ def static_file(name: str) -> Response:
 
 def secure(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
-        if name == "Cache-Control" and name.lower() in response.headers:
-            continue
+        if name in ("Cache-Control", "Content-Security-Policy") and name.lower() in response.headers:
+            continue  # a response that set its own (a static file's caching, a letter's narrower policy)
         response.headers[name] = value
     return response
 
