@@ -131,3 +131,35 @@ def test_labels_in_the_diagram_are_escaped():
     svg = str(diagram.render(None, label=lambda name: f"<b>{name}</b>"))
     assert "<b>" not in svg and "&lt;b&gt;" in svg
     assert not re.search(r"aria-current", svg)
+
+
+def _segment_meets_box(x1: float, y1: float, x2: float, y2: float, box: tuple[float, float]) -> bool:
+    """Whether the segment passes within a few pixels of a state's box (Liang–Barsky clipping)."""
+    pad = 4
+    left, top = box
+    low, high = 0.0, 1.0
+    dx, dy = x2 - x1, y2 - y1
+    for p, q in ((-dx, x1 - (left - pad)), (dx, left + diagram.WIDTH + pad - x1),
+                 (-dy, y1 - (top - pad)), (dy, top + diagram.HEIGHT + pad - y1)):
+        if p == 0:
+            if q < 0:
+                return False
+        elif p < 0:
+            low = max(low, q / p)
+        else:
+            high = min(high, q / p)
+        if low > high:
+            return False
+    return True
+
+
+def test_no_arrow_of_the_diagram_crosses_a_state_it_does_not_join():
+    boxes = {state: diagram._box(place) for state, place in diagram._places().items()}
+    crossing = []
+    for t in lifecycle.transitions():
+        if t.source == t.target:
+            continue
+        x1, y1, x2, y2 = diagram._edge_points(boxes[t.source], boxes[t.target])
+        crossing += [(t.source, t.target, state) for state, box in boxes.items()
+                     if state not in (t.source, t.target) and _segment_meets_box(x1, y1, x2, y2, box)]
+    assert crossing == []

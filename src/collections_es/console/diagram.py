@@ -18,17 +18,19 @@ from markupsafe import Markup, escape
 
 from ..domain import lifecycle
 
-#: (column, row) of each state.
+#: (column, row) of each state: the way to collection runs left to right (issued, reminded,
+#: due, promised, escalated, legal, written off), following up below it, settled above;
+#: chosen so that no transition's arrow crosses a state it does not join (a test checks).
 PLACES: dict[str, tuple[int, int]] = {
     "issued": (0, 1),
     "reminded": (1, 0),
-    "due": (1, 2),
-    "following_up": (2, 1),
-    "promised": (3, 0),
-    "overdue_escalated": (3, 2),
-    "legal": (4, 2),
+    "due": (2, 1),
+    "following_up": (3, 3),
+    "promised": (3, 1),
+    "overdue_escalated": (4, 2),
+    "legal": (5, 2),
     "settled": (4, 0),
-    "written_off": (5, 2),
+    "written_off": (6, 1),
 }
 WIDTH, HEIGHT, GAP_X, GAP_Y, MARGIN = 128, 40, 44, 48, 12
 

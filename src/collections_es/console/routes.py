@@ -222,6 +222,7 @@ def worklist(
             "channel": channel or "phone",
             "quick": [(c, forms.inputs(c)) for c in quick],
             "may_check": user.role in VIEW_ROLES["receivables.contact_check"],
+            "company_timezone": services.settings.report_timezone,
             "idempotency_key": new_nonce,
         },
     )
