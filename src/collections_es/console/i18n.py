@@ -131,8 +131,16 @@ def dynamic_messages() -> list[str]:
     from ..letters import KINDS
     from . import forms
 
-    found = ["Receivable lifecycle", *lifecycle.STATES, *LIFECYCLE, *ROLES, *KINDS]
+    found = ["Receivable lifecycle", *lifecycle.STATES, *LIFECYCLE, *ROLES, *KINDS, *event_types()]
     for command in LIFECYCLE.values():
         for spec in forms.inputs(command):
             found += [spec.label, *spec.options]
     return list(dict.fromkeys(found))
+
+
+def event_types() -> list[str]:
+    """The names of a receivable's events, as its timeline shows them."""
+    from ..domain.receivable import Receivable
+
+    return [name for name, value in vars(Receivable).items()
+            if isinstance(value, type) and issubclass(value, Receivable.Event) and value is not Receivable.Event]
