@@ -443,3 +443,25 @@ def test_the_main_flow_runs_on_each_database(database_url):
         assert client.get("/console/worklist").status_code == 303
     finally:
         services.close()
+
+
+def test_with_a_cipher_key_a_flash_message_is_sealed_in_the_sessions_table(sqlite_url):
+    import sqlalchemy as sa
+
+    from collections_es.adapters.cipher import new_key
+
+    services = make_services(sqlite_url, FixedClock(START), COLLECTIONS_CIPHER_KEY=new_key())
+    try:
+        console = Console(services)
+        api_post(console, "/customers", CUSTOMER)
+        api_post(console, "/receivables", invoice())
+        post_form(console, "collector", "/console/receivables/INV-2026-0001/record-payment",
+                  {"amount": "5000.00", "method": "cash", "paid_on": "2026-03-02", "reference": "zhang.wei@example.com"})
+        raw = sa.create_engine(sqlite_url)
+        with raw.connect() as conn:
+            (flash,) = conn.execute(sa.text("SELECT flash FROM console_sessions WHERE flash IS NOT NULL")).one()
+        raw.dispose()
+        assert "exceeds the balance" not in flash
+        assert "exceeds the balance" in console.as_("collector").get("/console/worklist").text
+    finally:
+        services.close()

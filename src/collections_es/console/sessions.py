@@ -25,6 +25,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..adapters.cipher import SealedText
+
 metadata = sa.MetaData()
 
 console_sessions = sa.Table(
@@ -37,7 +39,8 @@ console_sessions = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("lang", sa.String(8), nullable=True),
-    sa.Column("flash", sa.Text, nullable=True),
+    # A message may quote what a person typed (a refusal of their note): encrypted with a key (ADR 0030).
+    sa.Column("flash", SealedText, nullable=True),
 )
 
 #: A request refreshes `seen_at` at most this often (one write a minute, not one per page).
