@@ -131,7 +131,12 @@ def dynamic_messages() -> list[str]:
     from ..letters import KINDS
     from . import forms
 
-    found = ["Receivable lifecycle", *lifecycle.STATES, *LIFECYCLE, *ROLES, *KINDS, *event_types()]
+    import typing
+
+    from ..api.schemas import LimitationInterruptionOut
+
+    interruptions = typing.get_args(LimitationInterruptionOut.model_fields["kind"].annotation)
+    found = ["Receivable lifecycle", *lifecycle.STATES, *LIFECYCLE, *ROLES, *KINDS, *event_types(), *interruptions]
     for command in LIFECYCLE.values():
         for spec in forms.inputs(command):
             found += [spec.label, *spec.options]
