@@ -163,4 +163,5 @@ def include_routes(app: FastAPI, *, sandbox: bool) -> None:
     app.include_router(time.admin_router)
     if sandbox:
         app.include_router(time.sandbox_router)
-    app.include_router(console.router)
+    for router in console.ROUTERS:
+        app.include_router(router)

@@ -1,7 +1,8 @@
 """The console's languages: zh-CN and en (ADR 0040).
 
-English is the source language (the message ids); the Chinese catalog is a
-gettext `.po` file in `locale/`, read with Babel when the module loads and
+English is the source language (the message ids); the Chinese catalog is the
+gettext `.po` files in `locale/zh_CN/LC_MESSAGES/` (`console.po`, and one per page
+added later if its author likes), read with Babel when the module loads and
 compiled in memory, so there is no build step. Dates, times and money are
 formatted by Babel in the reader's locale; instants in the zone they belong to
 (the customer's, for a receivable).
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
@@ -28,17 +30,29 @@ LANGUAGES: tuple[str, ...] = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
 LOCALES = {"zh-CN": Locale.parse("zh_CN"), "en": Locale.parse("en")}
 LANGUAGE_NAMES = {"zh-CN": "中文", "en": "English"}
-CATALOG_FILES = {"zh-CN": "locale/zh_CN/LC_MESSAGES/console.po"}
+#: The folder of each translated language's catalogs: every `.po` file in it is read (one per
+#: page or group of pages, so that pages added side by side do not edit one file).
+CATALOG_FOLDERS = {"zh-CN": "locale/zh_CN/LC_MESSAGES"}
 
 
 def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark, translate later"
     return message
 
 
-def read_catalog(lang: str) -> Any:
-    """The language's Babel catalog, from its .po file."""
-    with resources.files(__package__).joinpath(CATALOG_FILES[lang]).open("rb") as po:
-        return read_po(po, locale=LOCALES[lang])
+def read_catalog(lang: str) -> Catalog:
+    """The language's Babel catalog: the messages of every .po file in its folder (a message
+    in two files is an error: a test would not know which translation is shown)."""
+    merged = Catalog(locale=LOCALES[lang], charset="utf-8", fuzzy=False)
+    folder = resources.files(__package__).joinpath(CATALOG_FOLDERS[lang])
+    for file in sorted((f for f in folder.iterdir() if f.name.endswith(".po")), key=lambda f: f.name):
+        with file.open("rb") as po:
+            for message in read_po(po, locale=LOCALES[lang]):
+                if not message.id:
+                    continue
+                if message.id in merged:
+                    raise ValueError(f"{file.name}: '{message.id}' is translated in another catalog too")
+                merged.add(message.id, message.string, flags=message.flags)
+    return merged
 
 
 class English(NullTranslations):
@@ -55,7 +69,7 @@ _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def _translations(lang: str) -> NullTranslations:
-    if lang not in CATALOG_FILES:
+    if lang not in CATALOG_FOLDERS:
         return English()
     compiled = io.BytesIO()
     write_mo(compiled, read_catalog(lang))
