@@ -414,7 +414,7 @@ def test_zh_cn_pages_render_chinese_labels_and_the_switch_is_remembered(console,
     assert "余额" in chinese and "时间线" in chinese and "已到期" in chinese and "¥1,200.50" in chinese
     assert "开票" in chinese and "诉讼时效届满日" in chinese and "2029年4月2日" in chinese
     switched = text_of(client.get("/console/worklist?lang=zh-CN").text)
-    assert "工作清单" in switched
+    assert "工作清单" in switched and "逾期 9 天，尚未联系" in switched
     assert "工作清单" in text_of(client.get("/console/worklist").text), "kept in the session, whatever Accept-Language says"
     assert "Worklist" in text_of(client.get("/console/worklist?lang=en").text)
 

@@ -163,3 +163,49 @@ def test_no_arrow_of_the_diagram_crosses_a_state_it_does_not_join():
         crossing += [(t.source, t.target, state) for state, box in boxes.items()
                      if state not in (t.source, t.target) and _segment_meets_box(x1, y1, x2, y2, box)]
     assert crossing == []
+
+
+def _reasons(**changes: object) -> list[str]:
+    """The reasons the worklist read model gives for one row (its own scoring function)."""
+    import json
+    from datetime import UTC, date, datetime
+
+    from collections_es.adapters.policy_file import load_policy
+    from projections.worklist import priority
+
+    row = {"timezone": "Asia/Shanghai", "due_on": date(2026, 4, 1), "state": "following_up", "currency": "CNY",
+           "balance": 100_000, "paid": 0, "commitment": None, "commitment_paid_before": 0, "broken_promises": 0,
+           "last_contact_at": None, "disputed": False}
+    row |= changes
+    if isinstance(row["commitment"], list):
+        row["commitment"] = json.dumps(row["commitment"])
+    scored = priority(row, "A", datetime(2026, 4, 20, 2, tzinfo=UTC), load_policy(None))
+    return scored.reasons if scored else []
+
+
+def test_every_reason_the_worklist_gives_is_shown_in_chinese():
+    from datetime import date, datetime
+
+    from collections_es.console.reasons import reason
+
+    given = [
+        *_reasons(),
+        *_reasons(last_contact_at=datetime(2026, 4, 2, 2), broken_promises=2),
+        *_reasons(last_contact_at=datetime(2026, 4, 18, 2), broken_promises=1, disputed=True),
+        *_reasons(commitment=[["2026-04-15", 50_000]]),
+        *_reasons(commitment=[["2026-04-20", 50_000]]),
+        *_reasons(commitment=[["2026-04-21", 50_000]]),
+        *_reasons(due_on=date(2026, 4, 20), state="due"),
+        *_reasons(due_on=date(2026, 4, 19)),
+        *_reasons(due_on=date(2025, 6, 1), state="overdue_escalated"),
+    ]
+    from collections_es.console.reasons import SHAPES
+
+    unmatched = [message for pattern, message in SHAPES if not any(pattern.match(text) for text in given)]
+    assert unmatched == [], "a shape the scenarios above never produce"
+    for text in given:
+        shown = reason(text, "zh-CN")
+        assert shown != text and not re.search(r"[a-z]{3}", shown), (text, shown)
+        assert reason(text, "en") == text
+    assert reason("9 days past due, no contact yet", "zh-CN") == "逾期 9 天，尚未联系"
+    assert reason("a reason of a new shape", "zh-CN") == "a reason of a new shape"

@@ -25,7 +25,7 @@ from ..application.access import VIEW_ROLES, check_command, check_view
 from ..bootstrap import Services
 from ..domain.errors import CollectionsError, NotFoundError, PermissionDeniedError
 from ..domain.trail import Actor
-from . import i18n
+from . import i18n, reasons
 from .i18n import N_
 from .sessions import Session, SessionStore
 
@@ -216,6 +216,7 @@ def _environment(lang: str) -> jinja2.Environment:
     env.filters["instant"] = formats.instant
     env.filters["number"] = formats.number
     env.filters["urlquote"] = lambda value: quote(str(value), safe="")
+    env.filters["reason"] = lambda text: reasons.reason(text, lang)
     env.globals["static"] = static_url
     return env
 
