@@ -465,3 +465,22 @@ def test_with_a_cipher_key_a_flash_message_is_sealed_in_the_sessions_table(sqlit
         assert "exceeds the balance" in console.as_("collector").get("/console/worklist").text
     finally:
         services.close()
+
+
+def test_the_worklist_comes_fifty_items_a_page_in_the_apis_order(console):
+    from .projection_history import generate
+
+    generate(console.services.app, 400, seed=5, span_days=60, tail_days=20)
+    console.services.clock.at = START + timedelta(days=70)
+    api = console.browser(Authorization=f"Bearer {console.tokens['supervisor']}")
+    expected = [item["invoice_number"] for item in api.get("/worklist", params={"limit": 1000}).json()["items"]]
+    assert len(expected) > 50
+    client = console.as_("supervisor")
+    first = client.get("/console/worklist").text
+    second = client.get("/console/worklist", params={"page": 2}).text
+    shown = re.findall(r'<h2><a href="/console/receivables/[^"]+">([^<]+)</a></h2>', first)
+    assert shown == expected[:50]
+    assert re.findall(r'<h2><a href="/console/receivables/[^"]+">([^<]+)</a></h2>', second) == expected[50:100]
+    assert 'rel="next"' in first and 'href="/console/worklist?page=2"' in first and 'rel="prev"' in second
+    # a quick form sends its result back to the page it was on
+    assert 'name="next" value="/console/worklist?page=2"' in second

@@ -67,6 +67,7 @@ from .web import (
     render,
     session_store,
     static_file,
+    url_with,
 )
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -78,6 +79,9 @@ PUBLIC_PATHS: frozenset[str] = frozenset(
 )
 
 ReceivableRef = Annotated[str, Path(max_length=128)]
+#: Items on one page of the worklist, and how far its pages go (the API's own limit).
+WORKLIST_PAGE = 50
+WORKLIST_LIMIT = 1000
 Form = Annotated[dict[str, str], Depends(posted_form)]
 _DAY_OR_INSTANT = TypeAdapter(DayOrInstant)
 
@@ -196,12 +200,15 @@ def worklist(
     collector: Annotated[str | None, Query(max_length=128)] = None,
     check: Annotated[str | None, Query(max_length=128, description="A receivable whose contact check to show")] = None,
     channel: Annotated[str | None, Query(max_length=16)] = None,
+    page: Annotated[int, Query(ge=1, le=WORKLIST_LIMIT // WORKLIST_PAGE)] = 1,
 ) -> Response:
     """A collector's prioritised items (a supervisor or legal picks the collector), with the
     contact check for a chosen channel and quick forms to log a contact, a promise, a payment."""
     if user.role == "collector":
         collector = user.actor.id
-    data, lag = worklist_view(services, user.actor, collector or None, 200)
+    data, lag = worklist_view(services, user.actor, collector or None, page * WORKLIST_PAGE + 1)
+    more = len(data["items"]) > page * WORKLIST_PAGE
+    data["items"] = data["items"][(page - 1) * WORKLIST_PAGE : page * WORKLIST_PAGE]
     checked = None
     if check and channel in CHANNELS:
         result = services.app.contact_check(user.actor, present.resolve_id(check), channel=channel)
@@ -220,7 +227,13 @@ def worklist(
             "checked": checked,
             "channels": CHANNELS,
             "channel": channel or "phone",
-            "quick": [(c, forms.inputs(c)) for c in quick],
+            # The quick forms take the required fields (the receivable's page has every field).
+            "quick": [(c, [i for i in forms.inputs(c) if i.required]) for c in quick],
+            "page": page,
+            "back": url_with(request, check=None, channel=None, lang=None),
+            "first_rank": (page - 1) * WORKLIST_PAGE,
+            "previous_page": url_with(request, page=page - 1 if page > 2 else None, check=None, channel=None) if page > 1 else None,
+            "next_page": url_with(request, page=page + 1, check=None, channel=None) if more else None,
             "may_check": user.role in VIEW_ROLES["receivables.contact_check"],
             "company_timezone": services.settings.report_timezone,
             "idempotency_key": new_nonce,
