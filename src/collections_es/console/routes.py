@@ -225,7 +225,7 @@ def worklist(
             "collectors": collectors,
             "picks_collector": user.role != "collector",
             "checked": checked,
-            "channels": CHANNELS,
+            "channels": tuple(CHANNELS),
             "channel": channel or "phone",
             # The quick forms take the required fields (the receivable's page has every field).
             "quick": [(c, [i for i in forms.inputs(c) if i.required]) for c in quick],

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 import jinja2
+from markupsafe import Markup
 from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -217,8 +218,16 @@ def _environment(lang: str) -> jinja2.Environment:
     env.filters["number"] = formats.number
     env.filters["urlquote"] = lambda value: quote(str(value), safe="")
     env.filters["reason"] = lambda text: reasons.reason(text, lang)
+    env.globals["options"] = functools.lru_cache(maxsize=256)(lambda choices: _options(lang, choices))
     env.globals["static"] = static_url
     return env
+
+
+def _options(lang: str, choices: tuple[str, ...]) -> Markup:
+    """A select's options, translated once per language (a worklist page has hundreds of selects)."""
+    return Markup("").join(
+        Markup('<option value="{}">{}</option>').format(choice, i18n.gettext(lang, choice)) for choice in choices
+    )
 
 
 @functools.cache
