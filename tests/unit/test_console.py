@@ -209,3 +209,17 @@ def test_every_reason_the_worklist_gives_is_shown_in_chinese():
         assert reason(text, "en") == text
     assert reason("9 days past due, no contact yet", "zh-CN") == "逾期 9 天，尚未联系"
     assert reason("a reason of a new shape", "zh-CN") == "a reason of a new shape"
+
+
+def test_a_letters_policy_allows_its_own_style_sheet_by_hash_and_nothing_else():
+    import base64
+    import hashlib
+
+    from collections_es.console.routes import letter_policy
+
+    css = b"\n  body { margin: 2em; }\n"
+    policy = letter_policy(b"<html><head><style>" + css + b"</style></head><body>x</body></html>")
+    digest = base64.b64encode(hashlib.sha256(css).digest()).decode()
+    assert f"style-src 'sha256-{digest}';" in policy
+    assert "default-src 'none'" in policy and "sandbox" in policy and "unsafe" not in policy
+    assert "style-src 'none';" in letter_policy(b"<p>no style</p>")
