@@ -484,3 +484,24 @@ def test_the_worklist_comes_fifty_items_a_page_in_the_apis_order(console):
     assert 'rel="next"' in first and 'href="/console/worklist?page=2"' in first and 'rel="prev"' in second
     # a quick form sends its result back to the page it was on
     assert 'name="next" value="/console/worklist?page=2"' in second
+
+
+def test_serve_prints_the_console_url_and_how_to_make_a_key(sqlite_url, monkeypatch):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from collections_es.cli import app as cli_app
+    from collections_es.config import get_settings
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(options))
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli_app, ["serve", "--port", "8123"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert served["port"] == 8123
+    assert "http://127.0.0.1:8123/console/" in result.output
+    assert "collections-es keys add --actor NAME --role ROLE" in result.output
