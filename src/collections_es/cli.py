@@ -53,6 +53,12 @@ def serve(
 
     services = _services()
     typer.echo(f"collections-es on http://{host}:{port} ({services.database.url.get_backend_name()})", err=True)
+    typer.echo(
+        f"console: http://{host}:{port}/console/ — sign in with an API key; make one with\n"
+        "  collections-es keys add --actor NAME --role ROLE\n"
+        "  (roles: collector, supervisor, legal, sales, customer_service, auditor, service)",
+        err=True,
+    )
     uvicorn.run(create_app(
         services, follow=services.settings.projections == "embedded", schedule=True, notify=True
     ), host=host, port=port, log_level="info")

@@ -67,6 +67,21 @@ class Settings(BaseSettings):
         description="Invalid tokens a client address may send at once; then 429 until it refills; 0 disables",
     )
 
+    # The console (people's pages under /console/; ADR 0040)
+    console_idle_minutes: float = Field(
+        default=30, gt=0, validation_alias="COLLECTIONS_CONSOLE_IDLE_MINUTES",
+        description="A console session ends after this many minutes without a request",
+    )
+    console_max_hours: float = Field(
+        default=12, gt=0, validation_alias="COLLECTIONS_CONSOLE_MAX_HOURS",
+        description="A console session ends this many hours after sign-in, however active",
+    )
+    console_trust_proxy: bool = Field(
+        default=False, validation_alias="COLLECTIONS_CONSOLE_TRUST_PROXY",
+        description="Believe X-Forwarded-Proto (set it only behind a proxy that sets that header): "
+        "the session cookie is Secure when the proxy was reached over https",
+    )
+
     # Letters and messages
     company_file: Path | None = Field(
         default=None, validation_alias="COLLECTIONS_COMPANY_FILE",

@@ -1,7 +1,12 @@
 """Every route of the app × every role, read from the app itself: 401 without a key
 and with a wrong one; 403 for each role the route's permission leaves out, before
 its body or parameters are validated; never 401 or 403 for a role it lets in.
-A route that declares no permission and is not public fails the suite."""
+A route that declares no permission and is not public fails the suite.
+
+The console's pages (`/console/...`) are signed in to with a session instead of a key:
+without one they answer 303 to the sign-in page; with one, 403 for each role their
+permission leaves out and never 403 for a role it lets in; and each page requires the
+same permission as the API route that serves its data (the same path without `/console`)."""
 
 from __future__ import annotations
 
@@ -11,13 +16,15 @@ from typing import Any
 
 import pytest
 
-from collections_es.api.deps import PUBLIC_PATHS
-from collections_es.api.route_access import Endpoint, documented_app, endpoints, permission, render_docs
+from collections_es.api.deps import PUBLIC_PATHS as API_PUBLIC_PATHS
+from collections_es.api.route_access import PUBLIC_PATHS, Endpoint, documented_app, endpoints, permission, render_docs
 from collections_es.application.access import COMMAND_ROLES, ROLES, VIEW_ROLES
-from collections_es.application.clock import SandboxClock
+from collections_es.application.clock import FixedClock, SandboxClock
+from collections_es.console import PUBLIC_PATHS as CONSOLE_PUBLIC_PATHS
 
 from ..conftest import START, make_services
 from .conftest import Api
+from .console import Console
 
 # Plausible values for the path parameters of every route; an unknown parameter fails loudly.
 PATH_VALUES = {"customer_id": "C-NOBODY", "receivable_ref": "INV-NOBODY", "kind": "reminder"}
@@ -37,8 +44,13 @@ def sandbox_api(database_url: str) -> Iterator[Api]:
     services.close()
 
 
+def is_console(endpoint: Endpoint) -> bool:
+    return endpoint.path == "/" or endpoint.path.startswith("/console/")
+
+
 def app_endpoints(api: Api) -> list[Endpoint]:
-    return list(endpoints(api.client.app))
+    """The API's routes (the console's are checked with sessions, below)."""
+    return [e for e in endpoints(api.client.app) if not is_console(e)]
 
 
 def url(endpoint: Endpoint) -> str:
@@ -123,6 +135,7 @@ def test_every_view_and_command_of_the_matrix_guards_a_route():
 
 def test_public_routes_answer_without_credentials(sandbox_api):
     served = [e for e in app_endpoints(sandbox_api) if e.path in PUBLIC_PATHS]
+    assert {e.path for e in served} <= API_PUBLIC_PATHS
     for endpoint in served:
         response = sandbox_api.client.request(endpoint.method, endpoint.path)
         assert response.status_code in (200, 503), f"{endpoint.path}: {response.status_code}"
@@ -150,3 +163,60 @@ def test_the_checked_in_access_docs_are_generated_from_the_routes_and_the_matrix
             found = permission(endpoint.dependant)
             assert f"| {endpoint.method} | `{endpoint.path}`" in text and f"{found.kind} `{found.name}`" in text
     assert "POST | `/sandbox/clock/advance` (sandbox clock only) | view `sandbox.clock` | yes |  | yes |" in text
+    assert "| GET | `/console/worklist` | view `worklist.read` |  | yes | yes | yes |" in text
+
+
+# ---- the console --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def console(sqlite_url: str) -> Iterator[Console]:
+    services = make_services(sqlite_url, FixedClock(START))
+    yield Console(services)
+    services.close()
+
+
+def console_endpoints(app: Any) -> list[Endpoint]:
+    return [e for e in endpoints(app) if is_console(e)]
+
+
+def test_every_console_page_requires_the_permission_of_the_api_route_serving_its_data():
+    app = documented_app()
+    api = {(e.method, e.path): permission(e.dependant) for e in endpoints(app) if not is_console(e)}
+    pages = [e for e in console_endpoints(app) if e.path not in CONSOLE_PUBLIC_PATHS]
+    assert len(pages) >= len(COMMAND_ROLES) + 2
+    for page in pages:
+        found = permission(page.dependant)
+        assert found is not None, f"{page.method} {page.path} declares no permission (console_view / console_command)"
+        assert api[(page.method, page.path.removeprefix("/console"))] == found, f"{page.method} {page.path}"
+
+
+def test_console_pages_answer_303_without_a_session_then_403_or_not_per_role(console):
+    pages = [e for e in console_endpoints(console.app) if e.path not in CONSOLE_PUBLIC_PATHS]
+    anonymous = console.browser()
+    failures = []
+    for endpoint in pages:
+        response = anonymous.request(endpoint.method, url(endpoint), data={} if endpoint.method == "POST" else None)
+        if response.status_code != 303 or not response.headers["location"].startswith("/console/login"):
+            failures.append(f"{endpoint.method} {endpoint.path} without a session: {response.status_code}")
+    for role in ROLES:
+        client, csrf = console.as_(role), console.csrf(role)
+        for endpoint in pages:
+            found = permission(endpoint.dependant)
+            data = {"csrf": csrf} if endpoint.method == "POST" else None
+            response = client.request(endpoint.method, url(endpoint), data=data)
+            where = f"{endpoint.method} {endpoint.path} as {role}"
+            if role in found.roles:
+                if response.status_code in (401, 403) or response.headers.get("location", "").startswith("/console/login"):
+                    failures.append(f"{where}: allowed ({found.kind} {found.name}) but {response.status_code}")
+            elif response.status_code != 403 or not response.headers["content-type"].startswith("text/html"):
+                failures.append(f"{where}: may not ({found.kind} {found.name}) but {response.status_code}")
+    assert failures == []
+
+
+def test_the_consoles_public_routes_are_its_way_in_and_its_stylesheet(console):
+    client = console.browser()
+    for endpoint in console_endpoints(console.app):
+        if endpoint.path in CONSOLE_PUBLIC_PATHS and endpoint.method == "GET":
+            response = client.get(endpoint.path.format(name="console.css"))
+            assert response.status_code in (200, 303), endpoint.path

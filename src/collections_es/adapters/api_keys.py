@@ -96,7 +96,11 @@ class ApiKeyStore:
     def identify(self, token: str) -> KeyHolder | None:
         """The active key the token belongs to; the database is asked every time, so a
         revocation by any process is effective at the next request."""
-        digest = token_digest(token)
+        return self.identify_digest(token_digest(token))
+
+    def identify_digest(self, digest: str) -> KeyHolder | None:
+        """As `identify`, by the token's SHA-256 (what a console session keeps of the key it
+        was opened with, so a revoked key ends its sessions at their next request)."""
         if digest in self.file_keys:
             return KeyHolder(f"file:{digest[:16]}", self.file_keys[digest])
         with self.engine.execution_options(read_only=True).connect() as conn:

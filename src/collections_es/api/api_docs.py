@@ -8,8 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..application import access
-from .deps import PUBLIC_PATHS
-from .route_access import documented_app, endpoints, permission
+from .route_access import PUBLIC_PATHS, Endpoint, documented_app, endpoints, permission
 
 START = "<!-- generated:routes -->"
 END = "<!-- /generated:routes -->"
@@ -32,6 +31,12 @@ def _summary(operation: dict[str, Any]) -> str:
     description = (operation.get("description") or "").strip()
     first = description.split("\n\n", 1)[0] if description else operation.get("summary", "")
     return _cell(first)
+
+
+def _docstring(endpoint: Endpoint) -> str:
+    """The first paragraph of the docstring of a route outside the OpenAPI document (the console's pages)."""
+    call = getattr(endpoint.dependant, "call", None)
+    return _cell(((call.__doc__ or "") if call else "").strip().split("\n\n", 1)[0])
 
 
 def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +83,7 @@ def render_routes() -> str:
     ]
     for endpoint in endpoints(app):
         operation = document["paths"].get(endpoint.path, {}).get(endpoint.method.lower())
-        summary = _summary(operation) if operation else _OWN_PAGES.get(endpoint.path, "")
+        summary = _summary(operation) if operation else _OWN_PAGES.get(endpoint.path) or _docstring(endpoint)
         inputs = _inputs(document, operation) if operation else ""
         if endpoint.path in PUBLIC_PATHS:
             roles = "anyone, no credentials"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time as _time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+from .. import __version__, console
+from ..console import web as console_web
 from ..bootstrap import Services, follow_projections, run_notifier, run_scheduler
 from . import errors
 from .errors import problem
@@ -112,12 +114,14 @@ def create_app(
     schedule: bool = False,
     notify: bool = False,
     monotonic: Callable[[], float] = _time.monotonic,
+    wall_clock: Callable[[], datetime] | None = None,
 ) -> FastAPI:
     """Build the app over wired services. `follow` runs the projection loop in-process,
     `schedule` the scheduler loop (system clock only; the sandbox clock fires on advance),
     `notify` the outbox sender loop. `monotonic` is the rate limiter's time source; the
     default is bound at import, so freezegun freezing `time.monotonic` in a test does not
-    stop the buckets refilling (ADR 0031)."""
+    stop the buckets refilling (ADR 0031). `wall_clock` is the console sessions' clock (default
+    the system's: the sandbox clock moving must not end sessions; ADR 0040)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -138,6 +142,7 @@ def create_app(
     )
     app.state.services = services
     app.state.rate_limits = RateLimits.from_settings(services.settings, monotonic)
+    app.state.console_sessions = console_web.make_session_store(services, wall_clock)
     errors.install(app)
     include_routes(app, sandbox=services.sandbox is not None)
     app.add_middleware(RefuseNul)
@@ -164,3 +169,5 @@ def include_routes(app: FastAPI, *, sandbox: bool) -> None:
     app.include_router(imports.router)
     if sandbox:
         app.include_router(time.sandbox_router)
+    for router in console.ROUTERS:
+        app.include_router(router)

@@ -13,7 +13,17 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from ..application import access
-from .deps import PUBLIC_PATHS
+from .deps import PUBLIC_PATHS as API_PUBLIC_PATHS
+
+
+def _console_public() -> frozenset[str]:
+    from ..console import PUBLIC_PATHS as CONSOLE_PUBLIC_PATHS
+
+    return CONSOLE_PUBLIC_PATHS
+
+
+#: Every path anyone may reach: the API's probes and documents, the console's way in.
+PUBLIC_PATHS: frozenset[str] = API_PUBLIC_PATHS | _console_public()
 
 try:  # FastAPI >= 0.137 keeps an included router as one lazy entry of app.routes
     from fastapi.routing import iter_route_contexts
@@ -83,7 +93,10 @@ def render_route_table() -> str:
         "",
         "Read from each route's `require_view` / `require_command` dependency, which",
         "answers 401 without a valid key and 403 for a role not listed, before the",
-        "request's body or parameters are validated.",
+        "request's body or parameters are validated. The console's pages (`/console/...`)",
+        "declare theirs with `console_view` / `console_command`: the same permission as the",
+        "API route that serves their data, with a session in place of the key (303 to the",
+        "sign-in page without one, a 403 page for a role not listed).",
         "",
         "| method | path | requires | " + " | ".join(access.ROLES) + " |",
         "|---|---|---|" + "---|" * len(access.ROLES),

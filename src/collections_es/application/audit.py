@@ -332,6 +332,36 @@ def _reason(exc: Exception) -> str:
     return f"the stored event cannot be read: {type(cause).__name__}: {cause}"[:300]
 
 
+# ---- one aggregate's chain ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Link:
+    """One event of one aggregate's chain, checked: its hash recomputed over its content
+    matches the stored one (`hash_ok`), and it follows the event before it (`link_ok`:
+    its version is the next, its `prev_hash` that event's hash, the genesis hash first)."""
+
+    version: int
+    hash_ok: bool
+    link_ok: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.hash_ok and self.link_ok
+
+
+def verify_chain(events: Iterable[Any]) -> list[Link]:
+    """Check one aggregate's events (decoded, oldest first) as `verify` checks every chain,
+    with the same functions of `domain.trail`: for a page that shows one receivable's trail."""
+    links, previous, expected = [], GENESIS_HASH, 1
+    for event in events:
+        hash_ok = stored_event_hash(event) == event.hash
+        link_ok = event.originator_version == expected and event.prev_hash == previous
+        links.append(Link(event.originator_version, hash_ok, link_ok))
+        previous, expected = event.hash, event.originator_version + 1
+    return links
+
+
 # ---- the log, page by page -------------------------------------------------------
 
 

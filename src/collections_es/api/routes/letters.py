@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
@@ -62,7 +62,12 @@ def letter(
         raise RequestValidationError(
             [{"type": "enum", "loc": ("query", "format"), "msg": f"must be one of {', '.join(FORMATS)}", "input": format}]
         )
-    r = services.app.get_receivable(resolve_id(receivable_ref))
+    return letter_response(services, services.app.get_receivable(resolve_id(receivable_ref)), letter_kind, lang, format)
+
+
+def letter_response(services: Any, r: Any, letter_kind: str, lang: str, fmt: str) -> Response:
+    """The letter of `letter_kind` for receivable `r`, as the API and the console serve it:
+    409 (problem details) when the receivable is not at that letter's stage, 503 without the PDF font."""
     now = services.clock.now()
     stage, days_past_due = STAGES[letter_kind], r.days_past_due(now)
     if not stage.admits(r.state, days_past_due):
@@ -82,10 +87,10 @@ def letter(
         customer = None
     data = figures(r, customer, now, letter_kind, services.letters.company)
     try:
-        rendered = services.letters.letter(letter_kind, lang, format, data)
+        rendered = services.letters.letter(letter_kind, lang, fmt, data)
     except LetterError as exc:
         return problem(503, str(exc))
-    filename = f"{letter_kind}-{r.invoice_number}-{lang}.{format}".replace("/", "_")
+    filename = f"{letter_kind}-{r.invoice_number}-{lang}.{fmt}".replace("/", "_")
     return Response(
         rendered.content,
         media_type=rendered.media_type,

@@ -133,9 +133,18 @@ def worklist_items(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     """Open items needing action, highest priority first, each with why and what may be done next."""
+    data, lag = worklist_view(services, actor, collector, limit)
+    if lag:
+        response.headers["X-Projection-Lag"] = str(lag)
+    return data
+
+
+def worklist_view(services: Any, actor: Actor, collector: str | None, limit: int) -> tuple[dict[str, Any], int]:
+    """The worklist as `GET /worklist` and the console show it (a collector's own by default),
+    read after its read model caught up; with the events it is still behind (0 when current)."""
     if collector is None and actor.role == "collector":
         collector = actor.id
-    read_current(services, response, "worklist")
+    lag = services.read_models("worklist")
     now = services.clock.now()
     with services.snapshot() as conn:
         rows = worklist.items_for(conn, collector=collector, now=now, policy=services.app.policy())[:limit]
@@ -158,7 +167,7 @@ def worklist_items(
         }
         for row in rows
     ]
-    return {"collector": collector, "as_of": now, "items": items}
+    return {"collector": collector, "as_of": now, "items": items}, lag
 
 
 @router.get("/reports/kpis", response_model=KpisOut, response_model_by_alias=True)
