@@ -13,11 +13,23 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..bootstrap import Services, follow_projections, run_notifier, run_scheduler
+from ..bootstrap import Services, follow_projections, run_notifier, run_scheduler, run_webhooks
 from . import errors
 from .errors import problem
 from .rate_limit import RateLimits
-from .routes import audit, compliance, customers, health, imports, letters, notifications, receivables, reports, time
+from .routes import (
+    audit,
+    compliance,
+    customers,
+    health,
+    imports,
+    letters,
+    notifications,
+    receivables,
+    reports,
+    time,
+    webhooks,
+)
 
 
 class BodyLimit:
@@ -115,7 +127,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app over wired services. `follow` runs the projection loop in-process,
     `schedule` the scheduler loop (system clock only; the sandbox clock fires on advance),
-    `notify` the outbox sender loop. `monotonic` is the rate limiter's time source; the
+    `notify` the outbox sender and webhook sender loops. `monotonic` is the rate limiter's time source; the
     default is bound at import, so freezegun freezing `time.monotonic` in a test does not
     stop the buckets refilling (ADR 0031)."""
 
@@ -127,6 +139,7 @@ def create_app(
             run_scheduler(services, services.settings.scheduler_interval_seconds)
         if notify:
             run_notifier(services, services.settings.notify_interval_seconds)
+            run_webhooks(services, services.settings.webhooks_interval_seconds)
         yield
         services.stop.set()
 
@@ -162,5 +175,6 @@ def include_routes(app: FastAPI, *, sandbox: bool) -> None:
     app.include_router(time.policy_router)
     app.include_router(time.admin_router)
     app.include_router(imports.router)
+    app.include_router(webhooks.router)
     if sandbox:
         app.include_router(time.sandbox_router)
