@@ -353,3 +353,28 @@ def test_the_credit_holds_changes_are_delivered_and_a_rebuild_sends_nothing_twic
     pay(hooks, "INV-H2", "100.00", "H-2")  # after the rebuild, new events still go out, once
     assert [a.status for a in sender.run_once()] == ["delivered"]
     assert len(receiver.received) == 4
+
+
+def test_with_a_cipher_key_the_secret_and_bodies_are_encrypted_at_rest_and_sent_unmasked(
+    sqlite_url: str, clock: Any, receiver: Receiver
+) -> None:
+    import sqlalchemy as sa
+
+    from collections_es.adapters.cipher import new_key
+
+    services = make_services(sqlite_url, clock, COLLECTIONS_WEBHOOKS_ALLOW_PRIVATE=True, COLLECTIONS_CIPHER_KEY=new_key())
+    try:
+        api = Api(services)
+        hook = subscribe(api, receiver.url, ["Customer.Registered"])
+        assert api.as_("supervisor").post("/customers", json=CUSTOMER).status_code == 201
+        assert [a.status for a in services.webhooks.sender.run_once()] == ["delivered"]
+        (sent,) = receiver.delivered()
+        assert sent["data"]["contacts"]["email"] == "zhang.wei@example.com"  # the service role's view: unmasked
+    finally:
+        services.close()
+    raw = sa.create_engine(sqlite_url)  # no cipher: what is on disk
+    with raw.connect() as conn:
+        stored = " ".join(str(v) for table in ("webhook_subscriptions", "webhook_deliveries")
+                          for row in conn.execute(sa.text(f"SELECT * FROM {table}")) for v in row)
+    raw.dispose()
+    assert hook["secret"][6:] not in stored and "zhang.wei" not in stored and "aes1:" in stored
