@@ -378,3 +378,33 @@ def test_with_a_cipher_key_the_secret_and_bodies_are_encrypted_at_rest_and_sent_
                           for row in conn.execute(sa.text(f"SELECT * FROM {table}")) for v in row)
     raw.dispose()
     assert hook["secret"][6:] not in stored and "zhang.wei" not in stored and "aes1:" in stored
+
+
+def test_collections_es_deliver_once_sends_what_is_due_and_prints_each_try(
+    sqlite_url: str, clock: Any, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from collections_es.cli import app
+    from collections_es.config import get_settings
+
+    services = make_services(sqlite_url, clock, COLLECTIONS_WEBHOOKS_ALLOW_PRIVATE=True)
+    try:
+        api = Api(services)
+        subscribe(api, receiver.url, ["Customer.Registered"])
+        assert api.as_("supervisor").post("/customers", json=CUSTOMER).status_code == 201
+    finally:
+        services.close()
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("COLLECTIONS_WEBHOOKS_ALLOW_PRIVATE", "true")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["deliver", "--once"])
+        again = CliRunner().invoke(app, ["deliver", "--once"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    (line,) = result.output.splitlines()
+    assert line.split("\t")[1:] == ["delivered", "200"]
+    assert again.exit_code == 0 and again.output == ""
+    assert [b["type"] for b in receiver.delivered()] == ["Customer.Registered"]
