@@ -36,6 +36,7 @@ from collections_es.domain.customer import Customer
 from collections_es.domain.receivable import Receivable
 from collections_es.domain.trail import TRAIL_FIELDS
 
+from . import rows as rowlib
 from .base import Item, Projection, metadata, tracking
 from .credit import hold_changes_between
 
@@ -212,7 +213,7 @@ class WebhookDeliveries(Projection):
             str(e.originator_id): e.customer_id for e, _ in items if isinstance(e, Receivable.Issued | Customer.Registered)
         }
         if owners:
-            known = set(conn.execute(sa.select(subjects.c.aggregate_id).where(subjects.c.aggregate_id.in_(list(owners)))).scalars())
+            known = {row["aggregate_id"] for row in rowlib.select_in(conn, subjects, "aggregate_id", owners)}
             new = [{"aggregate_id": k, "customer_id": v} for k, v in owners.items() if k not in known]
             if new:
                 conn.execute(subjects.insert(), new)
@@ -222,8 +223,7 @@ class WebhookDeliveries(Projection):
         wanted = [(e, p) for e, p in items if any(wants(s, type(e).__qualname__, p) for s in subs)]
         missing = {str(e.originator_id) for e, _ in wanted} - set(owners)
         if missing:
-            rows = conn.execute(sa.select(subjects).where(subjects.c.aggregate_id.in_(sorted(missing))))
-            owners |= {r.aggregate_id: r.customer_id for r in rows}
+            owners |= {r["aggregate_id"]: r["customer_id"] for r in rowlib.select_in(conn, subjects, "aggregate_id", missing)}
         out = []
         for event, position in wanted:
             aggregate_id = str(event.originator_id)
