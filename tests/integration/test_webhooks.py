@@ -408,3 +408,28 @@ def test_collections_es_deliver_once_sends_what_is_due_and_prints_each_try(
     assert line.split("\t")[1:] == ["delivered", "200"]
     assert again.exit_code == 0 and again.output == ""
     assert [b["type"] for b in receiver.delivered()] == ["Customer.Registered"]
+
+
+def test_a_write_off_hold_is_sent_with_its_end_and_its_lapse_goes_out_with_the_customers_next_event(
+    hooks: Api, receiver: Receiver
+) -> None:
+    from .test_credit_record import build_history, credit
+
+    subscribe(hooks, receiver.url, ["Customer.CreditHoldChanged"])
+    build_history(hooks)  # limit CNY 2,000; five invoices; payments, promises, a write-off on 11 April 2026
+    hooks.services.webhooks.sender.run_once()
+    holds = [b["data"] for b in receiver.delivered()]
+    assert [b["version"] for b in receiver.delivered()] == list(range(1, len(holds) + 1))
+    assert all(a != b for a, b in zip(holds, holds[1:]))  # only changes are sent
+    record = credit(hooks)
+    assert holds[-1] == {"customer_id": "C-SH-1", "credit_hold": record["credit_hold"],
+                         "reasons": record["credit_hold_reasons"], "recent_write_off_until": "2027-04-11"}
+    hooks.services.clock.at = datetime(2027, 4, 12, 2, tzinfo=UTC)  # the write-off is older than 365 days
+    hooks.services.webhooks.sender.run_once()
+    assert len(receiver.delivered()) == len(holds)  # time alone is not an event
+    response = hooks.as_("sales").patch("/customers/C-SH-1", json={"credit_limit": {"amount": "1800", "currency": "CNY"}})
+    assert response.status_code == 200, response.text
+    hooks.services.webhooks.sender.run_once()
+    assert receiver.delivered()[-1]["data"] == {"customer_id": "C-SH-1", "credit_hold": True,
+                                                "reasons": ["over_credit_limit"], "recent_write_off_until": None}
+    assert credit(hooks)["credit_hold_reasons"] == ["over_credit_limit"]
