@@ -237,7 +237,7 @@ class Webhooks:
         self.store.add_subscription(row)
         return row
 
-    def list(self) -> list[dict[str, Any]]:
+    def subscriptions(self) -> list[dict[str, Any]]:
         return self.store.subscriptions()
 
     def get(self, subscription_id: str) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def subscribe(body: WebhookCreate, services: ServicesDep, actor: Manage) -> Webh
 @router.get("", response_model=WebhookList)
 def list_all(services: ServicesDep, actor: Manage) -> WebhookList:
     """The subscriptions, oldest first (never their secrets)."""
-    return WebhookList(items=[WebhookPublic(**_public(row)) for row in services.webhooks.list()])
+    return WebhookList(items=[WebhookPublic(**_public(row)) for row in services.webhooks.subscriptions()])
 
 
 @router.get("/event-types", response_model=WebhookEventTypes)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from ...application.fields import Strict
-from pydantic import BaseModel
 
 EventType = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
