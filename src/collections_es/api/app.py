@@ -13,10 +13,11 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..bootstrap import Services, follow_projections, run_notifier, run_scheduler, run_webhooks
+from ..bootstrap import Services, follow_projections, run_notifier, run_scheduler
 from . import errors
 from .errors import problem
 from .rate_limit import RateLimits
+from ..bootstrap import run_webhooks  # beside the notifier (ADR 0045)
 from .routes import (
     audit,
     compliance,
@@ -127,7 +128,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app over wired services. `follow` runs the projection loop in-process,
     `schedule` the scheduler loop (system clock only; the sandbox clock fires on advance),
-    `notify` the outbox sender and webhook sender loops. `monotonic` is the rate limiter's time source; the
+    `notify` the outbox sender loop. `monotonic` is the rate limiter's time source; the
     default is bound at import, so freezegun freezing `time.monotonic` in a test does not
     stop the buckets refilling (ADR 0031)."""
 
@@ -139,7 +140,7 @@ def create_app(
             run_scheduler(services, services.settings.scheduler_interval_seconds)
         if notify:
             run_notifier(services, services.settings.notify_interval_seconds)
-            run_webhooks(services, services.settings.webhooks_interval_seconds)
+            run_webhooks(services, services.settings.webhooks_interval_seconds)  # notify: the webhook sender too
         yield
         services.stop.set()
 
