@@ -2,12 +2,21 @@
 
 Counts and amounts are kept from the events; what depends on today (a recent
 write-off, the hold) is decided at read time by `collections_es.domain.credit`.
+
+The credit hold's changes are kept too (ADR 0045): after each event that can move it,
+the hold is judged by the same rule as of that event's instant (the day in the
+customer's time zone), and when it differs from the last judgement a row goes into
+`credit_hold_changes`, whose id derives from the customer and the event's position, so
+a rebuild writes the same rows. Webhook subscribers receive them as
+`Customer.CreditHoldChanged`. A hold that lapses with time alone (a write-off growing
+old) is judged again at the customer's next event, not at the instant it lapses.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -68,6 +77,37 @@ credit_amounts = sa.Table(
     sa.Column("recovered", sa.Numeric(24, 4), nullable=False),
 )
 
+# The last judgement of each customer's credit hold, and every change of it (ADR 0045).
+credit_holds = sa.Table(
+    "rm_credit_holds",
+    metadata,
+    sa.Column("customer_id", sa.String(128), primary_key=True),
+    sa.Column("timezone", sa.String(64), nullable=True),
+    sa.Column("credit_hold", sa.Boolean, nullable=False),
+    sa.Column("reasons", sa.String(200), nullable=False),  # comma-separated, the rule's order
+    sa.Column("changes", sa.Integer, nullable=False),  # how many times it changed: the change's version
+)
+
+credit_hold_changes = sa.Table(
+    "credit_hold_changes",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("customer_id", sa.String(128), nullable=False, index=True),
+    sa.Column("position", sa.BigInteger, nullable=False, index=True),  # the event that moved it
+    sa.Column("credit_hold", sa.Boolean, nullable=False),
+    sa.Column("reasons", sa.String(200), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),  # the customer's n-th change of the hold
+    sa.Column("recent_write_off_until", sa.Date, nullable=True),
+    sa.Column("occurred_at", sa.DateTime(), nullable=False),  # naive UTC: the event's instant
+)
+
+HOLD_CHANGE_NAMESPACE = uuid.UUID("5b0e2f7c-3d8a-4c41-9f6e-1a2b3c4d5e6f")
+
+
+def hold_change_id(customer_id: str, position: int) -> str:
+    return str(uuid.uuid5(HOLD_CHANGE_NAMESPACE, f"{customer_id}:{position}"))
+
+
 _ZERO_COUNTS = {
     "settled_on_time": 0,
     "settled_late": 0,
@@ -80,7 +120,10 @@ _ZERO_COUNTS = {
 
 class CreditRecords(Projection):
     name = "credit_records"
-    tables = (credit_receivables, credit_customers, credit_amounts)
+    tables = (credit_receivables, credit_customers, credit_amounts, credit_holds, credit_hold_changes)
+
+    def __init__(self, *, hold_days: int = 365) -> None:
+        self.hold_days = hold_days
 
     @property
     def handles(self) -> Sequence[type]:
@@ -98,6 +141,7 @@ class CreditRecords(Projection):
             Receivable.WriteOffApproved,
             Receivable.RecoveryRecorded,
             Customer.Registered,
+            Customer.Updated,  # a new time zone moves the day the hold is judged on
             Customer.CreditLimitSet,
         ]
 
@@ -115,13 +159,17 @@ class CreditRecords(Projection):
         by_aggregate = rowlib.load(
             conn,
             credit_customers,
-            {str(e.originator_id) for e in events if isinstance(e, Customer.CreditLimitSet)},
+            {str(e.originator_id) for e in events if isinstance(e, Customer.CreditLimitSet | Customer.Updated)},
             key="aggregate_id",
         )
         customers |= {row["customer_id"]: row for row in by_aggregate.values() if row["customer_id"] not in customers}
         known_customers = set(customers)
         amounts = self._load_amounts(conn, customer_ids, events)
         known_amounts = set(amounts)
+        holds = rowlib.load(conn, credit_holds, set(customers) | customer_ids, key="customer_id")
+        known_holds = set(holds)
+        exposure = self._load_exposures(conn, set(customers) | customer_ids)
+        changes: list[dict[str, Any]] = []
 
         def customer(customer_id: str) -> dict[str, Any]:
             if customer_id not in customers:
@@ -135,20 +183,30 @@ class CreditRecords(Projection):
                 }
             return customers[customer_id]
 
-        for event in events:
+        def share(r: dict[str, Any]) -> Decimal:
+            return Decimal(0) if r["state"] in CLOSED else Decimal(r["balance"])
+
+        for event, position in batch:
             if isinstance(event, Customer.Registered):
                 customer(event.customer_id).update(
                     aggregate_id=str(event.originator_id),
                     credit_limit=event.credit_limit,
                     credit_currency=event.credit_currency,
                 )
-            elif isinstance(event, Customer.CreditLimitSet):
-                for row in customers.values():
-                    if row["aggregate_id"] == str(event.originator_id):
-                        row |= {"credit_limit": event.credit_limit, "credit_currency": event.credit_currency}
+                cid, zone = event.customer_id, event.timezone
+                holds.setdefault(cid, _no_hold(cid))["timezone"] = zone
+            elif isinstance(event, Customer.CreditLimitSet | Customer.Updated):
+                cid = next((k for k, row in customers.items() if row["aggregate_id"] == str(event.originator_id)), None)
+                if cid is None:
+                    continue
+                if isinstance(event, Customer.CreditLimitSet):
+                    customers[cid] |= {"credit_limit": event.credit_limit, "credit_currency": event.credit_currency}
+                elif "timezone" in event.changes:
+                    holds.setdefault(cid, _no_hold(cid))["timezone"] = event.changes["timezone"]
+                zone = None
             elif isinstance(event, Receivable.Issued):
                 customer(event.customer_id)
-                receivables[str(event.originator_id)] = {
+                r = receivables[str(event.originator_id)] = {
                     "id": str(event.originator_id),
                     "customer_id": event.customer_id,
                     "currency": event.currency,
@@ -163,11 +221,22 @@ class CreditRecords(Projection):
                     "promise_amount": None,
                     "promise_paid": Decimal(0),
                 }
+                cid, zone = event.customer_id, event.timezone
+                exposure[(cid, r["currency"])] = exposure.get((cid, r["currency"]), Decimal(0)) + share(r)
             else:
                 r = receivables[str(event.originator_id)]
+                before = share(r)
                 self._evolve(r, event, customer(r["customer_id"]), amounts)
+                cid, zone = r["customer_id"], r["timezone"]
+                exposure[(cid, r["currency"])] = exposure.get((cid, r["currency"]), Decimal(0)) + share(r) - before
+            change = self._judge(customers[cid], holds.setdefault(cid, _no_hold(cid)), exposure, event, position, zone)
+            if change is not None:
+                changes.append(change)
         rowlib.save(conn, credit_receivables, receivables, known_receivables)
         rowlib.save(conn, credit_customers, customers, known_customers, key="customer_id")
+        rowlib.save(conn, credit_holds, holds, known_holds, key="customer_id")
+        if changes:
+            conn.execute(credit_hold_changes.insert(), changes)
         inserts = [row for k, row in amounts.items() if k not in known_amounts]
         updates = [row for k, row in amounts.items() if k in known_amounts]
         if inserts:
@@ -180,6 +249,49 @@ class CreditRecords(Projection):
                 .values(written_off=sa.bindparam("written_off"), recovered=sa.bindparam("recovered")),
                 [{"_customer": r["customer_id"], "_currency": r["currency"], **r} for r in updates],
             )
+
+    def _judge(self, customer: dict[str, Any], hold: dict[str, Any], exposure: dict[tuple[str, str], Decimal],
+               event: Any, position: int, zone: str | None) -> dict[str, Any] | None:
+        """The hold as of this event's instant; a change row when it differs from the last judgement."""
+        limit, currency = customer["credit_limit"], customer["credit_currency"]
+        today = rowlib.local_date(event.timestamp, hold["timezone"] or zone or "UTC")
+        reasons = hold_reasons(
+            exposure=exposure.get((customer["customer_id"], currency), Decimal(0)) if currency else None,
+            credit_limit=Decimal(limit) if limit is not None else None,
+            last_write_off_on=customer["last_write_off_on"],
+            today=today,
+            hold_days=self.hold_days,
+        )
+        joined = ",".join(reasons)
+        if bool(reasons) == hold["credit_hold"] and joined == hold["reasons"]:
+            return None
+        hold |= {"credit_hold": bool(reasons), "reasons": joined, "changes": hold["changes"] + 1}
+        until = customer["last_write_off_on"] + timedelta(days=self.hold_days) if "recent_write_off" in reasons else None
+        return {
+            "id": hold_change_id(customer["customer_id"], position),
+            "customer_id": customer["customer_id"],
+            "position": position,
+            "version": hold["changes"],
+            "credit_hold": bool(reasons),
+            "reasons": joined,
+            "recent_write_off_until": until,
+            "occurred_at": rowlib.naive_utc(event.timestamp),
+        }
+
+    @staticmethod
+    def _load_exposures(conn: sa.Connection, customer_ids: set[str]) -> dict[tuple[str, str], Decimal]:
+        """Open balance per (customer, currency) before the batch."""
+        r = credit_receivables.c
+        found: dict[tuple[str, str], Decimal] = {}
+        wanted = sorted(customer_ids)
+        for i in range(0, len(wanted), rowlib.CHUNK):
+            query = (
+                sa.select(r.customer_id, r.currency, sa.func.sum(r.balance))
+                .where(r.customer_id.in_(wanted[i : i + rowlib.CHUNK]), r.state.not_in(CLOSED))
+                .group_by(r.customer_id, r.currency)
+            )
+            found |= {(cid, cur): Decimal(total) for cid, cur, total in conn.execute(query)}
+        return found
 
     @staticmethod
     def _load_amounts(conn: sa.Connection, customer_ids: set[str], events: list[Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -242,6 +354,17 @@ class CreditRecords(Projection):
             customer["days_late_total"] += late
         r["state"] = event.state_after
         r["promise_open"] = promise_open
+
+
+def _no_hold(customer_id: str) -> dict[str, Any]:
+    return {"customer_id": customer_id, "timezone": None, "credit_hold": False, "reasons": "", "changes": 0}
+
+
+def hold_changes_between(conn: sa.Connection, after: int, upto: int) -> list[dict[str, Any]]:
+    """The credit hold's changes caused by the events at positions in (after, upto], in order."""
+    c = credit_hold_changes.c
+    query = sa.select(credit_hold_changes).where(c.position > after, c.position <= upto).order_by(c.position)
+    return [dict(row._mapping) for row in conn.execute(query)]
 
 
 def _fmt(amount: Decimal, currency: str) -> str:

@@ -21,6 +21,7 @@ from projections.customers import CustomersList
 from projections.outbox import Outbox, SqlOutbox
 from projections.receivables import ReceivablesList
 from projections.timers import SqlTimerStore, Timers
+from projections.webhooks import EVENT_TYPES, SqlDeliveries, WebhookDeliveries
 from projections.worklist import Worklist
 
 from .adapters.api_keys import ApiKeyStore
@@ -34,6 +35,7 @@ from .application.clock import Clock, SandboxClock, SystemClock
 from .application.notifier import Delivery, NotConfigured, Notifier, RecordDelivery, Transport
 from .application.scheduler import Scheduler
 from .application.service import Collections, Request
+from .application.webhooks import WebhookSender, Webhooks
 from .config import Settings
 from .domain.calendar import check_timezone
 from .domain.compliance import ContactAttempt
@@ -54,6 +56,7 @@ class Services:
     keys: ApiKeyStore
     letters: Letters
     notifier: Notifier
+    webhooks: Webhooks
     stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -116,7 +119,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
             Worklist(),
             Kpis(timezone=settings.report_timezone),
             CustomersList(),
-            CreditRecords(),
+            CreditRecords(hold_days=settings.credit_hold_write_off_days),
             ContactsLog(),
             Compliance(),
             Outbox(
@@ -126,6 +129,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
                 letters=letters,
                 engine=engine,
             ),
+            WebhookDeliveries(),
         ],
         scope=database.schema or "",
     )
@@ -142,6 +146,24 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         max_age=timedelta(hours=settings.notify_max_age_hours),
         record_delivery=delivery_recorder(app),
     )
+    deliveries = SqlDeliveries(engine)
+
+    def deliveries_current() -> None:
+        """The webhook deliveries, hold changes included, up to the log's head."""
+        runner.catch_up(["credit_records", "webhooks"])
+        deliveries.collect_hold_changes(runner.position("credit_records"))
+
+    sender = WebhookSender(
+        deliveries,
+        clock,
+        catch_up=deliveries_current,
+        allow_private=settings.webhooks_allow_private,
+        max_attempts=settings.webhooks_max_attempts,
+        backoff_seconds=settings.webhooks_backoff_seconds,
+        backoff_max_seconds=settings.webhooks_backoff_max_seconds,
+        lease_seconds=settings.webhooks_lease_seconds,
+        timeout_seconds=settings.webhooks_timeout_seconds,
+    )
     services = Services(
         settings=settings,
         database=database,
@@ -153,6 +175,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         keys=keys,
         letters=letters,
         notifier=notifier,
+        webhooks=Webhooks(deliveries, sender, clock, event_types=EVENT_TYPES, head=runner.head,
+                          refresh=lambda: _refresh_deliveries(services, deliveries)),
     )
 
     def customer_contacts(customer_id: str, since: datetime) -> list[ContactAttempt]:
@@ -162,6 +186,12 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
 
     app.customer_contacts = customer_contacts
     return services
+
+
+def _refresh_deliveries(services: Services, deliveries: SqlDeliveries) -> None:
+    """Read-your-writes for the delivery log: its projections as any view's, then the hold changes."""
+    services.read_models("credit_records", "webhooks")
+    deliveries.collect_hold_changes(services.projections.position("credit_records"))
 
 
 NOTIFIER = Actor("system:notifier", "service")
@@ -241,3 +271,8 @@ def run_scheduler(services: Services, interval: float) -> threading.Thread:
 def run_notifier(services: Services, interval: float) -> threading.Thread:
     """Send due outbox messages every `interval` seconds until `services.stop` is set."""
     return _every(services, interval, "notifier", services.notifier.run_once)
+
+
+def run_webhooks(services: Services, interval: float) -> threading.Thread:
+    """Deliver due webhooks every `interval` seconds until `services.stop` is set."""
+    return _every(services, interval, "webhooks", services.webhooks.sender.run_once)

@@ -420,6 +420,24 @@ def notify(
 
 
 @app.command()
+def deliver(
+    once: Annotated[bool, typer.Option(help="One pass over the due deliveries, then exit")] = False,
+) -> None:
+    """Run the webhook sender: follow the event log, deliver due webhooks, retry with backoff (ADR 0045)."""
+    services = _services()
+    try:
+        while True:
+            for attempt in services.webhooks.sender.run_once():
+                extra = "".join(f"\t{v}" for v in (attempt.http_status, attempt.error) if v is not None)
+                typer.echo(f"{attempt.id}\t{attempt.status}{extra}")
+            if once:
+                return
+            time.sleep(services.settings.webhooks_interval_seconds)
+    finally:
+        services.close()
+
+
+@app.command()
 def docs(out: Annotated[Path, typer.Option(help="Docs folder")] = Path("docs")) -> None:
     """Regenerate the docs made from the code: lifecycle, commands, access, compliance rules,
     and the route table of docs/api.md (the rest of that file is written by hand)."""

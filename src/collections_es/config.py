@@ -113,6 +113,20 @@ class Settings(BaseSettings):
     notify_max_age_hours: float = Field(default=72.0, gt=0, validation_alias="COLLECTIONS_NOTIFY_MAX_AGE_HOURS")
     notify_interval_seconds: float = Field(default=10.0, gt=0, validation_alias="COLLECTIONS_NOTIFY_INTERVAL_SECONDS")
 
+    # Webhooks (ADR 0045)
+    webhooks_allow_private: bool = Field(
+        default=False, validation_alias="COLLECTIONS_WEBHOOKS_ALLOW_PRIVATE",
+        description="true: webhook URLs may point at loopback, private and link-local addresses (tests, closed networks)",
+    )
+    webhooks_max_attempts: int = Field(default=8, ge=1, le=100, validation_alias="COLLECTIONS_WEBHOOKS_MAX_ATTEMPTS")
+    webhooks_backoff_seconds: float = Field(default=30.0, gt=0, validation_alias="COLLECTIONS_WEBHOOKS_BACKOFF_SECONDS")
+    webhooks_backoff_max_seconds: float = Field(
+        default=3600.0, gt=0, validation_alias="COLLECTIONS_WEBHOOKS_BACKOFF_MAX_SECONDS"
+    )
+    webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=120, validation_alias="COLLECTIONS_WEBHOOKS_TIMEOUT_SECONDS")
+    webhooks_lease_seconds: float = Field(default=120.0, gt=0, validation_alias="COLLECTIONS_WEBHOOKS_LEASE_SECONDS")
+    webhooks_interval_seconds: float = Field(default=5.0, gt=0, validation_alias="COLLECTIONS_WEBHOOKS_INTERVAL_SECONDS")
+
     @field_validator("cipher_key")
     @classmethod
     def _cipher_key(cls, value: str | None) -> str | None:

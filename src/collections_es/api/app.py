@@ -19,7 +19,20 @@ from ..bootstrap import Services, follow_projections, run_notifier, run_schedule
 from . import errors
 from .errors import problem
 from .rate_limit import RateLimits
-from .routes import audit, compliance, customers, health, imports, letters, notifications, receivables, reports, time
+from ..bootstrap import run_webhooks  # beside the notifier (ADR 0045)
+from .routes import (
+    audit,
+    compliance,
+    customers,
+    health,
+    imports,
+    letters,
+    notifications,
+    receivables,
+    reports,
+    time,
+    webhooks,
+)
 
 
 class BodyLimit:
@@ -131,6 +144,7 @@ def create_app(
             run_scheduler(services, services.settings.scheduler_interval_seconds)
         if notify:
             run_notifier(services, services.settings.notify_interval_seconds)
+            run_webhooks(services, services.settings.webhooks_interval_seconds)  # notify: the webhook sender too
         yield
         services.stop.set()
 
@@ -167,6 +181,7 @@ def include_routes(app: FastAPI, *, sandbox: bool) -> None:
     app.include_router(time.policy_router)
     app.include_router(time.admin_router)
     app.include_router(imports.router)
+    app.include_router(webhooks.router)
     if sandbox:
         app.include_router(time.sandbox_router)
     for router in console.ROUTERS:

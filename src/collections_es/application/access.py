@@ -29,6 +29,8 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "sandbox.clock": frozenset({"service", "supervisor"}),
     "admin.tick": frozenset({"service", "supervisor"}),
     "imports.write": frozenset({"service", "supervisor"}),
+    # Webhook subscriptions carry a secret and decide where the customers' data goes (ADR 0045).
+    "webhooks.manage": frozenset({"supervisor"}),
     "reports.aging": frozenset({"service", "collector", "supervisor", "legal", "auditor"}),
     "reports.kpis": frozenset({"supervisor", "auditor"}),
     "worklist.read": frozenset({"collector", "supervisor", "legal"}),
