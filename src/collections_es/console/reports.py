@@ -38,6 +38,7 @@ BUCKET_LABELS: dict[str, str] = {
     "365+": N_("Over 365 days"),
 }
 GROUPS: dict[str, str] = {"currency": N_("Currency"), "customer": N_("Customer"), "collector": N_("Collector")}
+GROUP_HEADINGS: dict[str, str] = {"currency": N_("By currency"), "customer": N_("By customer"), "collector": N_("By collector")}
 
 #: The KPIs shown, in order: key of the API's block → name on the page.
 KPIS: dict[str, str] = {
@@ -153,6 +154,7 @@ def aging_page(
             "bucket_names": BUCKET_NAMES,
             "bucket_labels": BUCKET_LABELS,
             "groups": GROUPS,
+            "group_heading": GROUP_HEADINGS[group_by],
             "group_by": group_by,
             "currency": currency or "",
             "currencies": sorted(set(currencies) | ({currency} if currency else set())),
