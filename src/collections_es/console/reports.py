@@ -37,6 +37,8 @@ BUCKET_LABELS: dict[str, str] = {
     "181-365": N_("181–365 days"),
     "365+": N_("Over 365 days"),
 }
+#: The bucket under its bar (short: seven share the chart's width).
+BUCKET_MARKS: dict[str, str] = {name: name.replace("-", "–") for name in BUCKET_LABELS} | {"current": N_("Not due")}
 GROUPS: dict[str, str] = {"currency": N_("Currency"), "customer": N_("Customer"), "collector": N_("Collector")}
 GROUP_HEADINGS: dict[str, str] = {"currency": N_("By currency"), "customer": N_("By customer"), "collector": N_("By collector")}
 
@@ -95,7 +97,9 @@ class Figures:
         return format_decimal(number, format="#,##0.0", locale=self.locale)
 
     def axis(self, value: Decimal) -> str:
-        return format_compact_decimal(value, format_type="short", fraction_digits=1, locale=self.locale)
+        if abs(value) >= 1000:
+            return format_compact_decimal(value, format_type="short", fraction_digits=1, locale=self.locale)
+        return format_decimal(value, format="#,##0.#", locale=self.locale)
 
     def rate_axis(self, value: Decimal) -> str:
         return format_percent(value, locale=self.locale)
@@ -132,7 +136,7 @@ def aging_page(
         marks = [
             charts.Mark(
                 b["bucket"],
-                i18n.gettext(lang, BUCKET_LABELS[b["bucket"]]),
+                i18n.gettext(lang, BUCKET_MARKS[b["bucket"]]),
                 Decimal(b["balance"]),
                 f"{i18n.gettext(lang, BUCKET_LABELS[b['bucket']])}: {formats.money(b['balance'], cur)} ({b['count']})",
             )
