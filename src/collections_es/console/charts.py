@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 WIDTH, HEIGHT = 560, 220
 #: Room for the axis' figures (left) and the labels under the marks (bottom).
@@ -116,7 +116,3 @@ def line(marks: Sequence[Mark], *, label: str, axis: Callable[[Decimal], str], n
     ]
     return _frame("line", label, low, high, axis, lines + body)
 
-
-def plain(value: Decimal) -> str:
-    """An axis figure without a locale (tests)."""
-    return str(escape(value.normalize()))
