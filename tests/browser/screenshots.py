@@ -33,9 +33,9 @@ PAGES: list[Shot] = [
     Shot("login", "/console/login", None),
     Shot("worklist", "/console/worklist", "collector"),
     Shot("receivable", "/console/receivables/{overdue}", "collector"),
-    Shot("aging", "/console/aging", "supervisor"),
-    Shot("compliance", "/console/compliance", "supervisor"),
-    Shot("kpis", "/console/kpis", "supervisor"),
+    Shot("aging", "/console/reports/aging?group_by=collector", "supervisor"),
+    Shot("compliance", "/console/compliance/findings", "supervisor"),
+    Shot("kpis", "/console/reports/kpis", "supervisor"),
     Shot("audit", "/console/audit", "auditor"),
     Shot("policy", "/console/policy", "supervisor"),
 ]

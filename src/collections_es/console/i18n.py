@@ -150,7 +150,10 @@ def dynamic_messages() -> list[str]:
     from ..api.schemas import LimitationInterruptionOut
 
     interruptions = typing.get_args(LimitationInterruptionOut.model_fields["kind"].annotation)
+    from ..domain.compliance import RULES
+
     found = ["Receivable lifecycle", *lifecycle.STATES, *LIFECYCLE, *ROLES, *KINDS, *event_types(), *interruptions]
+    found += [*(rule.title for rule in RULES.values()), *(rule.kind for rule in RULES.values())]
     for command in LIFECYCLE.values():
         for spec in forms.inputs(command):
             found += [spec.label, *spec.options]

@@ -109,9 +109,8 @@ def home(request: Request, services: ServicesDep) -> Response:
         user = current_user(request, services)
     except SignInRequired:
         return RedirectResponse(f"{PREFIX}/login", status_code=303)
-    pages = nav_for(user.role)
-    if pages:
-        return RedirectResponse(pages[0].path, status_code=303)
+    if any(page.view == "worklist.read" for page in nav_for(user.role)):
+        return RedirectResponse(f"{PREFIX}/worklist", status_code=303)
     return render(request, "home.html.j2")
 
 

@@ -63,6 +63,9 @@ class Page:
 #: The navigation, in order. Adding a page is one entry here (and its route).
 NAV: list[Page] = [
     Page(f"{PREFIX}/worklist", N_("Worklist"), "worklist.read"),
+    Page(f"{PREFIX}/reports/aging", N_("Aging"), "reports.aging"),
+    Page(f"{PREFIX}/reports/kpis", N_("KPIs"), "reports.kpis"),
+    Page(f"{PREFIX}/compliance/findings", N_("Compliance"), "compliance.findings"),
 ]
 
 

@@ -123,6 +123,22 @@ def findings(
     cursor: Annotated[str | None, Query(max_length=128, description="`X-Next-Cursor` of the previous page")] = None,
 ) -> Any:
     """Findings as of now, oldest first: per receivable, collector, rule and period."""
+    page, next_cursor, lag = findings_view(
+        services, actor, collector=collector, rule_id=rule_id, receivable_id=receivable_id, from_=from_, to=to,
+        limit=limit, cursor=cursor,
+    )
+    if lag:
+        response.headers["X-Projection-Lag"] = str(lag)
+    if next_cursor is not None:
+        response.headers["X-Next-Cursor"] = next_cursor
+    return page
+
+
+def findings_scope(
+    services: Any, actor: Actor, collector: str | None, rule_id: str | None, from_: date | None, to: date | None
+) -> dict[str, Any]:
+    """The filters of a findings query, checked as the API checks them: a collector's own findings
+    only (another collector named: 422), a known rule, a period of days in the reporting time zone."""
     if actor.role == "collector":
         if collector not in (None, actor.id):
             raise invalid_query("collector", "a collector sees only their own findings", collector)
@@ -130,29 +146,49 @@ def findings(
     if rule_id is not None and rule_id not in RULES:
         raise invalid_query("rule_id", f"no rule '{rule_id}'; see GET /compliance/rules", rule_id)
     start, end = _instants(services, from_, to)
+    return {"now": services.clock.now(), "start": start, "end": end, "collector": collector, "rule_id": rule_id}
+
+
+def findings_view(
+    services: Any,
+    actor: Actor,
+    *,
+    collector: str | None = None,
+    rule_id: str | None = None,
+    receivable_id: str | None = None,
+    from_: date | None = None,
+    to: date | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None, int]:
+    """Findings as `GET /compliance/findings` and the console show them: one page, oldest first,
+    the cursor of the next page (None at the end) and the events the read model is still behind
+    (0 when current). Free text is masked for the roles without need, as the API masks it."""
+    scope = findings_scope(services, actor, collector, rule_id, from_, to)
     try:
         after = findings_model.parse_cursor(cursor) if cursor is not None else None
     except ValueError:
         raise invalid_query("cursor", "not a cursor this API gave", cursor) from None
-    read_current(services, response, "compliance")
+    lag = services.read_models("compliance")
     with services.snapshot() as conn:
-        rows = findings_model.list_findings(
-            conn,
-            now=services.clock.now(),
-            start=start,
-            end=end,
-            collector=collector,
-            rule_id=rule_id,
-            receivable_id=receivable_id,
-            limit=limit + 1,
-            after=after,
-        )
+        rows = findings_model.list_findings(conn, receivable_id=receivable_id, limit=limit + 1, after=after, **scope)
     page = rows[:limit]
-    if len(rows) > limit:
-        response.headers["X-Next-Cursor"] = findings_model.cursor_of(page[-1])
+    next_cursor = findings_model.cursor_of(page[-1]) if len(rows) > limit else None
     # An override's reason is free text: for roles without need, what looks like a contact detail is masked.
     redact = (lambda text: text) if actor.role in PII_ROLES else Redactor().text
-    return [{**r, "occurred_at": r["occurred_at"].replace(tzinfo=UTC), "detail": redact(r["detail"])} for r in page]
+    return [{**r, "occurred_at": r["occurred_at"].replace(tzinfo=UTC), "detail": redact(r["detail"])} for r in page], next_cursor, lag
+
+
+def findings_counts(
+    services: Any, actor: Actor, *, collector: str | None = None, rule_id: str | None = None,
+    from_: date | None = None, to: date | None = None,
+) -> dict[str | None, dict[str, int]]:
+    """Per collector, the number of findings of each rule, within the same scope as `findings_view`
+    (a collector: their own); the read model caught up first."""
+    scope = findings_scope(services, actor, collector, rule_id, from_, to)
+    services.read_models("compliance")
+    with services.snapshot() as conn:
+        return {who: dict(rules) for who, rules in findings_model.counts_by_collector(conn, **scope).items()}
 
 
 @router.get("/reports/collectors", response_model=CollectorsReportOut, response_model_by_alias=True)

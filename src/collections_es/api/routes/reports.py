@@ -27,7 +27,7 @@ from ...domain import lifecycle
 from ...domain.calendar import start_of_day
 from ...domain.money import format_money
 from ...domain.trail import Actor
-from ..deps import ServicesDep, read_current, require_view
+from ..deps import ServicesDep, require_view
 from ..schemas import AgingReportOut, Day, KpisOut, WorklistOut
 
 router = APIRouter(tags=["views"])
@@ -93,17 +93,27 @@ def aging_report(
     format: Literal["json", "csv"] = "json",  # noqa: A002 - the query parameter's public name
 ) -> Any:
     """Open balances by days past due as of any day, per customer, collector or currency."""
-    if as_of is not None:
-        check_report_day("as_of", as_of)
-    read_current(services, response, "aging")
-    with services.snapshot() as conn:
-        data = money_strings(aging.report(conn, as_of or _today(services), group_by=group_by, currency=currency))
+    data, lag = aging_view(services, as_of, group_by, currency)
+    if lag:
+        response.headers["X-Projection-Lag"] = str(lag)
     if format == "csv":
-        return _aging_csv(data, response.headers.get("X-Projection-Lag"))
+        return aging_csv(data, response.headers.get("X-Projection-Lag"))
     return data
 
 
-def _aging_csv(data: dict[str, Any], lag: str | None) -> StreamingResponse:
+def aging_view(services: Any, as_of: date | None, group_by: str, currency: str | None) -> tuple[dict[str, Any], int]:
+    """The aging report as `GET /reports/aging` and the console show it (money as wire strings),
+    read after its read model caught up; with the events it is still behind (0 when current)."""
+    if as_of is not None:
+        check_report_day("as_of", as_of)
+    lag = services.read_models("aging")
+    with services.snapshot() as conn:
+        data = money_strings(aging.report(conn, as_of or _today(services), group_by=group_by, currency=currency))
+    return data, lag
+
+
+def aging_csv(data: dict[str, Any], lag: str | None) -> StreamingResponse:
+    """The aging report as CSV, as `GET /reports/aging?format=csv` and the console serve it."""
     out = io.StringIO()
     writer = csv.writer(out)
     # Grouped by currency, the group is the currency: one column, not two of the same name.
@@ -180,8 +190,30 @@ def kpi_report(
     collector: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Any:
     """DSO, best possible DSO, days delinquent, countback DSO, CEI, promise-kept rate, days to collect: overall and per collector."""
+    data, lag = kpi_view(services, from_, to, collector)
+    if lag:
+        response.headers["X-Projection-Lag"] = str(lag)
+    return data
+
+
+def kpi_view(services: Any, from_: date | None, to: date | None, collector: str | None) -> tuple[dict[str, Any], int]:
+    """The KPIs as `GET /reports/kpis` and the console show them (money as wire strings), read after
+    their read models caught up; with the events they are still behind (0 when current)."""
     start, end = report_period(services, from_, to)
-    read_current(services, response, "kpis", "aging")
+    lag = services.read_models("kpis", "aging")
     with services.snapshot() as conn:
         report = kpis.compute(conn, start, end, collector=collector)
-    return money_strings(report | {"timezone": services.settings.report_timezone, "today": _today(services)})
+    return money_strings(report | {"timezone": services.settings.report_timezone, "today": _today(services)}), lag
+
+
+def kpi_months(
+    services: Any, months: list[tuple[date, date]], collector: str | None
+) -> tuple[list[dict[str, Any]], int]:
+    """The KPIs of each period of `months` (a few calendar months: `kpis.compute` once each, in one
+    snapshot, so the months agree), as `kpi_view` gives one; with the events still behind."""
+    for start, end in months:
+        report_period(services, start, end)  # each bounded and in order, as the API's period
+    lag = services.read_models("kpis", "aging")
+    with services.snapshot() as conn:
+        reports = [money_strings(kpis.compute(conn, start, end, collector=collector)) for start, end in months]
+    return reports, lag
