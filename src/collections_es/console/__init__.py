@@ -11,11 +11,11 @@ include_in_schema=False)` and its route at `/console/<the API route's path>` dec
 
 from fastapi import APIRouter
 
-from . import routes
+from . import audit, policy, routes, sandbox
 from .routes import PUBLIC_PATHS
 from .web import NAV, Page, console_command, console_view
 
 #: Every router of the console, in the order they are included.
-ROUTERS: list[APIRouter] = [routes.router]
+ROUTERS: list[APIRouter] = [routes.router, audit.router, policy.router, sandbox.router]
 
 __all__ = ["NAV", "PUBLIC_PATHS", "Page", "ROUTERS", "console_command", "console_view"]
