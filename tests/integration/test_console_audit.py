@@ -1,0 +1,177 @@
+"""The console's audit, policy and sandbox clock pages over HTTP: verification of the whole store
+with the first break linked to its receivable, the export through the session, the policy's
+versions and field-by-field changes, the sandbox clock moved with a CSRF token. Their route × role
+checks are in test_access_matrix.py (every console page, from the app)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from collections_es.api.present import resolve_id
+from collections_es.application.clock import FixedClock, SandboxClock
+from collections_es.console import audit as console_audit
+
+from ..conftest import START, make_services
+from .conftest import CUSTOMER, invoice
+from .console import Console, text_of
+from .test_audit import Store
+
+
+@pytest.fixture
+def console(sqlite_url: str) -> Iterator[Console]:
+    services = make_services(sqlite_url, FixedClock(START))
+    yield Console(services)
+    services.close()
+
+
+@pytest.fixture
+def sandbox(sqlite_url: str) -> Iterator[Console]:
+    services = make_services(sqlite_url, SandboxClock(START))
+    yield Console(services)
+    services.close()
+
+
+def api_post(console: Console, path: str, body: object, role: str = "supervisor", method: str = "POST"):
+    client = console.browser(Authorization=f"Bearer {console.tokens[role]}")
+    response = client.request(method, path, json=body)
+    assert response.status_code in (200, 201), response.text
+    return response
+
+
+def issue(console: Console, number: str = "INV-2026-0001") -> str:
+    if console.browser(Authorization=f"Bearer {console.tokens['supervisor']}").get(f"/customers/{CUSTOMER['customer_id']}").status_code == 404:
+        api_post(console, "/customers", CUSTOMER)
+    api_post(console, "/receivables", invoice(number))
+    return str(resolve_id(number))
+
+
+# ---- audit ------------------------------------------------------------------------------
+
+
+def test_the_audit_page_verifies_the_store_only_when_asked(console):
+    issue(console)
+    client = console.as_("auditor")
+    idle = text_of(client.get("/console/audit/verify").text)
+    assert "Verify now" in idle and "The store verifies" not in idle
+    page = client.get("/console/audit/verify", params={"run": "true"})
+    assert page.status_code == 200
+    text = text_of(page.text)
+    assert "The store verifies: every hash recomputes and every chain holds." in text
+    assert "events checked 4" in text and 'href="/console/audit/export?format=csv"' in page.text
+
+
+def test_a_break_is_shown_with_its_kind_place_and_a_link_to_its_receivable(console):
+    rid = issue(console)
+    issue(console, "INV-2026-0002")
+    store = Store(console.services.engine)
+    _, state = store.row(rid, 1)
+    assert b'"1200.50"' in state
+    store.write(rid, 1, state=state.replace(b'"1200.50"', b'"9200.50"'))
+    page = console.as_("supervisor").get("/console/audit/verify?run=true")
+    text = text_of(page.text)
+    assert "The store does NOT verify. Breaks found: 1" in text
+    assert "edited: the stored content does not match its hash" in text
+    assert f'href="/console/receivables/{rid}#v1"' in page.text
+    assert "Version 1" in text and "the stored content does not match its hash" in text
+    zh = console.as_("supervisor").get("/console/audit/verify?run=true&lang=zh-CN")
+    assert "存储校验未通过" in text_of(zh.text) and "已被修改" in text_of(zh.text)
+
+
+def test_the_export_is_downloaded_through_the_session_and_bounded_by_instants(console):
+    issue(console)
+    console.services.clock.at = START + timedelta(days=2)
+    issue(console, "INV-2026-0002")
+    client = console.as_("auditor")
+    everything = client.get("/console/audit/export", params={"format": "csv"})
+    assert everything.status_code == 200 and everything.headers["content-type"].startswith("text/csv")
+    assert "attachment" in everything.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(everything.text)))
+    assert {r["type"] for r in rows} >= {"Issued", "Registered"} or len(rows) >= 4
+    later = (START + timedelta(days=1)).isoformat()
+    bounded = client.get("/console/audit/export", params={"format": "jsonl", "from": later, "to": ""})
+    assert bounded.status_code == 200 and bounded.headers["content-type"] == "application/x-ndjson"
+    lines = bounded.text.splitlines()
+    assert 0 < len(lines) < len(rows)
+    refused = client.get("/console/audit/export", params={"from": "2026-03-01T00:00:00"})
+    assert refused.status_code == 422 and "must be an instant with its zone" in text_of(refused.text)
+    assert console.as_("collector").get("/console/audit/export").status_code == 403
+
+
+def test_without_the_evidence_route_no_bundle_is_linked_nor_served(console):
+    issue(console)
+    if console_audit._EVIDENCE is not None:
+        pytest.skip("this app serves evidence bundles: test_console_evidence covers the link")
+    page = console.as_("supervisor").get("/console/receivables/INV-2026-0001")
+    assert page.status_code == 200 and "/evidence" not in page.text
+    assert console.as_("supervisor").get("/console/receivables/INV-2026-0001/evidence").status_code in (404, 405)
+
+
+def test_with_the_evidence_route_the_bundle_is_linked_for_the_roles_that_may_read_it(console):
+    from collections_es.application.access import ROLES, VIEW_ROLES
+
+    if console_audit._EVIDENCE is None:
+        pytest.skip("the app does not serve evidence bundles yet (issue 14)")
+    issue(console)
+    for role in ROLES:
+        page = console.as_(role).get("/console/receivables/INV-2026-0001")
+        linked = "/evidence" in page.text
+        assert linked == (role in VIEW_ROLES[console_audit.EVIDENCE_VIEW]), role
+        if linked:
+            bundle = console.as_(role).get("/console/receivables/INV-2026-0001/evidence")
+            assert bundle.status_code == 200 and "attachment" in bundle.headers["content-disposition"]
+
+
+# ---- policy -----------------------------------------------------------------------------
+
+
+def test_the_policy_page_lists_versions_and_each_ones_changes_field_by_field(console):
+    current = console.browser(Authorization=f"Bearer {console.tokens['auditor']}").get("/policy").json()
+    document = dict(current["policy"]) | {"version": "2026.2"}
+    changed = next(k for k, v in document.items() if isinstance(v, int) and not isinstance(v, bool))
+    document[changed] = current["policy"][changed] + 1
+    console.services.clock.at = START + timedelta(days=3)
+    api_post(console, "/policy", document, method="PUT")
+    page = console.as_("sales").get("/console/policy")
+    assert page.status_code == 200
+    text = text_of(page.text)
+    assert "Policy version 2026.2" in text and "2026.2 (in force)" in text
+    assert "supervisor-1" in text and "system:startup" in text
+    row = f"{changed} {current['policy'][changed]} {current['policy'][changed] + 1}"
+    assert row in text, row
+    assert "version 2026.1" in text and "first version" in text
+    assert "版本" in text_of(console.as_("sales").get("/console/policy?lang=zh-CN").text)
+
+
+# ---- sandbox clock ----------------------------------------------------------------------
+
+
+def test_the_sandbox_clock_page_is_only_in_sandbox_mode(console):
+    supervisor = console.as_("supervisor")
+    assert supervisor.get("/console/sandbox/clock").status_code == 404
+    assert 'href="/console/sandbox/clock"' not in supervisor.get("/console/policy").text
+    assert console.as_("collector").get("/console/sandbox/clock").status_code == 403
+
+
+def test_the_sandbox_clock_moves_forward_with_a_csrf_token_and_lists_what_fired(sandbox):
+    issue(sandbox)
+    supervisor = sandbox.as_("supervisor")
+    page = supervisor.get("/console/sandbox/clock")
+    assert page.status_code == 200 and 'href="/console/sandbox/clock"' in page.text
+    refused = supervisor.post("/console/sandbox/clock/advance", data={"to": "2026-05-01T00:00"})
+    assert refused.status_code == 403 and sandbox.services.sandbox.now() == START
+    moved = supervisor.post("/console/sandbox/clock/advance", data={"to": "2026-05-01T00:00", "csrf": sandbox.csrf("supervisor")})
+    assert moved.status_code == 303 and moved.headers["location"] == "/console/sandbox/clock"
+    assert sandbox.services.sandbox.now().isoformat() == "2026-05-01T00:00:00+00:00"
+    after = supervisor.get("/console/sandbox/clock")
+    text = text_of(after.text)
+    assert "The clock was moved; timers fired:" in text and "What fired" in text
+    assert "fall due" in text or "No timer was due on the way." in text
+    back = supervisor.post("/console/sandbox/clock/advance", data={"to": "2026-04-01T00:00", "csrf": sandbox.csrf("supervisor")})
+    assert back.status_code == 303
+    assert "only moves forward" in text_of(supervisor.get("/console/sandbox/clock").text)
+    assert sandbox.services.sandbox.now().isoformat() == "2026-05-01T00:00:00+00:00"
