@@ -130,10 +130,9 @@ def test_with_the_evidence_route_the_bundle_is_linked_for_the_roles_that_may_rea
 
 
 def test_the_policy_page_lists_versions_and_each_ones_changes_field_by_field(console):
-    current = console.browser(Authorization=f"Bearer {console.tokens['auditor']}").get("/policy").json()
-    document = dict(current["policy"]) | {"version": "2026.2"}
-    changed = next(k for k, v in document.items() if isinstance(v, int) and not isinstance(v, bool))
-    document[changed] = current["policy"][changed] + 1
+    current = console.browser(Authorization=f"Bearer {console.tokens['auditor']}").get("/policy").json()["policy"]
+    document = current | {"version": "2026.2", "escalate_after_days": current["escalate_after_days"] + 5}
+    document["contact"] = current["contact"] | {"max_phone_per_day": current["contact"]["max_phone_per_day"] + 1}
     console.services.clock.at = START + timedelta(days=3)
     api_post(console, "/policy", document, method="PUT")
     page = console.as_("sales").get("/console/policy")
@@ -141,9 +140,13 @@ def test_the_policy_page_lists_versions_and_each_ones_changes_field_by_field(con
     text = text_of(page.text)
     assert "Policy version 2026.2" in text and "2026.2 (in force)" in text
     assert "supervisor-1" in text and "system:startup" in text
-    row = f"{changed} {current['policy'][changed]} {current['policy'][changed] + 1}"
-    assert row in text, row
-    assert "version 2026.1" in text and "first version" in text
+    changes = text.split("Version 2026.2: changes to the version before", 1)[1].split("Version 2026.1", 1)[0]
+    assert f"contact.max_phone_per_day {current['contact']['max_phone_per_day']} {current['contact']['max_phone_per_day'] + 1}" in changes
+    assert f"escalate_after_days {current['escalate_after_days']} {current['escalate_after_days'] + 5}" in changes
+    assert changes.count(" ") < 40, "only the two fields that changed"
+    first = text.split("Version 2026.1", 1)[1]
+    assert "The first version: every field below is what it set." in first and "contact.max_attempts_per_receivable" in first
+    assert "<script>" not in page.text
     assert "版本" in text_of(console.as_("sales").get("/console/policy?lang=zh-CN").text)
 
 
