@@ -8,6 +8,7 @@ functions), so a page never differs from what curl gets."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -22,6 +23,7 @@ from ..api.routes import audit as api_audit
 from ..application import audit
 from ..application.access import VIEW_ROLES
 from ..application.fields import AwareInstant
+from ..domain.errors import NotFoundError
 from .i18n import N_
 from .web import PREFIX, ConsoleRoute, ConsoleUser, console_view, render
 
@@ -106,31 +108,37 @@ def _evidence_module() -> Any:
 _EVIDENCE = _evidence_module()
 
 
+def _serves(app: Any, path: str) -> bool:
+    """Whether the running app has a GET route at `path`, looked up once per app and path (through
+    `route_access.endpoints`, which opens included routers as the access test does)."""
+    from ..api.route_access import endpoints
+
+    known: dict[str, bool] | None = getattr(app.state, "console_routes_served", None)
+    if known is None:
+        known = app.state.console_routes_served = {}
+    if path not in known:
+        known[path] = any(e.method == "GET" and e.path == path for e in endpoints(app))
+    return known[path]
+
+
 def _app_serves_evidence(app: Any) -> bool:
-    """Whether the running app has the API's evidence route (looked up once per app)."""
-    found = getattr(app.state, "console_serves_evidence", None)
-    if found is None:
-        found = any(
-            getattr(route, "path", None) == EVIDENCE_PATH and "GET" in (getattr(route, "methods", None) or ())
-            for route in app.routes
-        )
-        app.state.console_serves_evidence = found
-    return found
+    return _serves(app, EVIDENCE_PATH)
 
 
 def evidence_link(request: Request, user: ConsoleUser) -> bool:
-    """Whether the receivable page links the evidence bundle: the app serves the API route (checked
-    on the running app), the console serves its own, and the role may read it."""
+    """Whether the receivable page links the evidence bundle: the running app serves the API's
+    route and the console's, and the role may read a bundle."""
     return (
-        _EVIDENCE is not None
+        user.role in VIEW_ROLES.get(EVIDENCE_VIEW, frozenset())
         and _app_serves_evidence(request.app)
-        and user.role in VIEW_ROLES.get(EVIDENCE_VIEW, frozenset())
+        and _serves(request.app, PREFIX + EVIDENCE_PATH)
     )
 
 
-if _EVIDENCE is not None:
+def evidence_page(module: Any) -> Callable[..., Response]:
+    """The console's evidence route over the API route's module (`evidence_bundle(receivable_ref,
+    services, actor, response)` builds the bundle and its download headers)."""
 
-    @router.get(f"{PREFIX}{EVIDENCE_PATH}")
     def evidence(
         receivable_ref: ReceivableRef,
         request: Request,
@@ -138,8 +146,12 @@ if _EVIDENCE is not None:
         user: Annotated[ConsoleUser, console_view(EVIDENCE_VIEW)],
     ) -> Response:
         """A receivable's evidence bundle, as `GET /receivables/{id}/evidence` serves it."""
-        from ..domain.errors import NotFoundError
-
         if not _app_serves_evidence(request.app):
             raise NotFoundError("this service does not serve evidence bundles")
-        return _EVIDENCE.evidence_bundle(receivable_ref, services, user.actor, Response())
+        return module.evidence_bundle(receivable_ref, services, user.actor, Response())
+
+    return evidence
+
+
+if _EVIDENCE is not None:
+    router.add_api_route(f"{PREFIX}{EVIDENCE_PATH}", evidence_page(_EVIDENCE), methods=["GET"], name="console_evidence")
