@@ -80,7 +80,7 @@ def test_a_break_is_shown_with_its_kind_place_and_a_link_to_its_receivable(conso
     assert "The store does NOT verify. Breaks found: 1" in text
     assert "edited: the stored content does not match its hash" in text
     assert f'href="/console/receivables/{rid}#v1"' in page.text
-    assert "Version 1" in text and "the stored content does not match its hash" in text
+    assert "Version 1" in text and "What is wrong: the stored content does not match its hash" in text
     zh = console.as_("supervisor").get("/console/audit/verify?run=true&lang=zh-CN")
     assert "存储校验未通过" in text_of(zh.text) and "已被修改" in text_of(zh.text)
 
