@@ -5,8 +5,10 @@ sign in as each page's role, visit it in Debian's chromium, save `<out>/<name>.p
 
 Adding a page is one entry in PAGES: (name, path, role). The path may name a receivable of the
 scenario (`{overdue}`, `{promised}`, … see scenario.RECEIVABLES); role None means not signed in;
-`locale` gives the page's language (Accept-Language). A page the app does not serve (404) is
-skipped and said so, so the list can run ahead of the console.
+`locale` gives the page's language (Accept-Language); `sandbox` takes the page from a second app
+on the sandbox clock (its pages exist only there). A page the app does not serve (404) is skipped
+and said so, so the list can run ahead of the console. Each PNG is the viewport (1280×800), not the
+whole page: small files, and the top of a page is what a reader sees first.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Shot:
     path: str
     role: str | None
     locale: str = "en-US"
+    sandbox: bool = False
 
 
 PAGES: list[Shot] = [
@@ -36,8 +39,10 @@ PAGES: list[Shot] = [
     Shot("aging", "/console/reports/aging?group_by=collector", "supervisor"),
     Shot("compliance", "/console/compliance/findings", "supervisor"),
     Shot("kpis", "/console/reports/kpis", "supervisor"),
-    Shot("audit", "/console/audit", "auditor"),
+    Shot("audit", "/console/audit/verify?run=true", "auditor"),
     Shot("policy", "/console/policy", "supervisor"),
+    Shot("sandbox-clock", "/console/sandbox/clock", "supervisor", sandbox=True),
+    Shot("receivable-zh-CN", "/console/receivables/{promised}", "supervisor", locale="zh-CN"),
 ]
 
 
@@ -63,7 +68,7 @@ def take(site: Site, browser: Any, shots: list[Shot], out: Path) -> list[tuple[S
                 done.append((shot, None, "skipped: 404, not built yet"))
                 continue
             page.wait_for_load_state("networkidle")
-            done.append((shot, take_screenshot(page, out, shot.name), f"HTTP {status}"))
+            done.append((shot, take_screenshot(page, out, shot.name, full_page=False), f"HTTP {status}"))
         finally:
             context.close()
     return done
@@ -83,11 +88,39 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"no such page: {', '.join(sorted(unknown))}")
     shots = [s for s in PAGES if not only or s.name in only]
-    with running_site(at=SEEDED_AT) as site, launched_chromium() as browser:
-        seed(site)
-        for shot, path, note in take(site, browser, shots, args.out):
-            print(f"{shot.name:12} {shot.path:40} {path or '-'}  ({note})")
+    with launched_chromium() as browser:
+        for sandbox in (False, True):
+            these = [s for s in shots if s.sandbox == sandbox]
+            if not these:
+                continue
+            settings = {"COLLECTIONS_CLOCK": "sandbox"} if sandbox else {}
+            with running_site(at=SEEDED_AT, **settings) as site:
+                if sandbox:
+                    seed_sandbox(site)
+                else:
+                    seed(site)
+                    adopt_a_second_policy(site)
+                for shot, path, note in take(site, browser, these, args.out):
+                    print(f"{shot.name:16} {shot.path:40} {path or '-'}  ({note})")
     return 0
+
+
+def adopt_a_second_policy(site: Site) -> None:
+    """A second policy version, so the policy page has changes to show."""
+    policy = site.api.as_("supervisor").get("/policy").json()["policy"]
+    policy |= {"version": "2026.2", "escalate_after_days": policy["escalate_after_days"] + 15}
+    policy["contact"] = policy["contact"] | {"max_phone_per_day": policy["contact"]["max_phone_per_day"] + 1}
+    response = site.api.client.put("/policy", json=policy, headers=site.api.headers("supervisor"))
+    assert response.status_code == 200, response.text
+
+
+def seed_sandbox(site: Site) -> None:
+    """A receivable on the sandbox clock (which starts at the system's now), so moving the clock
+    on its page has a timer to fire."""
+    from ..integration.conftest import CUSTOMER, invoice
+
+    site.api.as_("supervisor").post("/customers", json=CUSTOMER)
+    site.api.as_("service").post("/receivables", json=invoice())
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from ..domain.errors import (
 from ..domain.policy import CHANNELS
 from ..letters import FORMATS, KINDS, LANGUAGES as LETTER_LANGUAGES, STAGES
 from . import diagram, forms, i18n
+from .audit import evidence_link
 from .i18n import N_
 from .web import (
     COOKIE,
@@ -109,8 +110,9 @@ def home(request: Request, services: ServicesDep) -> Response:
         user = current_user(request, services)
     except SignInRequired:
         return RedirectResponse(f"{PREFIX}/login", status_code=303)
-    if any(page.view == "worklist.read" for page in nav_for(user.role)):
-        return RedirectResponse(f"{PREFIX}/worklist", status_code=303)
+    worklist = [p for p in nav_for(user.role, services) if p.view == "worklist.read"]
+    if worklist:
+        return RedirectResponse(worklist[0].path, status_code=303)
     return render(request, "home.html.j2")
 
 
@@ -325,6 +327,7 @@ def receivable(
             "letter_formats": [f for f in FORMATS if f in ("html", "pdf")],
             "letter_languages": LETTER_LANGUAGES,
             "actions": [] if past else _actions(user, r.state),
+            "evidence": not past and evidence_link(request, user),
             "is_supervisor": user.role == "supervisor",
             "idempotency_key": new_nonce,
         },

@@ -58,6 +58,8 @@ class Page:
     path: str
     label: str
     view: str
+    #: Whether the running service offers the page at all (the sandbox clock: in sandbox mode only).
+    offered: Callable[[Services], bool] | None = None
 
 
 #: The navigation, in order. Adding a page is one entry here (and its route).
@@ -66,11 +68,18 @@ NAV: list[Page] = [
     Page(f"{PREFIX}/reports/aging", N_("Aging"), "reports.aging"),
     Page(f"{PREFIX}/reports/kpis", N_("KPIs"), "reports.kpis"),
     Page(f"{PREFIX}/compliance/findings", N_("Compliance"), "compliance.findings"),
+    Page(f"{PREFIX}/audit/verify", N_("Audit"), "audit.read"),
+    Page(f"{PREFIX}/policy", N_("Policy"), "policy.read"),
+    Page(f"{PREFIX}/sandbox/clock", N_("Sandbox clock"), "sandbox.clock", offered=lambda services: services.sandbox is not None),
 ]
 
 
-def nav_for(role: str) -> list[Page]:
-    return [p for p in NAV if role in VIEW_ROLES[p.view]]
+def nav_for(role: str, services: Services | None = None) -> list[Page]:
+    """The pages a role may use (of those the service offers, when `services` is given)."""
+    return [
+        p for p in NAV
+        if role in VIEW_ROLES[p.view] and (p.offered is None or services is None or p.offered(services))
+    ]
 
 
 # ---- sessions and the signed-in user ------------------------------------------------
@@ -257,7 +266,7 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
         session_store(request).set_flash(user.session.secret, None)
     page = {
         "user": user,
-        "nav": nav_for(user.role) if user else [],
+        "nav": nav_for(user.role, request.app.state.services) if user else [],
         "csrf": user.session.csrf_token if user else "",
         "lang": lang,
         "languages": [(code, i18n.LANGUAGE_NAMES[code], url_with(request, lang=code)) for code in i18n.LANGUAGES],
