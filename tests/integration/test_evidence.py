@@ -117,9 +117,9 @@ def test_the_manifest_lists_every_file_with_size_and_sha256_and_the_verified_cha
     assert manifest["software"]["name"] == "collections-es" and manifest["software"]["version"]
     assert [f["name"] for f in manifest["files"]] == [n for n in files if not n.startswith("manifest.")]
     chain = manifest["chain"]
-    assert chain["ok"] is True and chain["break_count"] == 0 and chain["checked_events"] == chain["head_version"] == 8
+    assert chain["ok"] is True and chain["break_count"] == 0 and chain["checked_events"] == chain["head_version"] == 7
     history = [json.loads(line) for line in files["history.jsonl"].decode().splitlines()]
-    assert [row["version"] for row in history] == list(range(1, 9)) and history[-1]["hash"] == chain["head_hash"]
+    assert [row["version"] for row in history] == list(range(1, 8)) and history[-1]["hash"] == chain["head_hash"]
     assert {"hash", "prev_hash", "type", "actor", "data", "hashed"} <= set(history[0])
     assert manifest["signature"]["public_key_sha256"] == signed.services.signer.fingerprint
 
@@ -144,7 +144,7 @@ def test_the_record_files_hold_messages_contacts_policies_and_the_limitation_wit
 def test_a_bundle_checks_offline_with_the_published_public_key(bundle, public_key):
     report = evidence.check(bundle, public_key)
     assert report.ok, report.problems
-    assert any(line.startswith("chain: 8 events recomputed") for line in report.summary)
+    assert any(line.startswith("chain: 7 events recomputed") for line in report.summary)
     assert any("signature: Ed25519, valid with the public key given" in line for line in report.summary)
 
 
@@ -227,7 +227,7 @@ def test_the_command_line_writes_a_bundle_and_checks_it_offline(signed, public_k
         out = tmp_path / "bundle.zip"
         result = runner.invoke(cli_app, ["evidence", "INV-EV-1", "--out", str(out)])
         assert result.exit_code == 0, result.output
-        assert "chain intact over 8 events, signed (Ed25519)" in result.output
+        assert "chain intact over 7 events, signed (Ed25519)" in result.output
         result = runner.invoke(cli_app, ["evidence", "--check", str(out), "--public-key", str(key_file)])
         assert result.exit_code == 0, result.output
         assert "is sound" in result.output
