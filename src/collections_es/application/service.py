@@ -289,7 +289,7 @@ class Collections(Application):
     # -- customers ----------------------------------------------------------
 
     def register_customer(self, request: Request, **fields: Any) -> Outcome:
-        with self._measured("register_customer"):
+        with self._measured("register_customer", customer_uuid(fields["customer_id"])):
             return self._register_customer(request, **fields)
 
     def _register_customer(self, request: Request, **fields: Any) -> Outcome:
@@ -303,7 +303,7 @@ class Collections(Application):
 
     def update_customer(self, request: Request, customer_id: str, **patch: Any) -> Outcome:
         """A partial update of the customer file (If-Match and Idempotency-Key as for receivables)."""
-        with self._measured("update_customer"):
+        with self._measured("update_customer", customer_uuid(customer_id)):
             return self._update_customer(request, customer_id, **patch)
 
     def _update_customer(self, request: Request, customer_id: str, **patch: Any) -> Outcome:
@@ -338,7 +338,7 @@ class Collections(Application):
     # -- receivables --------------------------------------------------------
 
     def issue_receivable(self, request: Request, **fields: Any) -> Outcome:
-        with self._measured("issue"):
+        with self._measured("issue", receivable_id(fields["invoice_number"])):
             return self._issue_receivable(request, **fields)
 
     def _issue_receivable(self, request: Request, **fields: Any) -> Outcome:
