@@ -21,13 +21,12 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from .. import __version__
 from ..adapters import signing
 from ..domain import limitation
-from ..domain.errors import NotFoundError
 from ..domain.policy_book import POLICY_BOOK_ID, PolicyBook
 from ..domain.receivable import Receivable
 from ..domain.trail import GENESIS_HASH, payload_hash
@@ -405,10 +404,3 @@ def _check_chain(report: CheckReport, manifest: dict[str, Any], history: bytes) 
         + ("" if not problems else f", {len(problems)} problem(s)")
     )
 
-
-def read_bundle_summary(manifest: dict[str, Any]) -> str:
-    r = manifest.get("receivable") or {}
-    return f"receivable {r.get('invoice_number')} ({r.get('id')}), exported {manifest.get('exported_at')}"
-
-
-__all__ = ["Bundle", "CheckReport", "NotFoundError", "Sources", "build", "check", "date"]
