@@ -32,10 +32,16 @@ def _settings() -> Settings:
             message = str(error["msg"]).removeprefix("Value error, ")
             typer.echo(f"error: {name}: {message}" if not message.startswith(name) else f"error: {message}", err=True)
         raise typer.Exit(2) from None
+    _configure_logs(settings, "WARNING")
+    return settings
+
+
+def _configure_logs(settings: Settings, default_level: str) -> None:
+    """The one log configuration (ADR 0047): COLLECTIONS_LOG_LEVEL, else `default_level` (INFO for
+    the long-running processes, WARNING for one-shot commands, whose output is their result)."""
     from . import logs
 
-    logs.configure(settings.log_level, settings.log_format)  # the one log configuration (ADR 0047)
-    return settings
+    logs.configure(settings.log_level or default_level, settings.log_format)
 
 
 def _services(settings: Settings | None = None):  # noqa: ANN202 - lazy import keeps --help fast
@@ -59,6 +65,7 @@ def serve(
     from .api.app import create_app
 
     services = _services()
+    _configure_logs(services.settings, "INFO")
     typer.echo(f"collections-es on http://{host}:{port} ({services.database.url.get_backend_name()})", err=True)
     typer.echo(
         f"console: http://{host}:{port}/console/ — sign in with an API key; make one with\n"
@@ -101,6 +108,7 @@ def project(
     import signal
     import threading
 
+    _configure_logs(services.settings, "INFO")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     typer.echo(f"following the event log for: {', '.join(wanted)}", err=True)
@@ -153,6 +161,7 @@ def scheduler(
 ) -> None:
     """Run the scheduler as a separate process: tick every INTERVAL seconds."""
     services = _services()
+    _configure_logs(services.settings, "INFO")
     while True:
         for fired in services.scheduler.tick():
             typer.echo(f"{fired.scheduled_for.isoformat()}\t{fired.receivable_id}\t{fired.command}\t{fired.outcome}")
@@ -487,6 +496,8 @@ def notify(
 ) -> None:
     """Run the notification sender: follow the outbox, send due messages, retry with backoff."""
     services = _services()
+    if not once:
+        _configure_logs(services.settings, "INFO")
     while True:
         for attempt in services.notifier.run_once():
             typer.echo(f"{attempt.id}\t{attempt.status}" + (f"\t{attempt.error}" if attempt.error else ""))

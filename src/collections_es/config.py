@@ -53,7 +53,12 @@ class Settings(BaseSettings):
     )
     read_wait_seconds: float = Field(default=5.0, ge=0, le=60, validation_alias="COLLECTIONS_READ_WAIT_SECONDS")
     report_timezone: str = Field(default="UTC", validation_alias="COLLECTIONS_TIMEZONE")
-    log_level: str = Field(default="INFO", validation_alias="COLLECTIONS_LOG_LEVEL")
+    log_level: str | None = Field(
+        default=None,
+        validation_alias="COLLECTIONS_LOG_LEVEL",
+        description="The lowest level logged; default INFO for serve, project, scheduler and notify, "
+        "WARNING for one-shot commands",
+    )
     log_format: Literal["json", "console"] | None = Field(
         default=None,
         validation_alias="COLLECTIONS_LOG_FORMAT",

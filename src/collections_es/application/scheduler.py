@@ -65,7 +65,8 @@ class Fired:
 def _log_run(what: str, fired: list[Fired]) -> None:
     """One line per run (its id is bound): how many timers fired, how many were skipped."""
     skipped = sum(1 for f in fired if f.outcome != "fired")
-    log.info(what, extra={"fired": len(fired) - skipped, "skipped": skipped})
+    level = logging.INFO if fired else logging.DEBUG  # an idle tick every 30 s is no news
+    log.log(level, what, extra={"fired": len(fired) - skipped, "skipped": skipped})
 
 
 def _aware(at: datetime) -> datetime:
