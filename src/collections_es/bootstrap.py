@@ -22,11 +22,12 @@ from projections.outbox import Outbox, SqlOutbox, list_messages, messages as out
 from projections.receivables import ReceivablesList
 from projections.timers import SqlTimerStore, Timers
 from projections.webhooks import EVENT_TYPES, SqlDeliveries, WebhookDeliveries
+from projections.webhooks import deliveries as webhook_deliveries
 from projections.worklist import Worklist
 
 from .adapters.api_keys import ApiKeyStore
 from .adapters.cipher import check_event_store
-from .adapters.metrics import Metrics, outbox_counts, webhook_counts
+from .adapters.metrics import Metrics, outbox_counts
 from .adapters.persistence import Database
 from .adapters.policy_file import load_policy
 from .adapters.signing import Signer
@@ -187,7 +188,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         lag=runner.lag,
         timers_due=lambda: timer_store.count_due(clock.now()),
         outbox=lambda: outbox_counts(engine, outbox_messages, OUTBOX_STATUSES),
-        webhooks=lambda: webhook_counts(engine),
+        webhooks=lambda: outbox_counts(engine, webhook_deliveries, WEBHOOK_STATUSES),
     )
     app.observe_command = metrics.observe_command
     services = Services(
@@ -224,6 +225,7 @@ def _refresh_deliveries(services: Services, deliveries: SqlDeliveries) -> None:
 
 NOTIFIER = Actor("system:notifier", "service")
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "expired")
+WEBHOOK_STATUSES = ("pending", "sending", "delivered", "failed", "cancelled")
 
 
 def delivery_recorder(app: Collections) -> RecordDelivery:

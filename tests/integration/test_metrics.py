@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
+from ..conftest import make_services
 from .conftest import CUSTOMER, Api, invoice
 
 
@@ -51,21 +51,25 @@ def test_metrics_count_commands_by_name_and_outcome_with_latency_and_read_lag_ti
     assert metrics["collections_timers_due"][("collections_timers_due", ())] >= 1
     outbox = {dict(labels)["status"]: v for (_, labels), v in metrics["collections_outbox_messages"].items()}
     assert outbox["pending"] == 1 and outbox["failed"] == 0
-    assert "collections_webhook_deliveries" not in metrics  # no webhooks table: left out, no error
+    webhooks = {dict(labels)["status"]: v for (_, labels), v in metrics["collections_webhook_deliveries"].items()}
+    assert webhooks == {"pending": 0, "sending": 0, "delivered": 0, "failed": 0, "cancelled": 0}
 
 
-def test_each_app_has_its_own_registry_and_a_webhook_table_is_counted_once_it_exists(api, services):
-    other = Api(services)  # a second app over the same services
-    assert api.as_("supervisor").post("/customers", json=CUSTOMER).status_code == 201
-    assert scrape(other)["collections_commands"]  # the same services: the same counters
-    from collections_es.api.app import create_app
-
-    assert create_app(services).state.services.metrics is services.metrics
-    with services.engine.begin() as conn:  # as the webhooks work would add it
-        conn.execute(sa.text("CREATE TABLE webhook_deliveries (id VARCHAR(36) PRIMARY KEY, status VARCHAR(16))"))
-        conn.execute(sa.text("INSERT INTO webhook_deliveries VALUES ('a', 'pending'), ('b', 'failed'), ('c', 'failed')"))
-    webhooks = scrape(api)["collections_webhook_deliveries"]
-    assert {dict(labels)["status"]: v for (_, labels), v in webhooks.items()} == {"pending": 1, "failed": 2}
+def test_each_app_reads_its_services_registry_and_webhook_deliveries_are_counted_by_status(database_url, clock):
+    services = make_services(database_url, clock, COLLECTIONS_WEBHOOKS_ALLOW_PRIVATE="true")
+    try:
+        api, other = Api(services), Api(services)  # two apps over the same services: the same counters
+        assert api.as_("supervisor").post("/customers", json=CUSTOMER).status_code == 201
+        assert scrape(other)["collections_commands"] == scrape(api)["collections_commands"]
+        hook = {"url": "http://127.0.0.1:9/hooks", "events": ["*"]}
+        assert api.as_("supervisor").post("/webhooks", json=hook).status_code == 201
+        assert api.as_("service").post("/receivables", json=invoice("INV-M-4")).status_code == 201
+        services.read_models(*services.projections.projections)
+        webhooks = scrape(api)["collections_webhook_deliveries"]
+        counts = {dict(labels)["status"]: v for (_, labels), v in webhooks.items()}
+        assert counts["pending"] >= 1 and counts["delivered"] == 0
+    finally:
+        services.close()
 
 
 def test_metrics_carry_no_personal_data_nor_ids(api):
@@ -77,8 +81,6 @@ def test_metrics_carry_no_personal_data_nor_ids(api):
 
 
 def test_two_service_instances_never_share_counters(clock, tmp_path):
-    from ..conftest import make_services
-
     one = make_services(f"sqlite:///{tmp_path}/one.db", clock)
     two = make_services(f"sqlite:///{tmp_path}/two.db", clock)
     try:

@@ -9,9 +9,8 @@ as they run; the rest is read at scrape time:
 - `collections_projection_lag_events{projection}`: notifications each read model is behind;
 - `collections_timers_due`: timers due now and not fired;
 - `collections_outbox_messages{status}`: the notification outbox by status;
-- `collections_webhook_deliveries{status}`: the webhook outbox by status, only when the
-  database has one (a table `webhook_deliveries`, or the first `webhook*` table with a
-  `status` column).
+- `collections_webhook_deliveries{status}`: the webhook outbox by status (left out when
+  no source is wired).
 
 Labels are names of commands, read models and statuses only: no ids, no personal data.
 """
@@ -31,7 +30,6 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Commands take milliseconds to a few seconds (a lost race retried, a slow database).
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-WEBHOOK_TABLES = ("webhook_deliveries", "webhook_outbox")
 
 
 class Metrics:
@@ -115,19 +113,5 @@ def status_counts(engine: sa.Engine, table: sa.Table) -> dict[str, int]:
 
 
 def outbox_counts(engine: sa.Engine, table: sa.Table, statuses: tuple[str, ...]) -> dict[str, int]:
-    """Every status named (0 when none), plus any other found."""
+    """An outbox table's rows by status: every status named (0 when none), plus any other found."""
     return dict.fromkeys(statuses, 0) | status_counts(engine, table)
-
-
-def webhook_counts(engine: sa.Engine) -> dict[str, int] | None:
-    """The webhook outbox by status, or None when the database has none (webhooks not installed)."""
-    inspector = sa.inspect(engine)
-    names = inspector.get_table_names()
-    candidates = [n for n in WEBHOOK_TABLES if n in names] + sorted(
-        n for n in names if n.startswith("webhook") and n not in WEBHOOK_TABLES
-    )
-    for name in candidates:
-        if "status" in {c["name"] for c in inspector.get_columns(name)}:
-            table = sa.Table(name, sa.MetaData(), sa.Column("status", sa.String))
-            return status_counts(engine, table)
-    return None
