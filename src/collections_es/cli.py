@@ -512,6 +512,8 @@ def deliver(
 ) -> None:
     """Run the webhook sender: follow the event log, deliver due webhooks, retry with backoff (ADR 0045)."""
     services = _services()
+    if not once:
+        _configure_logs(services.settings, "INFO")
     try:
         while True:
             for attempt in services.webhooks.sender.run_once():

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     log_level: str | None = Field(
         default=None,
         validation_alias="COLLECTIONS_LOG_LEVEL",
-        description="The lowest level logged; default INFO for serve, project, scheduler and notify, "
+        description="The lowest level logged; default INFO for serve, project, scheduler, notify and deliver, "
         "WARNING for one-shot commands",
     )
     log_format: Literal["json", "console"] | None = Field(
