@@ -185,8 +185,8 @@ def test_collectors_and_the_other_roles_without_need_get_403(signed):
     assert signed.as_("supervisor").get("/receivables/INV-NOBODY/evidence").status_code == 404
 
 
-def test_without_a_signing_key_bundles_are_unsigned_and_no_public_key_is_published(sqlite_url, clock):
-    services = make_services(sqlite_url, clock)
+def test_without_a_signing_key_bundles_are_unsigned_and_no_public_key_is_published(database_url, clock):
+    services = make_services(database_url, clock)
     try:
         api = Api(services)
         ok(api.as_("supervisor").post("/customers", json=CUSTOMER), 201)
