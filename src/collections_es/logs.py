@@ -54,7 +54,8 @@ class _Stderr(logging.StreamHandler):
 
 
 def redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """Every free-text value with e-mail addresses and phone numbers masked."""
+    """Every free-text value with e-mail addresses and phone numbers masked (and no colour codes)."""
+    event_dict.pop("color_message", None)  # uvicorn's copy of the message with terminal colours
     redactor = Redactor()
     for key, value in event_dict.items():
         if isinstance(value, str) and key not in SAFE_KEYS:
