@@ -47,6 +47,15 @@ def _naive(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(tzinfo=None)
 
 
+def _fired() -> sa.Exists:
+    """The timer's firing is noted."""
+    return sa.exists().where(
+        firings.c.receivable_id == timers.c.receivable_id,
+        firings.c.kind == timers.c.kind,
+        firings.c.at == timers.c.at,
+    )
+
+
 class SqlTimerStore:
     """The scheduler's view of the timers (its `TimerStore` port): what is due, and which
     firings are noted. A timer's firing is keyed by (receivable, kind, instant)."""
@@ -55,16 +64,17 @@ class SqlTimerStore:
         self.engine = engine
         metadata.create_all(engine, tables=[firings])
 
+    def count_due(self, now: datetime) -> int:
+        """How many timers are due at or before `now` and have not fired (the metrics' gauge)."""
+        query = sa.select(sa.func.count()).select_from(timers).where(timers.c.at <= _naive(now), ~_fired())
+        with self.engine.execution_options(read_only=True).connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
     def due(self, now: datetime, limit: int) -> list[Any]:
         """Timers due at or before `now` that have not fired, earliest first (an index range)."""
-        fired = sa.exists().where(
-            firings.c.receivable_id == timers.c.receivable_id,
-            firings.c.kind == timers.c.kind,
-            firings.c.at == timers.c.at,
-        )
         query = (
             sa.select(timers)
-            .where(timers.c.at <= _naive(now), ~fired)
+            .where(timers.c.at <= _naive(now), ~_fired())
             .order_by(timers.c.at, timers.c.receivable_id, timers.c.kind)
             .limit(limit)
         )

@@ -15,22 +15,26 @@ from projections.aging import Aging
 from projections.base import ProjectionRunner
 from projections.kpis import Kpis
 from projections.compliance import Compliance
-from projections.contacts import ContactsLog, recent_contacts
+from projections.contacts import ContactsLog, read_contacts, recent_contacts
 from projections.credit import CreditRecords
 from projections.customers import CustomersList
-from projections.outbox import Outbox, SqlOutbox
+from projections.outbox import Outbox, SqlOutbox, list_messages, messages as outbox_messages
 from projections.receivables import ReceivablesList
 from projections.timers import SqlTimerStore, Timers
 from projections.webhooks import EVENT_TYPES, SqlDeliveries, WebhookDeliveries
+from projections.webhooks import deliveries as webhook_deliveries
 from projections.worklist import Worklist
 
 from .adapters.api_keys import ApiKeyStore
 from .adapters.cipher import check_event_store
+from .adapters.metrics import Metrics, outbox_counts
 from .adapters.persistence import Database
 from .adapters.policy_file import load_policy
+from .adapters.signing import Signer
 from .adapters.sms_webhook import SmsWebhookTransport
 from .adapters.smtp import SmtpTransport
 from .application.access import ROLES
+from .application import evidence
 from .application.clock import Clock, SandboxClock, SystemClock
 from .application.notifier import Delivery, NotConfigured, Notifier, RecordDelivery, Transport
 from .application.scheduler import Scheduler
@@ -57,6 +61,8 @@ class Services:
     letters: Letters
     notifier: Notifier
     webhooks: Webhooks
+    metrics: Metrics
+    signer: Signer | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -79,6 +85,19 @@ class Services:
             options["isolation_level"] = "REPEATABLE READ"
         # SQLite: a deferred BEGIN reads one snapshot until the transaction ends (WAL).
         return self.engine.execution_options(**options).connect()
+
+    def evidence_sources(self) -> evidence.Sources:
+        """What an evidence bundle is made of: the store, the letters, the outbox and contact log."""
+
+        def messages(rid: str) -> list[dict]:
+            with self.snapshot() as conn:
+                return list_messages(conn, receivable_id=rid, limit=1_000_000)
+
+        def contacts(rid: str) -> list[dict]:
+            with self.snapshot() as conn:
+                return read_contacts(conn, receivable_id=rid, limit=1_000_000)
+
+        return evidence.Sources(self.app, self.letters, messages, contacts)
 
     def close(self) -> None:
         self.stop.set()
@@ -164,6 +183,14 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         lease_seconds=settings.webhooks_lease_seconds,
         timeout_seconds=settings.webhooks_timeout_seconds,
     )
+    timer_store = SqlTimerStore(engine)
+    metrics = Metrics(
+        lag=runner.lag,
+        timers_due=lambda: timer_store.count_due(clock.now()),
+        outbox=lambda: outbox_counts(engine, outbox_messages, OUTBOX_STATUSES),
+        webhooks=lambda: outbox_counts(engine, webhook_deliveries, WEBHOOK_STATUSES),
+    )
+    app.observe_command = metrics.observe_command
     services = Services(
         settings=settings,
         database=database,
@@ -177,6 +204,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         notifier=notifier,
         webhooks=Webhooks(deliveries, sender, clock, event_types=EVENT_TYPES, head=runner.head,
                           refresh=lambda: _refresh_deliveries(services, deliveries)),
+        metrics=metrics,
+        signer=Signer.from_setting(settings.signing_key),
     )
 
     def customer_contacts(customer_id: str, since: datetime) -> list[ContactAttempt]:
@@ -195,6 +224,8 @@ def _refresh_deliveries(services: Services, deliveries: SqlDeliveries) -> None:
 
 
 NOTIFIER = Actor("system:notifier", "service")
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "expired")
+WEBHOOK_STATUSES = ("pending", "sending", "delivered", "failed", "cancelled")
 
 
 def delivery_recorder(app: Collections) -> RecordDelivery:

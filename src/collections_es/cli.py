@@ -13,7 +13,10 @@ from .config import Settings, get_settings
 from .domain.errors import CollectionsError
 
 app = typer.Typer(help="collections-es: event-sourced receivables collection.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys: add, list, revoke; and a cipher key for encryption at rest.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="API keys: add, list, revoke; a cipher key for encryption at rest; a signing key for evidence bundles.",
+    no_args_is_help=True,
+)
 app.add_typer(keys_app, name="keys")
 
 
@@ -22,13 +25,23 @@ def _settings() -> Settings:
     from pydantic import ValidationError
 
     try:
-        return get_settings()
+        settings = get_settings()
     except ValidationError as exc:
         for error in exc.errors():
             name = ".".join(str(part) for part in error["loc"]) or "settings"
             message = str(error["msg"]).removeprefix("Value error, ")
             typer.echo(f"error: {name}: {message}" if not message.startswith(name) else f"error: {message}", err=True)
         raise typer.Exit(2) from None
+    _configure_logs(settings, "WARNING")
+    return settings
+
+
+def _configure_logs(settings: Settings, default_level: str) -> None:
+    """The one log configuration (ADR 0047): COLLECTIONS_LOG_LEVEL, else `default_level` (INFO for
+    the long-running processes, WARNING for one-shot commands, whose output is their result)."""
+    from . import logs
+
+    logs.configure(settings.log_level or default_level, settings.log_format)
 
 
 def _services(settings: Settings | None = None):  # noqa: ANN202 - lazy import keeps --help fast
@@ -52,6 +65,7 @@ def serve(
     from .api.app import create_app
 
     services = _services()
+    _configure_logs(services.settings, "INFO")
     typer.echo(f"collections-es on http://{host}:{port} ({services.database.url.get_backend_name()})", err=True)
     typer.echo(
         f"console: http://{host}:{port}/console/ — sign in with an API key; make one with\n"
@@ -59,9 +73,11 @@ def serve(
         "  (roles: collector, supervisor, legal, sales, customer_service, auditor, service)",
         err=True,
     )
+    # Uvicorn's own logging set-up is left out (log_config=None): its records go through ours, and
+    # its access log is replaced by the request lines of api.app.CorrelationId (no query strings).
     uvicorn.run(create_app(
         services, follow=services.settings.projections == "embedded", schedule=True, notify=True
-    ), host=host, port=port, log_level="info")
+    ), host=host, port=port, log_config=None, access_log=False)
 
 
 def _projection_names(services, names: list[str] | None) -> list[str]:  # noqa: ANN001
@@ -92,6 +108,7 @@ def project(
     import signal
     import threading
 
+    _configure_logs(services.settings, "INFO")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     typer.echo(f"following the event log for: {', '.join(wanted)}", err=True)
@@ -144,6 +161,7 @@ def scheduler(
 ) -> None:
     """Run the scheduler as a separate process: tick every INTERVAL seconds."""
     services = _services()
+    _configure_logs(services.settings, "INFO")
     while True:
         for fired in services.scheduler.tick():
             typer.echo(f"{fired.scheduled_for.isoformat()}\t{fired.receivable_id}\t{fired.command}\t{fired.outcome}")
@@ -406,11 +424,80 @@ def _services_with_clock(settings: Settings, clock):  # noqa: ANN001, ANN202
 
 
 @app.command()
+def evidence(
+    receivable: Annotated[str | None, typer.Argument(help="The receivable: its id or invoice number")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="The zip to write (default: evidence-<invoice>.zip)")] = None,
+    check: Annotated[Path | None, typer.Option("--check", help="Check this bundle offline instead")] = None,
+    public_key: Annotated[Path | None, typer.Option("--public-key", help="With --check: the publisher's public key (PEM)")] = None,
+) -> None:
+    """Write a receivable's evidence bundle (the same as GET /receivables/{id}/evidence), or check one
+    offline with --check: every file against the manifest, the hash chain, the signature (exit 1 naming
+    what fails)."""
+    if check is not None:
+        _check_bundle(check, public_key)
+        return
+    if receivable is None:
+        typer.echo("error: name a receivable (id or invoice number), or --check BUNDLE", err=True)
+        raise typer.Exit(2)
+    import uuid as _uuid
+
+    from .application import evidence as bundles
+    from .domain.receivable import receivable_id
+
+    try:
+        rid = _uuid.UUID(receivable)
+    except ValueError:
+        rid = receivable_id(receivable)
+    services = _services()
+    try:
+        services.read_models("contacts_log", "outbox")
+        bundle = bundles.build(services.evidence_sources(), rid, services.clock.now(), signer=services.signer)
+    except CollectionsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        services.close()
+    target = out or Path(bundle.filename)
+    try:
+        target.write_bytes(bundle.content)
+    except OSError as exc:
+        typer.echo(f"error: cannot write {target}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    chain = bundle.manifest["chain"]
+    signed = "signed (Ed25519)" if bundle.manifest["signature"] else "not signed (COLLECTIONS_SIGNING_KEY unset)"
+    typer.echo(f"wrote {target}: {len(bundle.manifest['files'])} files, chain "
+               f"{'intact' if chain['ok'] else 'BROKEN'} over {chain['checked_events']} events, {signed}")
+
+
+def _check_bundle(bundle: Path, public_key: Path | None) -> None:
+    from .application import evidence as bundles
+
+    try:
+        data = bundle.read_bytes()
+        key = public_key.read_bytes() if public_key is not None else None
+    except OSError as exc:
+        typer.echo(f"error: cannot read {exc.filename}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    report = bundles.check(data, key)
+    for line in report.summary:
+        typer.echo(line)
+    if report.ok:
+        typer.echo(f"ok: {bundle} is sound")
+        return
+    typer.echo(f"FAILED: {len(report.problems)} problem(s) in {bundle}:", err=True)
+    for problem in report.problems:
+        typer.echo(f"  {problem}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
 def notify(
     once: Annotated[bool, typer.Option(help="One pass over the due messages, then exit")] = False,
 ) -> None:
     """Run the notification sender: follow the outbox, send due messages, retry with backoff."""
     services = _services()
+    if not once:
+        _configure_logs(services.settings, "INFO")
     while True:
         for attempt in services.notifier.run_once():
             typer.echo(f"{attempt.id}\t{attempt.status}" + (f"\t{attempt.error}" if attempt.error else ""))
@@ -425,6 +512,8 @@ def deliver(
 ) -> None:
     """Run the webhook sender: follow the event log, deliver due webhooks, retry with backoff (ADR 0045)."""
     services = _services()
+    if not once:
+        _configure_logs(services.settings, "INFO")
     try:
         while True:
             for attempt in services.webhooks.sender.run_once():
@@ -474,6 +563,21 @@ def keys_cipher() -> None:
         "Set it as COLLECTIONS_CIPHER_KEY for every process (serve, project, scheduler, notify, verify, export)\n"
         "before the database's first start, and keep it safe: the data cannot be read without it.\n"
         "It cannot be added to an existing unencrypted database, nor changed later (README, Operations).",
+        err=True,
+    )
+
+
+@keys_app.command("signing")
+def keys_signing() -> None:
+    """Print a new Ed25519 private key for COLLECTIONS_SIGNING_KEY (signed evidence bundles; ADR 0046)."""
+    from .adapters.signing import Signer, load_private_key, new_key
+
+    key = new_key()
+    typer.echo(key)
+    typer.echo(
+        "Set it as COLLECTIONS_SIGNING_KEY where bundles are made (serve, evidence) and keep it secret.\n"
+        "Its public key, to hand to whoever checks bundles (also at GET /audit/public-key):\n"
+        + Signer(load_private_key(key)).public_pem,
         err=True,
     )
 

@@ -27,6 +27,12 @@ class Settings(BaseSettings):
         description="AES key (base64 of 16, 24 or 32 bytes; `collections-es keys cipher` makes one): "
         "events and read-model contact details are encrypted at rest",
     )
+    signing_key: str | None = Field(
+        default=None,
+        validation_alias="COLLECTIONS_SIGNING_KEY",
+        description="Ed25519 private key (base64 of 32 bytes, or PEM; `collections-es keys signing` makes one): "
+        "evidence bundles' manifests are signed and GET /audit/public-key publishes the public key",
+    )
     max_body_bytes: int = Field(default=256 * 1024, validation_alias="COLLECTIONS_MAX_BODY_BYTES")
     import_max_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, validation_alias="COLLECTIONS_IMPORT_MAX_BYTES",
@@ -47,7 +53,17 @@ class Settings(BaseSettings):
     )
     read_wait_seconds: float = Field(default=5.0, ge=0, le=60, validation_alias="COLLECTIONS_READ_WAIT_SECONDS")
     report_timezone: str = Field(default="UTC", validation_alias="COLLECTIONS_TIMEZONE")
-    log_level: str = Field(default="INFO", validation_alias="COLLECTIONS_LOG_LEVEL")
+    log_level: str | None = Field(
+        default=None,
+        validation_alias="COLLECTIONS_LOG_LEVEL",
+        description="The lowest level logged; default INFO for serve, project, scheduler, notify and deliver, "
+        "WARNING for one-shot commands",
+    )
+    log_format: Literal["json", "console"] | None = Field(
+        default=None,
+        validation_alias="COLLECTIONS_LOG_FORMAT",
+        description="json (one JSON object a line) or console; default: json unless stderr is a terminal",
+    )
 
     # Rate limits, per API process (ADR 0031)
     rate_limit_per_minute: float = Field(
@@ -137,6 +153,23 @@ class Settings(BaseSettings):
 
         check_key(value.strip())  # raises ValueError naming COLLECTIONS_CIPHER_KEY
         return value.strip()
+
+
+    @field_validator("signing_key")
+    @classmethod
+    def _signing_key(cls, value: str | None) -> str | None:
+        """Base64 of a 32-byte Ed25519 private key, or PEM; empty means none. Never echo the key."""
+        if value is None or not value.strip():
+            return None
+        from .adapters.signing import load_private_key
+
+        load_private_key(value)  # raises ValueError naming COLLECTIONS_SIGNING_KEY
+        return value.strip()
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 @lru_cache(maxsize=1)

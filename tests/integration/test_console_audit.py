@@ -9,10 +9,8 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from fastapi import Response
 
 from collections_es.api.present import resolve_id
 from collections_es.application.access import ROLES, VIEW_ROLES
@@ -115,47 +113,25 @@ def test_without_the_evidence_route_no_bundle_is_linked(console):
         assert console.as_("supervisor").get("/console/receivables/INV-2026-0001/evidence").status_code in (404, 405)
 
 
-class FakeEvidence:
-    """The API's evidence module as the console calls it (issue 14's `evidence_bundle`)."""
+def test_the_receivable_page_links_the_evidence_bundle_for_the_roles_that_may_read_it(console):
+    """The console's evidence route over the API's (`api.routes.evidence.evidence_bundle`, issue 14):
+    the same bundle through the session, for the roles of `evidence.read` only."""
+    from collections_es.application import evidence
 
-    calls: list[tuple[str, str]] = []
-
-    @staticmethod
-    def evidence_bundle(receivable_ref: str, services: Any, actor: Any, response: Response) -> Response:
-        services.app.get_receivable(resolve_id(receivable_ref))  # 404 for an unknown one, as the API's
-        FakeEvidence.calls.append((receivable_ref, actor.id))
-        return Response(b"PK-bundle", media_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{receivable_ref}.zip"'})
-
-
-def test_once_the_app_serves_evidence_bundles_the_receivable_page_links_one_for_the_roles_that_may_read_it(console, monkeypatch):
-    """The evidence route is built in parallel (issue 14): here a stand-in API route and the
-    console's route over it, added to this app only, with the view it will declare."""
-    from fastapi import APIRouter
-
-    from collections_es.console.web import ConsoleRoute
-
-    readers = frozenset({"supervisor", "auditor", "legal"})
-    monkeypatch.setitem(VIEW_ROLES, "evidence.read", readers)
+    readers = VIEW_ROLES["evidence.read"]
+    assert readers == frozenset({"supervisor", "auditor", "legal"})
     issue(console)
-    api = APIRouter(prefix="/receivables")  # included as the app includes its routers
-    api.add_api_route("/{receivable_ref}/evidence", lambda receivable_ref: Response(b""), methods=["GET"])
-    console.app.include_router(api)
-    pages = APIRouter(route_class=ConsoleRoute)
-    pages.add_api_route(console_audit.PREFIX + console_audit.EVIDENCE_PATH, console_audit.evidence_page(FakeEvidence), methods=["GET"])
-    console.app.include_router(pages)
-    FakeEvidence.calls.clear()
     for role in ROLES:
         page = console.as_(role).get("/console/receivables/INV-2026-0001")
         assert ('id="evidence-link"' in page.text) == (role in readers), role
         bundle = console.as_(role).get("/console/receivables/INV-2026-0001/evidence")
         if role in readers:
-            assert bundle.status_code == 200 and bundle.content == b"PK-bundle"
-            assert bundle.headers["content-disposition"] == 'attachment; filename="INV-2026-0001.zip"'
+            assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/zip"
+            assert bundle.headers["content-disposition"] == 'attachment; filename="evidence-INV-2026-0001.zip"'
             assert bundle.headers["x-frame-options"] == "DENY"
+            assert evidence.check(bundle.content).ok  # the API's own bundle, checkable offline
         else:
             assert bundle.status_code == 403 and bundle.headers["content-type"].startswith("text/html")
-    assert FakeEvidence.calls == [("INV-2026-0001", f"{role}-1") for role in ROLES if role in readers]
     assert console.as_("auditor").get("/console/receivables/INV-NOBODY/evidence").status_code == 404
     old = console.as_("auditor").get("/console/receivables/INV-2026-0001?version=1")
     assert 'id="evidence-link"' not in old.text, "a past page offers nothing"

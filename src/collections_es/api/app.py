@@ -13,7 +13,9 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__, console
+import logging
+
+from .. import __version__, console, logs
 from ..console import web as console_web
 from ..bootstrap import Services, follow_projections, run_notifier, run_scheduler
 from . import errors
@@ -24,6 +26,7 @@ from .routes import (
     audit,
     compliance,
     customers,
+    evidence,
     health,
     imports,
     letters,
@@ -33,6 +36,9 @@ from .routes import (
     time,
     webhooks,
 )
+
+
+request_log = logging.getLogger("collections_es.http")
 
 
 class BodyLimit:
@@ -98,7 +104,9 @@ class RefuseNul:
 
 
 class CorrelationId:
-    """Echo X-Correlation-ID (or the one generated) on every response."""
+    """Echo X-Correlation-ID (or the one generated) on every response, carry it on every log
+    line written while the request is served (contextvars; `logs.bound`), and log one line per
+    request: method, path (no query string), status, milliseconds. Never a body."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -111,13 +119,25 @@ class CorrelationId:
         cid = headers.get(b"x-correlation-id", b"")[:128] or str(uuid.uuid4()).encode()
         if b"x-correlation-id" not in headers:
             scope["headers"] = [*scope.get("headers", []), (b"x-correlation-id", cid)]
+        status = 500
 
         async def send_with_id(message: dict) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message["headers"] = [*message.get("headers", []), (b"x-correlation-id", cid)]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        started = _time.perf_counter()
+        with logs.bound(correlation_id=cid.decode("latin-1")):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                request_log.info(
+                    "request",
+                    extra={"method": scope.get("method"), "path": scope.get("path"), "status": status,
+                           "duration_ms": round((_time.perf_counter() - started) * 1000, 3)},
+                )
 
 
 def create_app(
@@ -173,6 +193,7 @@ def include_routes(app: FastAPI, *, sandbox: bool) -> None:
     app.include_router(health.router)
     app.include_router(customers.router)
     app.include_router(letters.router)
+    app.include_router(evidence.router)
     app.include_router(receivables.router)
     app.include_router(reports.router)
     app.include_router(audit.router)

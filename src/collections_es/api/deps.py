@@ -19,7 +19,7 @@ from .rate_limit import RateLimits
 # Routes anyone may call: operations probes and the API's own description. Every other
 # route declares its permission with `require_view` / `require_command` (a test checks).
 PUBLIC_PATHS: frozenset[str] = frozenset(
-    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    {"/healthz", "/readyz", "/metrics", "/audit/public-key", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 )
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <token>`")

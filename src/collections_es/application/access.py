@@ -37,6 +37,8 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "policy.read": frozenset(ROLES),
     "policy.write": frozenset({"supervisor"}),
     "audit.read": frozenset({"supervisor", "auditor"}),
+    # A receivable's whole record, contact details included (a masked history could not be checked).
+    "evidence.read": frozenset({"supervisor", "legal", "auditor"}),
     "compliance.rules": frozenset(ROLES),
     # A collector sees the findings about their own work only.
     "compliance.findings": frozenset({"collector", "supervisor", "auditor"}),

@@ -33,11 +33,11 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.utils import resolve_topic
 
 from ..domain.aggregate import TrailedAggregate
-from ..domain.trail import GENESIS_HASH, TRAIL_FIELDS, event_hash, stored_event_hash
+from ..domain.trail import GENESIS_HASH, TRAIL_FIELDS, event_hash, stored_event_hash, stored_event_payload
 
 PAGE_SIZE = 1000
 MAX_BREAKS = 100
@@ -162,11 +162,15 @@ class _Verifier:
         self.found: list[Break] = []
 
     def run(self, read_model: ReadModelVersions | None, page_size: int) -> VerifyReport:
-        report = self.report
         head = self.app.recorder.max_notification_id() or 0
-        report.up_to = head
+        self.report.up_to = head
         for notification in _pages(self.app, page_size, stop=head):
             self.check(notification)
+        return self.finish(read_model)
+
+    def finish(self, read_model: ReadModelVersions | None) -> VerifyReport:
+        """After the walk: the gaps left, the read model compared, the breaks kept in log order."""
+        report = self.report
         for aggregate_id, chain in self.chains.items():
             for first, last, seen_at in chain.gaps or ():
                 versions = f"version {first}" if first == last else f"versions {first} to {last}"
@@ -290,6 +294,30 @@ class _Verifier:
                 self.add(DELETED, key, "Receivable", first, position,
                          f"{versions} missing: the read model saw version {projected}, the store {where}")
         return True
+
+
+def verify_aggregate(app: Application, aggregate_id: uuid.UUID, *, max_breaks: int = MAX_BREAKS) -> VerifyReport:
+    """The checks of `verify` on one aggregate's chain alone, read from its own sequence in
+    version order (an evidence bundle's "chain"): every hash recomputed, every link, no version
+    missing. Its events' log positions are not read (`notification_id` None in its breaks);
+    that its last events were removed is seen only by `verify` against the read model."""
+    verifier = _Verifier(app, max_breaks)
+    for stored in app.recorder.select_events(aggregate_id):
+        verifier.check(_unpositioned(stored))
+    report = verifier.finish(None)
+    report.up_to = 0
+    return report
+
+
+def _unpositioned(stored: StoredEvent) -> Notification:
+    """A stored event read from its aggregate's sequence, as the verifier reads a notification."""
+    return Notification(
+        originator_id=stored.originator_id,
+        originator_version=stored.originator_version,
+        topic=stored.topic,
+        state=stored.state,
+        id=None,  # type: ignore[arg-type]  # not read: the position in the log is unknown here
+    )
 
 
 def _fill(chain: _Chain, version: int) -> None:
@@ -463,6 +491,23 @@ def _export(
             continue
         if wanted:
             yield row
+
+
+def aggregate_rows(app: Application, aggregate_id: uuid.UUID) -> Iterator[dict[str, Any]]:
+    """Every event of one aggregate, in version order, as the export's rows plus `hashed`: the
+    exact text its hash is taken over (`trail.hashed_payload`), so anyone can recompute the
+    hash (SHA-256 of its UTF-8) and the links without this software. `position` is None: the
+    aggregate's own sequence is read, not the log. Never masked (the hashes must recompute)."""
+    for stored in app.recorder.select_events(aggregate_id):
+        n = _unpositioned(stored)
+        try:
+            event = app.mapper.to_domain_event(n)
+            row = _row(n, event, None)
+            row["hashed"] = stored_event_payload(event)
+        except Exception as exc:  # noqa: BLE001 - exported as a row that says so
+            row = _error_row(n, _reason(exc))
+            row["hashed"] = None
+        yield row
 
 
 def _row(n: Notification, event: Any, mask: Masker | None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ the firing is noted so a refused or no-longer-needed timer is not retried.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,9 +20,12 @@ from typing import Any, Protocol
 from ..domain.compliance import channel_for
 from ..domain.errors import CommandNotAllowedError, NotFoundError, RuleViolationError
 from ..domain.trail import SCHEDULER_ACTOR, Actor
+from .. import logs
 from .clock import SandboxClock
 from .commands import TIME_DRIVEN
 from .service import Collections, Idempotency, Request
+
+log = logging.getLogger(__name__)
 
 SCHEDULER = Actor(SCHEDULER_ACTOR, "service")
 BATCH = 100
@@ -58,6 +62,13 @@ class Fired:
         }
 
 
+def _log_run(what: str, fired: list[Fired]) -> None:
+    """One line per run (its id is bound): how many timers fired, how many were skipped."""
+    skipped = sum(1 for f in fired if f.outcome != "fired")
+    level = logging.INFO if fired else logging.DEBUG  # an idle tick every 30 s is no news
+    log.log(level, what, extra={"fired": len(fired) - skipped, "skipped": skipped})
+
+
 def _aware(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC)
 
@@ -77,12 +88,14 @@ class Scheduler:
         now = now or self.app.clock.now()
         run = f"scheduler:{uuid.uuid4()}"
         fired: list[Fired] = []
-        while True:
-            self.catch_up()
-            rows = self.due(now)
-            if not rows:
-                return fired
-            fired += [self.fire(row, run) for row in rows]
+        with logs.bound(scheduler_run=run):
+            while True:
+                self.catch_up()
+                rows = self.due(now)
+                if not rows:
+                    _log_run("scheduler tick", fired)
+                    return fired
+                fired += [self.fire(row, run) for row in rows]
 
     def advance(self, clock: SandboxClock, to: datetime) -> list[Fired]:
         """Move a sandbox clock to `to`, firing each timer on the way at its own instant."""
@@ -90,12 +103,14 @@ class Scheduler:
             clock.advance(to)  # raises: the sandbox clock only moves forward
         run = f"sandbox:{uuid.uuid4()}"
         fired: list[Fired] = []
-        for row in self._due_one_by_one(to):
-            at = _aware(row.at)
-            if at > clock.now():
-                clock.advance(at)
-            fired.append(self.fire(row, run))
-        clock.advance(to)
+        with logs.bound(scheduler_run=run):
+            for row in self._due_one_by_one(to):
+                at = _aware(row.at)
+                if at > clock.now():
+                    clock.advance(at)
+                fired.append(self.fire(row, run))
+            clock.advance(to)
+            _log_run("sandbox advance", fired)
         return fired
 
     def _due_one_by_one(self, to: datetime) -> Iterator[Any]:

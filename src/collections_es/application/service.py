@@ -8,11 +8,13 @@ not valid for; with an expected version (If-Match) a conflict is reported.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,10 +29,12 @@ from ..domain.compliance import ContactAttempt, ContactCheck
 from ..domain.customer import Customer, customer_uuid
 from ..domain.errors import (
     CollectionsError,
+    CommandNotAllowedError,
     ConcurrencyExhaustedError,
     DuplicateError,
     IdempotencyKeyReusedError,
     NotFoundError,
+    PermissionDeniedError,
     RuleViolationError,
     VersionMismatchError,
 )
@@ -42,7 +46,24 @@ from .access import check_command, check_view
 from .clock import Clock
 from .idempotency import IdempotencyRecord, idempotency_record_id
 
+log = logging.getLogger(__name__)
+
 MAX_ATTEMPTS = 100
+#: How a command ended, for metrics and logs (ADR 0047).
+OUTCOMES: tuple[str, ...] = ("ok", "refused", "not_allowed", "error")
+# Names a command is measured under besides the lifecycle's (bounded: metric labels).
+MEASURED: frozenset[str] = frozenset({"issue", "register_customer", "update_customer", "adopt_policy"})
+
+
+def outcome_of(error: BaseException | None) -> str:
+    """`ok`; `refused` by a rule; `not_allowed` in this state or for this role; else `error`."""
+    if error is None:
+        return "ok"
+    if isinstance(error, RuleViolationError):
+        return "refused"
+    if isinstance(error, CommandNotAllowedError | PermissionDeniedError):
+        return "not_allowed"
+    return "error"
 #: How far from now a contact check may ask about (its search looks further ahead).
 CONTACT_CHECK_REACH = timedelta(days=366)
 
@@ -121,6 +142,30 @@ class Collections(Application):
         # A port: the customer's contacts after an instant, on all of its receivables, for
         # the frequency caps across receivables (bootstrap wires it to the contact log).
         self.customer_contacts: Callable[[str, datetime], Sequence[ContactAttempt]] = lambda customer_id, since: ()
+        # A port: told of every command's name, outcome (OUTCOMES) and seconds (bootstrap wires the metrics).
+        self.observe_command: Callable[[str, str, float], None] = lambda name, outcome, seconds: None
+
+    @contextmanager
+    def _measured(self, name: str, aggregate_id: Any = None) -> Iterator[None]:
+        """Time a command, tell `observe_command` how it ended, and log one line (no field values)."""
+        label = name if name in lifecycle.COMMANDS or name in MEASURED else "unknown"
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            yield
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            outcome = outcome_of(error)
+            self.observe_command(label, outcome, seconds)
+            log.info(
+                "command",
+                extra={"command": label, "outcome": outcome, "duration_ms": round(seconds * 1000, 3),
+                       "aggregate_id": str(aggregate_id) if aggregate_id is not None else None,
+                       "rule_id": getattr(error, "rule_id", None)},
+            )
 
     # -- wiring -------------------------------------------------------------
 
@@ -208,16 +253,17 @@ class Collections(Application):
         return found
 
     def adopt_policy(self, request: Request, policy: CollectionPolicy) -> PolicyBook:
-        check_view(request.actor.role, "policy.write")
-        book = self._policy_book()
-        assert book is not None, "install_policy runs at start"
-        book.adopt(self._context(request), policy)
-        try:
-            self.save(book)
-        except IntegrityError:
-            raise VersionMismatchError(book.version - 1, book.version) from None
-        self._refresh_policy(force=True)
-        return book
+        with self._measured("adopt_policy", POLICY_BOOK_ID):
+            check_view(request.actor.role, "policy.write")
+            book = self._policy_book()
+            assert book is not None, "install_policy runs at start"
+            book.adopt(self._context(request), policy)
+            try:
+                self.save(book)
+            except IntegrityError:
+                raise VersionMismatchError(book.version - 1, book.version) from None
+            self._refresh_policy(force=True)
+            return book
 
     def policy_book(self) -> PolicyBook:
         book = self._policy_book()
@@ -243,6 +289,10 @@ class Collections(Application):
     # -- customers ----------------------------------------------------------
 
     def register_customer(self, request: Request, **fields: Any) -> Outcome:
+        with self._measured("register_customer", customer_uuid(fields["customer_id"])):
+            return self._register_customer(request, **fields)
+
+    def _register_customer(self, request: Request, **fields: Any) -> Outcome:
         return self._unit_of_work(
             request,
             customer_uuid(fields["customer_id"]),
@@ -253,6 +303,10 @@ class Collections(Application):
 
     def update_customer(self, request: Request, customer_id: str, **patch: Any) -> Outcome:
         """A partial update of the customer file (If-Match and Idempotency-Key as for receivables)."""
+        with self._measured("update_customer", customer_uuid(customer_id)):
+            return self._update_customer(request, customer_id, **patch)
+
+    def _update_customer(self, request: Request, customer_id: str, **patch: Any) -> Outcome:
         check_view(request.actor.role, "customers.write")
 
         def act(customer: Customer) -> Customer:
@@ -284,6 +338,10 @@ class Collections(Application):
     # -- receivables --------------------------------------------------------
 
     def issue_receivable(self, request: Request, **fields: Any) -> Outcome:
+        with self._measured("issue", receivable_id(fields["invoice_number"])):
+            return self._issue_receivable(request, **fields)
+
+    def _issue_receivable(self, request: Request, **fields: Any) -> Outcome:
         check_command(request.actor.role, "issue")
         replay = self._replay(request)
         if replay is not None:
@@ -299,6 +357,10 @@ class Collections(Application):
 
     def execute(self, request: Request, receivable: uuid.UUID, command: str, **fields: Any) -> Outcome:
         """Run one lifecycle command: load, decide, save (re-decided on a concurrent write)."""
+        with self._measured(command, receivable):
+            return self._execute(request, receivable, command, **fields)
+
+    def _execute(self, request: Request, receivable: uuid.UUID, command: str, **fields: Any) -> Outcome:
         check_command(request.actor.role, command)
         if command not in lifecycle.COMMANDS:
             raise NotFoundError(f"no command '{command}'")

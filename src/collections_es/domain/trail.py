@@ -86,16 +86,26 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def event_hash(event_type: str, content: dict[str, Any]) -> str:
-    """SHA-256 over the event's type and every field but `hash`, canonically encoded."""
+def hashed_payload(event_type: str, content: dict[str, Any]) -> str:
+    """The exact text an event's hash is taken over: JSON of `{"type", "content"}` (every
+    field but `hash`, canonically encoded), keys sorted, no spaces, non-ASCII as is."""
     body = {k: v for k, v in content.items() if k != "hash"}
-    payload = json.dumps(
+    return json.dumps(
         {"type": event_type, "content": _canonical(body)},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
     )
+
+
+def payload_hash(payload: str) -> str:
+    """SHA-256 (hex) of a hashed payload's UTF-8 bytes."""
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def event_hash(event_type: str, content: dict[str, Any]) -> str:
+    """SHA-256 over the event's type and every field but `hash`, canonically encoded."""
+    return payload_hash(hashed_payload(event_type, content))
 
 
 def hashed_fields(event_class: type, content: dict[str, Any]) -> dict[str, Any]:
@@ -112,7 +122,12 @@ def hashed_fields(event_class: type, content: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def stored_event_payload(event: Any) -> str:
+    """The text a (decoded) event object's hash is taken over (`hashed_payload`)."""
+    content = {f.name: getattr(event, f.name) for f in fields(event)}
+    return hashed_payload(type(event).__qualname__, hashed_fields(type(event), content))
+
+
 def stored_event_hash(event: Any) -> str:
     """Recompute the hash of a (decoded) event object, for verification."""
-    content = {f.name: getattr(event, f.name) for f in fields(event)}
-    return event_hash(type(event).__qualname__, hashed_fields(type(event), content))
+    return payload_hash(stored_event_payload(event))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
@@ -15,6 +15,7 @@ from ...application.access import PII_ROLES
 from ...application.pii import Redactor
 from ...domain.trail import Actor
 from ..deps import ServicesDep, require_view
+from ..errors import problem, problem_response
 from ..schemas import AuditVerifyOut, Instant
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -57,4 +58,25 @@ def export(
         body,
         media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="collections-es-events.{format}"'},
+    )
+
+
+@router.get(
+    "/public-key",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/x-pem-file": {}}, "description": "The Ed25519 public key (PEM)"},
+        404: problem_response(404) | {"description": "No signing key is set (COLLECTIONS_SIGNING_KEY)"},
+    },
+)
+def public_key(services: ServicesDep) -> Response:
+    """The public key that checks evidence bundles' signatures (PEM); public, as a public key is."""
+    signer = services.signer
+    if signer is None:
+        return problem(404, "evidence bundles are not signed here: COLLECTIONS_SIGNING_KEY is not set",
+                       type_="/problems/not-found")
+    return Response(
+        signer.public_pem,
+        media_type="application/x-pem-file",
+        headers={"X-Key-Fingerprint": f"sha256:{signer.fingerprint}"},
     )

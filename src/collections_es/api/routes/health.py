@@ -1,10 +1,12 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and metrics."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+
+from ...adapters.metrics import CONTENT_TYPE
 
 from ..deps import ServicesDep
 
@@ -27,3 +29,9 @@ def readyz(services: ServicesDep) -> JSONResponse:
     except Exception as exc:  # the database is down: not ready
         return JSONResponse({"status": "unavailable", "detail": type(exc).__name__}, status_code=503)
     return JSONResponse({"status": "ready", "projections": {n: {"lag": v} for n, v in lag.items()}})
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(services: ServicesDep) -> Response:
+    """Prometheus metrics: commands by name and outcome with latency, projection lag, timers due, outbox backlog."""
+    return Response(services.metrics.exposition(), media_type=CONTENT_TYPE)
