@@ -4,6 +4,14 @@ priority first, each with why and what may be done next.
 The projection keeps the facts (balance, due date, promise, broken promises,
 last contact, customer tier); priority depends on `now`, so it is computed when
 the list is read, by the documented formula in `priority` (docs/worklist.md).
+
+`priority` is the one definition of the score and its reasons. So that a read
+does not score every open row in Python, `score_sql` states the same arithmetic
+in SQL over facts the projection keeps ready for it (dates as day numbers, the
+next commitment's day, the last contact's local day, the balance's points), with
+each time zone's "today" passed in; the database orders and limits, and
+`priority` scores and words only the rows shown (ADR 0048). A test checks the two
+give the same scores, bit for bit before rounding, on both databases.
 """
 
 from __future__ import annotations
@@ -70,6 +78,13 @@ worklist = sa.Table(
     sa.Column("last_contact_at", sa.DateTime(), nullable=True),  # naive UTC
     sa.Column("disputed", sa.Boolean, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
+    # Facts kept for scoring in SQL (score_sql), each derived from the columns above and
+    # independent of `now`: dates as day numbers (date.toordinal) so SQL compares integers.
+    sa.Column("due_day", sa.Integer, nullable=False),  # due_on
+    sa.Column("commitment_day", sa.Integer, nullable=True),  # the first promise/installment not yet covered
+    sa.Column("last_contact_day", sa.Integer, nullable=True),  # last_contact_at's date in the customer's zone
+    sa.Column("amount_points", sa.Float, nullable=False),  # amount_points(balance): 10·log10, exactly as priority
+    sa.Index("ix_rm_worklist_collector_open", "collector", "open"),
 )
 
 tiers = sa.Table(
@@ -81,9 +96,17 @@ tiers = sa.Table(
 )
 
 
+# The customers' time zones the receivables use, so a read computes each zone's "today" once.
+zones = sa.Table(
+    "rm_worklist_zones",
+    metadata,
+    sa.Column("timezone", sa.String(64), primary_key=True),
+)
+
+
 class Worklist(Projection):
     name = "worklist"
-    tables = (worklist, tiers)
+    tables = (worklist, tiers, zones)
 
     @property
     def handles(self) -> Sequence[type]:
@@ -111,6 +134,11 @@ class Worklist(Projection):
                 customers[cid]["tier"] = event.changes["tier"]
         rowlib.save(conn, worklist, known, existing)
         rowlib.save(conn, tiers, customers, known_customers, key="aggregate_id")
+        issued_in = {e.timezone for e in receivable_events if isinstance(e, Receivable.Issued)}
+        if issued_in:
+            seen = set(conn.execute(sa.select(zones.c.timezone).where(zones.c.timezone.in_(issued_in))).scalars())
+            if issued_in - seen:
+                conn.execute(zones.insert(), [{"timezone": zone} for zone in sorted(issued_in - seen)])
 
     @staticmethod
     def _evolve(known: dict[str, dict[str, Any]], event: Any) -> None:
@@ -131,6 +159,8 @@ class Worklist(Projection):
                 "broken_promises": 0,
                 "last_contact_at": None,
                 "disputed": False,
+                "due_day": event.due_on.toordinal(),
+                "last_contact_day": None,
             }
         else:
             row = known[rid]
@@ -139,6 +169,7 @@ class Worklist(Projection):
             # When the contact took place (logged later, perhaps), never moving the last one back.
             at = rowlib.naive_utc(getattr(event, "contact_at", event.timestamp))
             row["last_contact_at"] = max(at, row["last_contact_at"] or at)
+            row["last_contact_day"] = rowlib.local_date(row["last_contact_at"].replace(tzinfo=UTC), row["timezone"]).toordinal()
         if isinstance(event, Receivable.PaymentRecorded):
             amount = rowlib.to_minor(event.amount, currency)
             row["paid"] += amount
@@ -170,6 +201,9 @@ class Worklist(Projection):
         row["state"] = event.state_after
         row["open"] = event.state_after not in CLOSED_STATES and row["balance"] > 0
         row["version"] = event.originator_version
+        commitment = _next_commitment(row)
+        row["commitment_day"] = None if commitment is None else commitment[0].toordinal()
+        row["amount_points"] = amount_points(row["balance"], currency)
 
 
 def _is_contact(event: Any) -> bool:
@@ -185,6 +219,13 @@ class Scored:
     score: float
     reasons: list[str] = field(default_factory=list)
     days_past_due: int = 0
+    unrounded: float = 0.0  # the score before rounding to 2 places (what score_sql computes)
+
+
+def amount_points(balance: int, currency: str) -> float:
+    """10 × log10(balance in major units), none below one unit (the projection stores it)."""
+    major = rowlib.from_minor(balance, currency)
+    return AMOUNT_WEIGHT * math.log10(major) if major >= 1 else 0.0
 
 
 def _next_commitment(row: dict[str, Any]) -> tuple[date, int] | None:
@@ -245,13 +286,12 @@ def priority(row: dict[str, Any], tier: str | None, now: datetime, policy: Colle
             scored.reasons.append(f"{_days(timedelta(days=days_past_due))} past due")
     elif row["state"] == "due":
         scored.reasons.append("falls due today")
-    balance = rowlib.from_minor(row["balance"], currency)
-    if balance >= 1:
-        scored.score += AMOUNT_WEIGHT * math.log10(balance)
+    scored.score += amount_points(row["balance"], currency)
     scored.score += TIER_POINTS.get(tier or "", 0.0)
     if row["disputed"]:
         scored.score *= DISPUTED_FACTOR
         scored.reasons.append("disputed: waiting on its resolution")
+    scored.unrounded = scored.score
     scored.score = round(scored.score, 2)
     return scored
 
@@ -260,24 +300,147 @@ def _days(delta: timedelta) -> str:
     return "1 day" if delta.days == 1 else f"{delta.days} days"
 
 
-def items_for(conn: sa.Connection, *, collector: str | None, now: datetime, policy: CollectionPolicy) -> list[dict[str, Any]]:
-    """Open receivables needing action (of one collector, or everyone's), highest priority first."""
+# ---- the same formula in SQL, for ordering and limiting ------------------------------
+
+
+def zone_days(conn: sa.Connection, now: datetime) -> dict[str, int]:
+    """Each time zone the receivables use → today's date there, as a day number."""
+    return {zone: rowlib.local_date(now, zone).toordinal() for zone in conn.execute(sa.select(zones.c.timezone)).scalars()}
+
+
+@dataclass(frozen=True)
+class ScoreSql:
+    """`priority`'s arithmetic as SQL expressions over rm_worklist (joined to the tiers)."""
+
+    listed: sa.ColumnElement[bool]  # priority(...) is not None
+    unrounded: sa.ColumnElement[float]  # priority(...).unrounded, the same float
+
+
+def score_sql(days: dict[str, int], policy: CollectionPolicy) -> ScoreSql:
+    """The formula of `priority` in SQL, `days` giving each zone's today (`zone_days`).
+
+    Every term is added in the order `priority` adds it, with the same IEEE doubles: the
+    whole-number terms are exact in any order, the days-past-due term is the day count
+    times the same double 1/3 (bound as a parameter, not parsed from SQL text), the
+    amount term is the stored float `amount_points`; a disputed item is multiplied by
+    0.5 (exact). The unrounded result is therefore the very float `priority` rounds.
+    """
+    w = worklist.c
+    today = sa.case(days, value=w.timezone)  # a zone missing here gives NULL: never listed
+    late = today - w.due_day  # days past due when positive
+    past_due = w.due_day < today
+    days_past_due = sa.case((past_due, late), else_=0)
+    counted = sa.case((late >= DAYS_PAST_DUE_CAP, DAYS_PAST_DUE_CAP), else_=days_past_due)
+    due_soon = w.commitment_day <= today + 1  # NULL (no commitment) is not due
+    promise = sa.case(
+        (w.commitment_day < today, PROMISE_OVERDUE_POINTS), (due_soon, PROMISE_DUE_SOON_POINTS), else_=0.0
+    )
+    broken = sa.case(
+        (w.broken_promises >= BROKEN_PROMISE_CAP, BROKEN_PROMISE_POINTS * BROKEN_PROMISE_CAP),
+        else_=w.broken_promises * BROKEN_PROMISE_POINTS,
+    )
+    legal = sa.case(
+        (
+            sa.and_(
+                w.state.in_(sorted(lifecycle.PRE_LEGAL_STATES)),
+                days_past_due >= policy.legal_referral_suggested_after_days,
+            ),
+            LEGAL_SUGGESTED_POINTS,
+        ),
+        else_=0.0,
+    )
+    stale = sa.case(
+        (
+            sa.and_(past_due, sa.or_(w.last_contact_day.is_(None), today - w.last_contact_day >= STALE_CONTACT_DAYS)),
+            STALE_CONTACT_POINTS,
+        ),
+        else_=0.0,
+    )
+    tier = sa.case(TIER_POINTS, value=tiers.c.tier, else_=0.0)
+    weight = sa.bindparam("days_past_due_weight", DAYS_PAST_DUE_WEIGHT, type_=sa.Float)
+    total = (((promise + broken + legal) + counted * weight) + stale + w.amount_points) + tier
+    unrounded = total * sa.case((w.disputed.is_(True), DISPUTED_FACTOR), else_=1.0)
+    listed = sa.or_(past_due, due_soon, w.state == "due")
+    return ScoreSql(listed=listed, unrounded=unrounded)
+
+
+def _listed_query(
+    conn: sa.Connection, collector: str | None, now: datetime, policy: CollectionPolicy
+) -> tuple[sa.Select[Any], sa.ColumnElement[float]] | None:
+    """The listed items with their SQL score, highest first (ties by id); None when there are none."""
+    days = zone_days(conn, now)
+    if not days:
+        return None
+    scoring = score_sql(days, policy)
     w = worklist.c
     query = (
-        sa.select(worklist, tiers.c.tier)
+        sa.select(worklist, tiers.c.tier, scoring.unrounded.label("sql_score"))
         .select_from(worklist.outerjoin(tiers, tiers.c.customer_id == w.customer_id))
-        .where(w.open.is_(True))
-        # Anything not due for two more days (in any zone) needs action only for a promise.
-        .where(sa.or_(w.due_on <= (now + timedelta(days=2)).date(), w.commitment.is_not(None)))
+        .where(w.open.is_(True), scoring.listed)
+        .order_by(scoring.unrounded.desc(), w.id)
     )
     if collector is not None:
         query = query.where(w.collector == collector)
+    return query, scoring.unrounded
+
+
+def sql_scores(conn: sa.Connection, *, collector: str | None, now: datetime, policy: CollectionPolicy) -> dict[str, float]:
+    """Every listed item's unrounded score as SQL computes it (for tests and checks)."""
+    listed = _listed_query(conn, collector, now, policy)
+    return {} if listed is None else {row.id: row.sql_score for row in conn.execute(listed[0])}
+
+
+def _order(row: dict[str, Any]) -> tuple[Any, ...]:
+    """Today's order: priority (rounded to 2 places), then the larger balance, the earlier due date, the id."""
+    return (-row["priority"], -row["balance"], row["due_on"], row["id"])
+
+
+# Rows fetched beyond the limit, so a run of equal rounded scores at the limit is usually whole.
+SLACK = 16
+# Half a hundredth (what rounding to 2 places spans), and a little more.
+HALF_STEP = 0.005 + 1e-6
+
+
+def items_for(
+    conn: sa.Connection, *, collector: str | None, now: datetime, policy: CollectionPolicy, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Open receivables needing action (of one collector, or everyone's), highest priority first;
+    the first `limit` of them when given.
+
+    The database orders by the unrounded score (`score_sql`) and returns the first rows;
+    the order shown is today's (`_order`: the rounded score, then balance, due date, id),
+    so rows whose rounded score equals the last shown one's may lie just past the rows
+    fetched: when the last row fetched could still round to that score, every row
+    within half a hundredth of it is fetched. Only the rows shown are scored by
+    `priority`, which gives their reasons.
+    """
+    listed = _listed_query(conn, collector, now, policy)
+    if listed is None or (limit is not None and limit <= 0):
+        return []
+    query, unrounded = listed
+    if limit is None:
+        rows = [dict(row._mapping) for row in conn.execute(query)]
+    else:
+        fetch = limit + max(SLACK, limit // 4)
+        rows = [dict(row._mapping) for row in conn.execute(query.limit(fetch))]
+        for row in rows:
+            row["priority"] = round(row["sql_score"], 2)
+        rows.sort(key=_order)
+        if len(rows) == fetch:
+            last_shown = rows[limit - 1]["priority"]
+            if min(row["sql_score"] for row in rows) >= last_shown - HALF_STEP:
+                wider = query.where(unrounded >= last_shown - HALF_STEP)
+                rows = [dict(row._mapping) for row in conn.execute(wider)]
+                for row in rows:
+                    row["priority"] = round(row["sql_score"], 2)
+                rows.sort(key=_order)
+        rows = rows[:limit]
     out = []
-    for row in conn.execute(query):
-        data = dict(row._mapping)
+    for data in rows:
         scored = priority(data, data["tier"], now, policy)
-        if scored is None:
+        if scored is None:  # never: score_sql lists exactly what priority scores (tested)
             continue
+        data.pop("sql_score")
         out.append({**data, "priority": scored.score, "reasons": scored.reasons, "days_past_due": scored.days_past_due})
-    out.sort(key=lambda r: (-r["priority"], -r["balance"], r["due_on"], r["id"]))
+    out.sort(key=_order)
     return out
