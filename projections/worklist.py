@@ -159,8 +159,6 @@ class Worklist(Projection):
                 "broken_promises": 0,
                 "last_contact_at": None,
                 "disputed": False,
-                "due_day": event.due_on.toordinal(),
-                "last_contact_day": None,
             }
         else:
             row = known[rid]
@@ -169,7 +167,6 @@ class Worklist(Projection):
             # When the contact took place (logged later, perhaps), never moving the last one back.
             at = rowlib.naive_utc(getattr(event, "contact_at", event.timestamp))
             row["last_contact_at"] = max(at, row["last_contact_at"] or at)
-            row["last_contact_day"] = rowlib.local_date(row["last_contact_at"].replace(tzinfo=UTC), row["timezone"]).toordinal()
         if isinstance(event, Receivable.PaymentRecorded):
             amount = rowlib.to_minor(event.amount, currency)
             row["paid"] += amount
@@ -201,9 +198,17 @@ class Worklist(Projection):
         row["state"] = event.state_after
         row["open"] = event.state_after not in CLOSED_STATES and row["balance"] > 0
         row["version"] = event.originator_version
-        commitment = _next_commitment(row)
-        row["commitment_day"] = None if commitment is None else commitment[0].toordinal()
-        row["amount_points"] = amount_points(row["balance"], currency)
+        derive(row)
+
+
+def derive(row: dict[str, Any]) -> None:
+    """Set the facts `score_sql` reads from the row's other columns (none depends on `now`)."""
+    row["due_day"] = row["due_on"].toordinal()
+    commitment = _next_commitment(row)
+    row["commitment_day"] = None if commitment is None else commitment[0].toordinal()
+    last = row["last_contact_at"]
+    row["last_contact_day"] = None if last is None else rowlib.local_date(last.replace(tzinfo=UTC), row["timezone"]).toordinal()
+    row["amount_points"] = amount_points(row["balance"], row["currency"])
 
 
 def _is_contact(event: Any) -> bool:
