@@ -63,9 +63,9 @@ worklist = sa.Table(
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("invoice_number", sa.String(128), nullable=False),
     sa.Column("customer_id", sa.String(128), nullable=False, index=True),
-    sa.Column("collector", sa.String(128), nullable=True, index=True),
+    sa.Column("collector", sa.String(128), nullable=True),
     sa.Column("state", sa.String(32), nullable=False),
-    sa.Column("open", sa.Boolean, nullable=False, index=True),
+    sa.Column("open", sa.Boolean, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("timezone", sa.String(64), nullable=False),
     sa.Column("due_on", sa.Date, nullable=False),
@@ -84,7 +84,13 @@ worklist = sa.Table(
     sa.Column("commitment_day", sa.Integer, nullable=True),  # the first promise/installment not yet covered
     sa.Column("last_contact_day", sa.Integer, nullable=True),  # last_contact_at's date in the customer's zone
     sa.Column("amount_points", sa.Float, nullable=False),  # amount_points(balance): 10·log10, exactly as priority
-    sa.Index("ix_rm_worklist_collector_open", "collector", "open"),
+    sa.Column("tier", sa.String(32), nullable=True),  # the customer's, as rm_worklist_customers has it now
+    # Everything score_sql reads, so a read scans this index alone (one zone at a time; a
+    # collector's items, or everyone's) and visits the table for the rows it shows only.
+    sa.Index(
+        "ix_rm_worklist_scoring", "open", "timezone", "collector", "due_day", "commitment_day", "last_contact_day",
+        "state", "broken_promises", "disputed", "amount_points", "tier", "id",
+    ),
 )
 
 tiers = sa.Table(
@@ -123,6 +129,7 @@ class Worklist(Projection):
             conn, tiers, {str(e.originator_id) for e in customer_events if isinstance(e, Customer.Updated)}, key="aggregate_id"
         )
         known_customers = set(customers)
+        tier_before = {aid: row["tier"] for aid, row in customers.items()}
         for event, _ in batch:
             if isinstance(event, Receivable.Event):
                 self._evolve(known, event)
@@ -132,8 +139,24 @@ class Worklist(Projection):
                 customers[cid] = {"aggregate_id": cid, "customer_id": event.customer_id, "tier": event.tier}
             elif "tier" in event.changes:
                 customers[cid]["tier"] = event.changes["tier"]
+        # A row carries its customer's tier as rm_worklist_customers has it after the batch:
+        # new rows take it, and a customer registered or re-tiered passes it to all of theirs.
+        retiered = {row["customer_id"]: row["tier"] for aid, row in customers.items() if tier_before.get(aid, "") != row["tier"]}
+        new_rows = [row for rid, row in known.items() if rid not in existing]
+        ask = {row["customer_id"] for row in new_rows} - set(retiered)
+        tier_of = {row["customer_id"]: row["tier"] for row in rowlib.select_in(conn, tiers, "customer_id", ask)}
+        for row in new_rows:
+            row["tier"] = tier_of.get(row["customer_id"])
+        for row in known.values():
+            if row["customer_id"] in retiered:
+                row["tier"] = retiered[row["customer_id"]]
         rowlib.save(conn, worklist, known, existing)
         rowlib.save(conn, tiers, customers, known_customers, key="aggregate_id")
+        if retiered:
+            conn.execute(
+                worklist.update().where(worklist.c.customer_id == sa.bindparam("cid")).values(tier=sa.bindparam("new_tier")),
+                [{"cid": cid, "new_tier": tier} for cid, tier in retiered.items()],
+            )
         issued_in = {e.timezone for e in receivable_events if isinstance(e, Receivable.Issued)}
         if issued_in:
             seen = set(conn.execute(sa.select(zones.c.timezone).where(zones.c.timezone.in_(issued_in))).scalars())
@@ -310,89 +333,81 @@ def _days(delta: timedelta) -> str:
 
 def zone_days(conn: sa.Connection, now: datetime) -> dict[str, int]:
     """Each time zone the receivables use → today's date there, as a day number."""
-    return {zone: rowlib.local_date(now, zone).toordinal() for zone in conn.execute(sa.select(zones.c.timezone)).scalars()}
+    names = conn.execute(sa.select(zones.c.timezone).order_by(zones.c.timezone)).scalars()
+    return {zone: rowlib.local_date(now, zone).toordinal() for zone in names}
 
 
 @dataclass(frozen=True)
 class ScoreSql:
-    """`priority`'s arithmetic as SQL expressions over rm_worklist (joined to the tiers)."""
+    """`priority`'s arithmetic as SQL expressions over rm_worklist rows of one time zone."""
 
     listed: sa.ColumnElement[bool]  # priority(...) is not None
     unrounded: sa.ColumnElement[float]  # priority(...).unrounded, the same float
 
 
-def score_sql(days: dict[str, int], policy: CollectionPolicy) -> ScoreSql:
-    """The formula of `priority` in SQL, `days` giving each zone's today (`zone_days`).
+def score_sql(today: int, policy: CollectionPolicy) -> ScoreSql:
+    """The formula of `priority` in SQL for rows whose zone's today is the day number `today`.
 
     Every term is added in the order `priority` adds it, with the same IEEE doubles: the
     whole-number terms are exact in any order, the days-past-due term is the day count
     times the same double 1/3 (bound as a parameter, not parsed from SQL text), the
-    amount term is the stored float `amount_points`; a disputed item is multiplied by
-    0.5 (exact). The unrounded result is therefore the very float `priority` rounds.
+    amount term is the stored float `amount_points`, then the tier's points; a disputed
+    item is multiplied by 0.5 (exact). The unrounded result is therefore the very float
+    `priority` rounds (tests/integration/test_worklist_scoring.py).
     """
     w = worklist.c
-    today = sa.case(days, value=w.timezone)  # a zone missing here gives NULL: never listed
-    late = today - w.due_day  # days past due when positive
-    past_due = w.due_day < today
+    day = sa.bindparam("today", today, type_=sa.Integer, unique=True)
+    late = day - w.due_day  # days past due when positive
+    past_due = w.due_day < day
     days_past_due = sa.case((past_due, late), else_=0)
     counted = sa.case((late >= DAYS_PAST_DUE_CAP, DAYS_PAST_DUE_CAP), else_=days_past_due)
-    due_soon = w.commitment_day <= today + 1  # NULL (no commitment) is not due
-    promise = sa.case(
-        (w.commitment_day < today, PROMISE_OVERDUE_POINTS), (due_soon, PROMISE_DUE_SOON_POINTS), else_=0.0
-    )
+    due_soon = w.commitment_day <= day + 1  # NULL (no commitment) is not due
+    promise = sa.case((w.commitment_day < day, PROMISE_OVERDUE_POINTS), (due_soon, PROMISE_DUE_SOON_POINTS), else_=0.0)
     broken = sa.case(
         (w.broken_promises >= BROKEN_PROMISE_CAP, BROKEN_PROMISE_POINTS * BROKEN_PROMISE_CAP),
         else_=w.broken_promises * BROKEN_PROMISE_POINTS,
     )
+    legal_states = sorted(lifecycle.PRE_LEGAL_STATES)
     legal = sa.case(
-        (
-            sa.and_(
-                w.state.in_(sorted(lifecycle.PRE_LEGAL_STATES)),
-                days_past_due >= policy.legal_referral_suggested_after_days,
-            ),
-            LEGAL_SUGGESTED_POINTS,
-        ),
+        (sa.and_(w.state.in_(legal_states), days_past_due >= policy.legal_referral_suggested_after_days), LEGAL_SUGGESTED_POINTS),
         else_=0.0,
     )
-    stale = sa.case(
-        (
-            sa.and_(past_due, sa.or_(w.last_contact_day.is_(None), today - w.last_contact_day >= STALE_CONTACT_DAYS)),
-            STALE_CONTACT_POINTS,
-        ),
-        else_=0.0,
-    )
-    tier = sa.case(TIER_POINTS, value=tiers.c.tier, else_=0.0)
-    weight = sa.bindparam("days_past_due_weight", DAYS_PAST_DUE_WEIGHT, type_=sa.Float)
-    total = (((promise + broken + legal) + counted * weight) + stale + w.amount_points) + tier
+    silent = sa.or_(w.last_contact_day.is_(None), day - w.last_contact_day >= STALE_CONTACT_DAYS)
+    stale = sa.case((sa.and_(past_due, silent), STALE_CONTACT_POINTS), else_=0.0)
+    tier = sa.case(TIER_POINTS, value=w.tier, else_=0.0)
+    weight = sa.bindparam("days_past_due_weight", DAYS_PAST_DUE_WEIGHT, type_=sa.Float, unique=True)
+    total = ((((promise + broken + legal) + counted * weight) + stale) + w.amount_points) + tier
     unrounded = total * sa.case((w.disputed.is_(True), DISPUTED_FACTOR), else_=1.0)
-    listed = sa.or_(past_due, due_soon, w.state == "due")
-    return ScoreSql(listed=listed, unrounded=unrounded)
+    return ScoreSql(listed=sa.or_(past_due, due_soon, w.state == "due"), unrounded=unrounded)
 
 
-def _listed_query(
-    conn: sa.Connection, collector: str | None, now: datetime, policy: CollectionPolicy
-) -> tuple[sa.Select[Any], sa.ColumnElement[float]] | None:
-    """The listed items with their SQL score, highest first (ties by id); None when there are none."""
-    days = zone_days(conn, now)
-    if not days:
-        return None
-    scoring = score_sql(days, policy)
+def _scored(
+    days: dict[str, int], collector: str | None, policy: CollectionPolicy, at_least: float | None = None
+) -> sa.Subquery:
+    """(id, sql_score) of every listed open item: one branch per time zone, each reading the
+    scoring index over that zone's rows with the zone's today as a constant."""
     w = worklist.c
-    query = (
-        sa.select(worklist, tiers.c.tier, scoring.unrounded.label("sql_score"))
-        .select_from(worklist.outerjoin(tiers, tiers.c.customer_id == w.customer_id))
-        .where(w.open.is_(True), scoring.listed)
-        .order_by(scoring.unrounded.desc(), w.id)
-    )
-    if collector is not None:
-        query = query.where(w.collector == collector)
-    return query, scoring.unrounded
+    branches = []
+    for zone, today in days.items():
+        scoring = score_sql(today, policy)
+        branch = sa.select(w.id, scoring.unrounded.label("sql_score")).where(
+            w.open.is_(True), w.timezone == zone, scoring.listed
+        )
+        if collector is not None:
+            branch = branch.where(w.collector == collector)
+        if at_least is not None:
+            branch = branch.where(scoring.unrounded >= at_least)
+        branches.append(branch)
+    return (branches[0] if len(branches) == 1 else sa.union_all(*branches)).subquery("scored")
 
 
 def sql_scores(conn: sa.Connection, *, collector: str | None, now: datetime, policy: CollectionPolicy) -> dict[str, float]:
     """Every listed item's unrounded score as SQL computes it (for tests and checks)."""
-    listed = _listed_query(conn, collector, now, policy)
-    return {} if listed is None else {row.id: row.sql_score for row in conn.execute(listed[0])}
+    days = zone_days(conn, now)
+    if not days:
+        return {}
+    scored = _scored(days, collector, policy)
+    return dict(conn.execute(sa.select(scored.c.id, scored.c.sql_score)).all())
 
 
 def _order(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -412,40 +427,36 @@ def items_for(
     """Open receivables needing action (of one collector, or everyone's), highest priority first;
     the first `limit` of them when given.
 
-    The database orders by the unrounded score (`score_sql`) and returns the first rows;
-    the order shown is today's (`_order`: the rounded score, then balance, due date, id),
-    so rows whose rounded score equals the last shown one's may lie just past the rows
-    fetched: when the last row fetched could still round to that score, every row
-    within half a hundredth of it is fetched. Only the rows shown are scored by
-    `priority`, which gives their reasons.
+    The database scores every listed item (`score_sql`), orders by the unrounded score
+    and returns the ids and scores of the first ones; the order shown is today's
+    (`_order`: the rounded score, then balance, due date, id), so rows whose rounded
+    score equals the last shown one's may lie just past those fetched: when the last
+    one fetched could still round to that score, every item within half a hundredth of
+    it is fetched too. Only the rows shown are read in full and scored by `priority`,
+    which gives their reasons.
     """
-    listed = _listed_query(conn, collector, now, policy)
-    if listed is None or (limit is not None and limit <= 0):
+    days = zone_days(conn, now)
+    if not days or (limit is not None and limit <= 0):
         return []
-    query, unrounded = listed
+    scored = _scored(days, collector, policy)
+    query = sa.select(scored.c.id, scored.c.sql_score).order_by(scored.c.sql_score.desc(), scored.c.id)
     if limit is None:
-        rows = [dict(row._mapping) for row in conn.execute(query)]
+        chosen = conn.execute(query).all()
     else:
         fetch = limit + max(SLACK, limit // 4)
-        rows = [dict(row._mapping) for row in conn.execute(query.limit(fetch))]
-        for row in rows:
-            row["priority"] = round(row["sql_score"], 2)
-        rows.sort(key=_order)
-        if len(rows) == fetch:
-            last_shown = rows[limit - 1]["priority"]
-            if min(row["sql_score"] for row in rows) >= last_shown - HALF_STEP:
-                wider = query.where(unrounded >= last_shown - HALF_STEP)
-                rows = [dict(row._mapping) for row in conn.execute(wider)]
-                for row in rows:
-                    row["priority"] = round(row["sql_score"], 2)
-                rows.sort(key=_order)
-        rows = rows[:limit]
+        chosen = conn.execute(query.limit(fetch)).all()
+        if len(chosen) == fetch and chosen[-1].sql_score >= round(chosen[limit - 1].sql_score, 2) - HALF_STEP:
+            # The rounded score at the limit may run on past the rows fetched.
+            wider = _scored(days, collector, policy, at_least=round(chosen[limit - 1].sql_score, 2) - HALF_STEP)
+            chosen = conn.execute(sa.select(wider.c.id, wider.c.sql_score)).all()
+    rows = {row["id"]: row for row in rowlib.select_in(conn, worklist, "id", (c.id for c in chosen))}
+    for rid, sql_score in chosen:
+        rows[rid]["priority"] = round(sql_score, 2)
+    ordered = sorted(rows.values(), key=_order)[:limit]
     out = []
-    for data in rows:
-        scored = priority(data, data["tier"], now, policy)
-        if scored is None:  # never: score_sql lists exactly what priority scores (tested)
+    for data in ordered:
+        scored_row = priority(data, data["tier"], now, policy)
+        if scored_row is None:  # never: score_sql lists exactly what priority scores (tested)
             continue
-        data.pop("sql_score")
-        out.append({**data, "priority": scored.score, "reasons": scored.reasons, "days_past_due": scored.days_past_due})
-    out.sort(key=_order)
+        out.append({**data, "priority": scored_row.score, "reasons": scored_row.reasons, "days_past_due": scored_row.days_past_due})
     return out

@@ -23,6 +23,8 @@ import sqlalchemy as sa
 
 from collections_es.adapters.policy_file import load_policy
 from collections_es.application.clock import FixedClock
+from collections_es.application.service import Request
+from collections_es.domain.trail import Actor
 from projections import worklist as wl
 from projections.rows import to_minor
 from projections.worklist import derive, priority, tiers, worklist, zones
@@ -104,6 +106,7 @@ def generated_portfolio(count: int, seed: int) -> tuple[list[dict[str, Any]], li
             "version": 1,
         })
         derive(rows[-1])
+        rows[-1]["tier"] = dict(zip((f"C-{i}" for i in range(len(TIERS))), TIERS, strict=True))[rows[-1]["customer_id"]]
     return rows, customers, {row["timezone"] for row in rows}
 
 
@@ -173,7 +176,7 @@ def test_a_limit_inside_a_run_of_equal_rounded_scores_gives_the_same_items_as_so
                    "state": "following_up", "open": True, "currency": "CNY", "timezone": "Asia/Shanghai",
                    "due_on": TODAY - timedelta(days=days), "paid": 0, "balance": to_minor(Decimal(f"{major:.2f}"), "CNY"),
                    "commitment": None, "commitment_paid_before": 0, "broken_promises": 0, "last_contact_at": None,
-                   "disputed": False, "version": 1}
+                   "disputed": False, "version": 1, "tier": "A"}
             derive(row)
             rows.append(row)
         with services.engine.begin() as conn:
@@ -207,6 +210,7 @@ def test_sql_scores_equal_the_python_scores_over_a_projected_history(database_ur
                 kept = {k: row[k] for k in ("due_day", "commitment_day", "last_contact_day", "amount_points")}
                 derive(row)
                 assert kept == {k: row[k] for k in kept}, row["id"]
+                assert row["tier"] == tier.get(row["customer_id"]), row["id"]  # the customer's tier, carried
             assert any(r["commitment_day"] for r in rows if r["open"]) and any(r["broken_promises"] for r in rows)
             for now in (START + timedelta(days=d, hours=h) for d in (20, 60, 95, 180, 400) for h in (0, 15)):
                 sql = wl.sql_scores(conn, collector=None, now=now, policy=POLICY)
@@ -228,7 +232,8 @@ def test_a_rebuild_brings_an_earlier_versions_worklist_table_to_the_new_columns(
             before = sorted(conn.execute(sa.select(worklist)).all())
         with services.engine.begin() as conn:  # the table as an earlier version made it
             conn.execute(sa.text("DROP TABLE rm_worklist"))
-            kept = [c for c in worklist.columns if c.name not in ("due_day", "commitment_day", "last_contact_day", "amount_points")]
+            new = ("due_day", "commitment_day", "last_contact_day", "amount_points", "tier")
+            kept = [c for c in worklist.columns if c.name not in new]
             old = sa.Table("rm_worklist", sa.MetaData(),
                            *[sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable) for c in kept])
             old.create(conn)
@@ -243,6 +248,34 @@ def test_a_rebuild_brings_an_earlier_versions_worklist_table_to_the_new_columns(
         with again.engine.connect() as conn:
             assert sorted(conn.execute(sa.select(worklist)).all()) == before
             names = {i["name"] for i in sa.inspect(conn).get_indexes("rm_worklist")}
-        assert "ix_rm_worklist_collector_open" in names
+        assert "ix_rm_worklist_scoring" in names
     finally:
         again.close()
+
+
+def test_a_row_carries_its_customers_tier_through_registration_and_a_change(database_url):
+    """The tier is kept on each row (no join when reading): issued with the customer in one
+    batch, then re-tiered by a later batch, and the same after a rebuild."""
+    services = make_services(database_url, FixedClock(START))
+    try:
+        app, runner = services.app, services.projections
+        service, supervisor = Actor("erp", "service"), Actor("supervisor-1", "supervisor")
+        app.register_customer(Request(service), customer_id="C-1", name="ACME", timezone="Asia/Shanghai", tier="B",
+                              preferred_channel="email", contacts={"email": "ap@acme.example.com"})
+        for number in ("INV-1", "INV-2"):
+            app.issue_receivable(Request(service), invoice_number=number, customer_id="C-1", amount="100.00",
+                                 currency="CNY", issued_on=date(2026, 3, 2), due_on=date(2026, 4, 1), collector="collector-1")
+        runner.catch_up(["worklist"])
+
+        def tiers_kept() -> list[tuple[str, str | None]]:
+            with services.engine.connect() as conn:
+                return sorted(conn.execute(sa.select(worklist.c.invoice_number, worklist.c.tier)).all())
+
+        assert tiers_kept() == [("INV-1", "B"), ("INV-2", "B")]
+        app.update_customer(Request(supervisor), "C-1", tier="A")
+        runner.catch_up(["worklist"])
+        assert tiers_kept() == [("INV-1", "A"), ("INV-2", "A")]
+        runner.rebuild("worklist", batch_size=2)
+        assert tiers_kept() == [("INV-1", "A"), ("INV-2", "A")]
+    finally:
+        services.close()
