@@ -24,6 +24,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from collections_es.domain import lifecycle
 from collections_es.domain.customer import Customer
@@ -357,28 +359,54 @@ def score_sql(today: int, policy: CollectionPolicy) -> ScoreSql:
     """
     w = worklist.c
     day = sa.bindparam("today", today, type_=sa.Integer, unique=True)
+    zero = _double(0.0)
     late = day - w.due_day  # days past due when positive
     past_due = w.due_day < day
     days_past_due = sa.case((past_due, late), else_=0)
     counted = sa.case((late >= DAYS_PAST_DUE_CAP, DAYS_PAST_DUE_CAP), else_=days_past_due)
     due_soon = w.commitment_day <= day + 1  # NULL (no commitment) is not due
-    promise = sa.case((w.commitment_day < day, PROMISE_OVERDUE_POINTS), (due_soon, PROMISE_DUE_SOON_POINTS), else_=0.0)
+    promise = sa.case(
+        (w.commitment_day < day, _double(PROMISE_OVERDUE_POINTS)), (due_soon, _double(PROMISE_DUE_SOON_POINTS)), else_=zero
+    )
     broken = sa.case(
-        (w.broken_promises >= BROKEN_PROMISE_CAP, BROKEN_PROMISE_POINTS * BROKEN_PROMISE_CAP),
-        else_=w.broken_promises * BROKEN_PROMISE_POINTS,
+        (w.broken_promises >= BROKEN_PROMISE_CAP, _double(BROKEN_PROMISE_POINTS * BROKEN_PROMISE_CAP)),
+        else_=w.broken_promises * _double(BROKEN_PROMISE_POINTS),
     )
     legal_states = sorted(lifecycle.PRE_LEGAL_STATES)
     legal = sa.case(
-        (sa.and_(w.state.in_(legal_states), days_past_due >= policy.legal_referral_suggested_after_days), LEGAL_SUGGESTED_POINTS),
-        else_=0.0,
+        (sa.and_(w.state.in_(legal_states), days_past_due >= policy.legal_referral_suggested_after_days),
+         _double(LEGAL_SUGGESTED_POINTS)),
+        else_=zero,
     )
     silent = sa.or_(w.last_contact_day.is_(None), day - w.last_contact_day >= STALE_CONTACT_DAYS)
-    stale = sa.case((sa.and_(past_due, silent), STALE_CONTACT_POINTS), else_=0.0)
-    tier = sa.case(TIER_POINTS, value=w.tier, else_=0.0)
-    weight = sa.bindparam("days_past_due_weight", DAYS_PAST_DUE_WEIGHT, type_=sa.Float, unique=True)
-    total = ((((promise + broken + legal) + counted * weight) + stale) + w.amount_points) + tier
-    unrounded = total * sa.case((w.disputed.is_(True), DISPUTED_FACTOR), else_=1.0)
+    stale = sa.case((sa.and_(past_due, silent), _double(STALE_CONTACT_POINTS)), else_=zero)
+    tier = sa.case({name: _double(points) for name, points in TIER_POINTS.items()}, value=w.tier, else_=zero)
+    total = ((((promise + broken + legal) + counted * _double(DAYS_PAST_DUE_WEIGHT)) + stale) + w.amount_points) + tier
+    unrounded = total * sa.case((w.disputed.is_(True), _double(DISPUTED_FACTOR)), else_=_double(1.0))
     return ScoreSql(listed=sa.or_(past_due, due_soon, w.state == "due"), unrounded=unrounded)
+
+
+class _Double(FunctionElement[float]):
+    """A bound IEEE double: cast on PostgreSQL, so it never becomes numeric whatever the driver
+    sends; as is on SQLite, which binds a Python float as a double (never parsed from text)."""
+
+    type = sa.Double()
+    name = "double"
+    inherit_cache = True
+
+
+@compiles(_Double)
+def _compile_double(element: _Double, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(_Double, "postgresql")
+def _compile_double_pg(element: _Double, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS DOUBLE PRECISION)"
+
+
+def _double(value: float) -> sa.ColumnElement[float]:
+    return _Double(sa.bindparam(None, float(value), type_=sa.Double, unique=True))
 
 
 def _scored(
