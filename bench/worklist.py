@@ -148,7 +148,8 @@ def measure(services: Any, args: argparse.Namespace, limited: bool) -> None:
 
     with services.engine.connect() as conn:
         w = worklist.worklist.c
-        open_rows = dict(conn.execute(sa.select(w.collector, sa.func.count()).where(w.open.is_(True)).group_by(w.collector)).all())
+        counts = sa.select(w.collector, sa.func.count()).where(w.open.is_(True)).group_by(w.collector)
+        open_rows = dict(conn.execute(counts).all())
     print(f"as of {now:%Y-%m-%d}: open items: collector-1 {open_rows.get('collector-1', 0):,}, "
           f"everyone {sum(open_rows.values()):,}")
     figures: list[tuple[str, Callable[[], Any]]] = [

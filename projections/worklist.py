@@ -486,5 +486,6 @@ def items_for(
         scored_row = priority(data, data["tier"], now, policy)
         if scored_row is None:  # never: score_sql lists exactly what priority scores (tested)
             continue
-        out.append({**data, "priority": scored_row.score, "reasons": scored_row.reasons, "days_past_due": scored_row.days_past_due})
+        out.append({**data, "priority": scored_row.score, "reasons": scored_row.reasons,
+                    "days_past_due": scored_row.days_past_due})
     return out

@@ -68,6 +68,7 @@ def generated_portfolio(count: int, seed: int) -> tuple[list[dict[str, Any]], li
     rows: list[dict[str, Any]] = []
     customers = [{"aggregate_id": f"agg-{i}", "customer_id": f"C-{i}", "tier": tier}
                  for i, tier in enumerate(TIERS) if tier is not None]
+    tier_of = {f"C-{i}": tier for i, tier in enumerate(TIERS)}
     for i in range(count):
         currency, balance = _amount(rng)
         # Due dates from two years before today to two weeks after; some at the 365-day and
@@ -83,7 +84,8 @@ def generated_portfolio(count: int, seed: int) -> tuple[list[dict[str, Any]], li
             commitment = json.dumps([[d.isoformat(), max(1, balance // 4)] for d in dates])
         last_contact = None
         if rng.random() < 0.7:
-            last_contact = datetime(2026, 6, 15, 2, 0) - timedelta(days=rng.choice((0, 1, 6, 7, 8, 30)), hours=rng.randrange(0, 24),
+            last_contact = datetime(2026, 6, 15, 2, 0) - timedelta(days=rng.choice((0, 1, 6, 7, 8, 30)),
+                                                                    hours=rng.randrange(0, 24),
                                                                     minutes=rng.randrange(60))
         closed = rng.random() < 0.05
         rows.append({
@@ -106,7 +108,7 @@ def generated_portfolio(count: int, seed: int) -> tuple[list[dict[str, Any]], li
             "version": 1,
         })
         derive(rows[-1])
-        rows[-1]["tier"] = dict(zip((f"C-{i}" for i in range(len(TIERS))), TIERS, strict=True))[rows[-1]["customer_id"]]
+        rows[-1]["tier"] = tier_of[rows[-1]["customer_id"]]  # as the projection carries it
     return rows, customers, {row["timezone"] for row in rows}
 
 
@@ -154,7 +156,8 @@ def test_sql_scores_equal_the_python_scores_on_a_generated_portfolio(database_ur
                 equal_scores(rows, tier, sql, now)
                 listed.append(len(sql))
                 one = wl.sql_scores(conn, collector="collector-1", now=now, policy=POLICY)
-                assert one == {rid: s for rid, s in sql.items() if next(r for r in rows if r["id"] == rid)["collector"] == "collector-1"}
+                collector_of = {r["id"]: r["collector"] for r in rows}
+                assert one == {rid: s for rid, s in sql.items() if collector_of[rid] == "collector-1"}
             assert 200 < listed[0] < 760, listed  # some closed or not yet due, most listed
             for now in NOWS[:3]:
                 assert same_top_items(conn, None, now, (1, 7, 50, 51, 100, 1000)) > 200
