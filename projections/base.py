@@ -75,8 +75,28 @@ class Projection:
         return frozenset(get_topic(cls) for cls in self.handles)
 
     def clear(self, conn: sa.Connection) -> None:
+        """Empty the tables for a rebuild; a table lacking a declared column (made by an
+        earlier version) is dropped and made again, so the rebuild fills the new schema."""
+        outdated = [table for table in self.tables if missing_columns(conn, table)]
         for table in reversed(self.tables):
-            conn.execute(table.delete())
+            if table in outdated:
+                table.drop(conn)
+            else:
+                conn.execute(table.delete())
+        for table in outdated:
+            table.create(conn)
+
+
+def missing_columns(conn: sa.Connection, table: sa.Table) -> list[str]:
+    """The declared columns an existing table lacks (none when it does not exist yet).
+
+    `metadata.create_all` makes missing tables but never alters one, so a read model
+    whose schema grew needs `collections-es rebuild NAME` (docs/read-models.md)."""
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(table.name, schema=table.schema):
+        return []
+    present = {column["name"] for column in inspector.get_columns(table.name, schema=table.schema)}
+    return [column.name for column in table.columns if column.name not in present]
 
 
 class Leadership:
@@ -164,6 +184,23 @@ class ProjectionRunner:
             for name in self.projections:
                 if name not in known:
                     conn.execute(tracking.insert().values(name=name, position=0))
+            self.outdated = self._outdated(conn)
+        for name, columns in self.outdated.items():
+            log.warning("read model %s was made by an earlier version (it lacks %s): run `collections-es rebuild %s`",
+                        name, ", ".join(columns), name)
+
+    def _outdated(self, conn: sa.Connection) -> dict[str, list[str]]:
+        """Projections whose existing tables lack declared columns → those columns (table.column)."""
+        names = sorted({t.name for p in self.projections.values() for t in p.tables})
+        present = {table: {c["name"] for c in columns} for (_, table), columns in
+                   sa.inspect(conn).get_multi_columns(filter_names=names).items()}  # one query on PostgreSQL
+        found: dict[str, list[str]] = {}
+        for name, projection in self.projections.items():
+            lacking = [f"{t.name}.{c.name}" for t in projection.tables for c in t.columns
+                       if t.name in present and c.name not in present[t.name]]
+            if lacking:
+                found[name] = lacking
+        return found
 
     # -- positions ------------------------------------------------------------
 
@@ -271,6 +308,7 @@ class ProjectionRunner:
                     conn.execute(sa.select(tracking.c.position).where(tracking.c.name == name).with_for_update()).scalar_one()
                     self.projections[name].clear(conn)
                     conn.execute(tracking.update().where(tracking.c.name == name).values(position=0))
+                    self.outdated.pop(name, None)
             return self.catch_up(wanted, batch_size=batch_size, progress=progress)
 
     def close(self) -> None:

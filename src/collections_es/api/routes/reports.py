@@ -157,7 +157,7 @@ def worklist_view(services: Any, actor: Actor, collector: str | None, limit: int
     lag = services.read_models("worklist")
     now = services.clock.now()
     with services.snapshot() as conn:
-        rows = worklist.items_for(conn, collector=collector, now=now, policy=services.app.policy())[:limit]
+        rows = worklist.items_for(conn, collector=collector, now=now, policy=services.app.policy(), limit=limit)
     items = [
         {
             "receivable_id": row["id"],
