@@ -1,4 +1,4 @@
-"""The console's pages at 100,000 receivables: server time of the worklist and the receivable page.
+"""The console's pages at 100,000 receivables: server time of the worklist, receivable and aging pages.
 
     .venv/bin/python bench/console_pages.py                      # SQLite, 100,000 receivables
     .venv/bin/python bench/console_pages.py --size 10000 --requests 100
@@ -14,6 +14,7 @@ prints p50 and p95 in ms against the goal (150 ms at the 95th percentile, issue 
 - `/console/worklist` as a collector (their own items, first page of 50);
 - `/console/worklist` as a supervisor (everyone's, first page);
 - `/console/receivables/{id}` for receivables drawn at random (seeded);
+- `/console/reports/aging` as a supervisor, by currency, customer and collector (today);
 - and the API routes serving the same data (`GET /worklist`, `GET /receivables/{id}`,
   `GET /receivables/{id}/history`) for comparison.
 """
@@ -94,8 +95,8 @@ def main() -> int:
             events, end = bench_aging.record(services, args.size, args.span_days, args.seed)
             print(f"{args.size:,} receivables: {events:,} events recorded in {time.perf_counter() - started:.1f} s")
             started = time.perf_counter()
-            services.projections.catch_up(["worklist", "contacts_log", "receivables"])
-            print(f"worklist, contacts log and receivables list caught up in {time.perf_counter() - started:.1f} s")
+            services.projections.catch_up(["worklist", "contacts_log", "receivables", "aging"])
+            print(f"worklist, contacts log, receivables list and aging caught up in {time.perf_counter() - started:.1f} s")
             clock.at = datetime(end.year, end.month, end.day, 2, tzinfo=UTC)  # after every change: the most open items
             measure(services, args)
         finally:
@@ -138,7 +139,17 @@ def measure(services: Any, args: argparse.Namespace) -> None:
         ("console /console/worklist (collector)", lambda i: ok(collector.get("/console/worklist"))),
         ("console /console/worklist (supervisor, everyone)", lambda i: ok(supervisor.get("/console/worklist"))),
         ("console /console/receivables/{id}", lambda i: ok(supervisor.get(f"/console/receivables/{refs[i % len(refs)]}"))),
+        ("console /console/reports/aging (by currency)", lambda i: ok(supervisor.get("/console/reports/aging"))),
+        (
+            "console /console/reports/aging (by customer)",
+            lambda i: ok(supervisor.get("/console/reports/aging", params={"group_by": "customer"})),
+        ),
+        (
+            "console /console/reports/aging (by collector)",
+            lambda i: ok(supervisor.get("/console/reports/aging", params={"group_by": "collector"})),
+        ),
         ("api     GET /worklist (collector, 100)", lambda i: ok(api_collector.get("/worklist"))),
+        ("api     GET /reports/aging (by customer)", lambda i: ok(api.get("/reports/aging", params={"group_by": "customer"}))),
         ("api     GET /receivables/{id}", lambda i: ok(api.get(f"/receivables/{refs[i % len(refs)]}"))),
         ("api     GET /receivables/{id}/history", lambda i: ok(api.get(f"/receivables/{refs[i % len(refs)]}/history"))),
     ]
