@@ -20,6 +20,7 @@ from projections.receivables import ProjectedVersions
 
 from ..api.deps import ServicesDep
 from ..api.routes import audit as api_audit
+from ..api.routes import evidence as api_evidence
 from ..application import audit
 from ..application.access import VIEW_ROLES
 from ..application.fields import AwareInstant
@@ -94,18 +95,9 @@ def export(
     return api_audit.export(services, user.actor, format, _instant("from", from_), _instant("to", to))
 
 
-# ---- evidence bundles (when the app has them) ---------------------------------------------
+# ---- evidence bundles ---------------------------------------------------------------------
 
-
-def _evidence_module() -> Any:
-    try:
-        from ..api.routes import evidence  # type: ignore[attr-defined]  # issue 14, built in parallel
-    except ImportError:
-        return None
-    return evidence if EVIDENCE_VIEW in VIEW_ROLES and hasattr(evidence, "evidence_bundle") else None
-
-
-_EVIDENCE = _evidence_module()
+_EVIDENCE = api_evidence
 
 
 def _serves(app: Any, path: str) -> bool:
@@ -153,5 +145,4 @@ def evidence_page(module: Any) -> Callable[..., Response]:
     return evidence
 
 
-if _EVIDENCE is not None:
-    router.add_api_route(f"{PREFIX}{EVIDENCE_PATH}", evidence_page(_EVIDENCE), methods=["GET"], name="console_evidence")
+router.add_api_route(f"{PREFIX}{EVIDENCE_PATH}", evidence_page(_EVIDENCE), methods=["GET"], name="console_evidence")
