@@ -739,7 +739,7 @@ class Receivable(TrailedAggregate):
         state = self._next("record_payment", settles=money == self.balance)
         # A payment that covers the promise and leaves a balance keeps it: the receivable goes
         # back to collection in the same command (a full payment settles, which ends the promise).
-        keeps = state == "promised" and self.is_promise_covered(extra=money)
+        keeps = lifecycle.allows(state, "keep_promise") and self.is_promise_covered(extra=money)
         kept_state = lifecycle.next_state(state, "keep_promise") if keeps else None
         self._record(
             self.PaymentRecorded, ctx, state_after=state, amount=money, method=method, paid_on=paid_on, reference=reference
