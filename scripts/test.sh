@@ -67,6 +67,27 @@ ALTER DATABASE collections_test OWNER TO collections;
 SQL
 }
 
+# The suite runs on every core (below), and several workers each hold a few connections
+# (pools, projection leaders, the crash test's subprocesses): PostgreSQL's default 100
+# slots run out. On the local server this script manages, raise them (a restart).
+MIN_CONNECTIONS=400
+ensure_connection_slots() {
+  local have conf
+  have=$(psql -h 127.0.0.1 -p 5432 -U postgres -w -X -A -t -c 'SHOW max_connections') || return 1
+  [ "$have" -ge "$MIN_CONNECTIONS" ] && return 0
+  echo "test.sh: raising max_connections on the local PostgreSQL from $have to $MIN_CONNECTIONS (restart)" >&2
+  psql -h 127.0.0.1 -p 5432 -U postgres -w -X -q -c "ALTER SYSTEM SET max_connections = $MIN_CONNECTIONS" || return 1
+  for conf in /etc/postgresql/*/main; do
+    [ -d "$conf" ] || continue
+    pg_ctlcluster --skip-systemctl-redirect "$(basename "$(dirname "$conf")")" main restart >&2 || return 1
+  done
+  for _ in $(seq 30); do
+    local_server_up && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
 # Sets `problem` and returns 1 when the test database cannot be used.
 prepare_postgres() {
   if ! command -v psql >/dev/null || ! command -v pg_isready >/dev/null; then
@@ -76,6 +97,7 @@ prepare_postgres() {
   if [ -z "$url_given" ]; then
     start_local_server || { problem="no PostgreSQL server answers on 127.0.0.1:5432"; return 1; }
     create_test_database || { problem="could not create role/database collections_test as user postgres"; return 1; }
+    ensure_connection_slots || { problem="could not raise max_connections on the local PostgreSQL to $MIN_CONNECTIONS"; return 1; }
   fi
   psql "$COLLECTIONS_TEST_DATABASE_URL" -w -X -q -t -c 'SELECT 1' >/dev/null \
     || { problem="cannot connect to $shown_url"; return 1; }
