@@ -262,17 +262,22 @@ class ProjectionRunner:
                 if progress is not None:
                     progress(notifications[-1].id, head)
 
-    def follow(self, stop: threading.Event, names: Iterable[str] | None = None, *, poll: float = 0.5) -> None:
-        """Keep the projections this process is elected for at the head of the log until `stop`."""
+    def follow(self, stop: threading.Event, names: Iterable[str] | None = None, *, poll: float = 0.5,
+               beat: Callable[[list[str]], object] | None = None) -> None:
+        """Keep the projections this process is elected for at the head of the log until `stop`.
+        `beat` is told after each round which projections this process leads (its heartbeat)."""
         wanted = list(names or self.projections)
         try:
             while not stop.is_set():
+                mine: list[str] = []
                 try:
                     mine = self.leadership.acquire(wanted)
                     if mine:
                         self.catch_up(mine)
                 except Exception:  # a transient database error: log and try again
                     log.exception("projection catch-up failed; retrying")
+                if beat is not None:
+                    beat(mine)
                 stop.wait(poll)
         finally:
             self.leadership.release()

@@ -12,7 +12,8 @@ Sending is `collections_es.application.notifier`; this table is its queue, and
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,31 +67,69 @@ def naive_utc(at: datetime) -> datetime:
 
 
 class SqlOutbox:
-    """The notifier's view of the outbox (its `OutboxStore` port): what is due, claimed with a
-    conditional UPDATE and a lease so two senders never send one message at once."""
+    """The notifier's view of the outbox (its `OutboxStore` port): what is due, and each message
+    taken by one sender at a time (ADR 0063). On PostgreSQL a sender locks the row it takes
+    `FOR UPDATE SKIP LOCKED` and keeps the lock while it sends, writing the outcome in the same
+    transaction: other senders pass over it, and a sender that dies lets go at once (its
+    connection ends, its transaction with it). On SQLite (one process) a conditional UPDATE
+    and a lease claim it."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self.locks_rows = engine.dialect.name == "postgresql"
+        self._held: dict[str, sa.Connection] = {}  # message id -> the transaction holding its lock
 
     def expire_stale(self, before: datetime, note: str) -> None:
-        """Messages never tried whose event is older than `before` end as `expired`, unsent."""
+        """Messages never tried whose event is older than `before` end as `expired`, unsent
+        (passing over any a sender holds: it is sending it)."""
         m = messages.c
+        stale = (
+            sa.select(m.id)
+            .where(m.status == "pending", m.attempts == 0, m.created_at < naive_utc(before))
+            .with_for_update(skip_locked=True)
+        )
         with self.engine.begin() as conn:
             conn.execute(
                 messages.update()
-                .where(m.status == "pending", m.attempts == 0, m.created_at < naive_utc(before))
+                .where(m.id.in_(stale.scalar_subquery()))
                 .values(status="expired", next_attempt_at=None, last_error=note)
             )
 
-    def due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
-        """Pending messages whose next attempt is due, and those whose sender's lease ran out."""
+    @staticmethod
+    def _due(now: datetime) -> sa.Select:
         m, at = messages.c, naive_utc(now)
         due = sa.or_(
             sa.and_(m.status == "pending", m.next_attempt_at <= at),
             sa.and_(m.status == "sending", m.lease_until <= at),
         )
+        return sa.select(messages).where(due).order_by(m.position, m.id)
+
+    def due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Pending messages whose next attempt is due, and those whose sender's lease ran out."""
         with self.engine.execution_options(read_only=True).connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(sa.select(messages).where(due).order_by(m.position).limit(limit))]
+            return [dict(r._mapping) for r in conn.execute(self._due(now).limit(limit))]
+
+    @contextmanager
+    def take(self, now: datetime, until: datetime) -> Iterator[dict[str, Any] | None]:
+        """The first due message no other sender holds, held until the block ends (None when there is none)."""
+        if not self.locks_rows:
+            for row in self.due(now, 10):
+                if self.claim(row, until):
+                    yield row
+                    return
+            yield None
+            return
+        with self.engine.connect() as conn, conn.begin():
+            found = conn.execute(self._due(now).limit(1).with_for_update(skip_locked=True)).first()
+            if found is None:
+                yield None
+                return
+            row = dict(found._mapping)
+            self._held[row["id"]] = conn
+            try:
+                yield row
+            finally:
+                self._held.pop(row["id"], None)
 
     def claim(self, row: dict[str, Any], until: datetime) -> bool:
         """Take the message for sending until `until`, unless another sender changed it first."""
@@ -105,7 +144,8 @@ class SqlOutbox:
 
     def finish(self, message_id: str, status: str, attempts: int, *, error: str | None = None,
                sent_at: datetime | None = None, next_attempt_at: datetime | None = None) -> None:
-        """The attempt's outcome, written only while the message is still ours (`sending`)."""
+        """The attempt's outcome, written only while the message is still ours: in the transaction
+        that holds its lock, or (a lease) while it is still `sending`."""
         values = {
             "status": status,
             "attempts": attempts,
@@ -116,6 +156,10 @@ class SqlOutbox:
             values["last_error"] = error
         if sent_at is not None:
             values["sent_at"] = naive_utc(sent_at)
+        held = self._held.get(message_id)
+        if held is not None:
+            held.execute(messages.update().where(messages.c.id == message_id).values(**values))
+            return
         with self.engine.begin() as conn:
             conn.execute(messages.update().where(messages.c.id == message_id, messages.c.status == "sending").values(**values))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -27,6 +28,8 @@ from projections.worklist import Worklist
 
 from .adapters.api_keys import ApiKeyStore
 from .adapters.cipher import check_event_store
+from .adapters.heartbeat import Heartbeat
+from .adapters.leader import leadership
 from .adapters.metrics import Metrics, outbox_counts
 from .adapters.persistence import Database
 from .adapters.policy_file import load_policy
@@ -64,6 +67,10 @@ class Services:
     metrics: Metrics
     signer: Signer | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    # What this process is (ADR 0062): `embedded` (serve doing everything), `api`, `project`,
+    # `scheduler`, `notify`, `deliver`, or `cli` for one-shot commands; `runs` the loops it runs.
+    role: str = "cli"
+    runs: tuple[str, ...] = ()
 
     @property
     def sandbox(self) -> SandboxClock | None:
@@ -113,7 +120,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         raise CollectionsError(f"COLLECTIONS_TIMEZONE: {exc}") from None
     database = Database.parse(settings.database_url)
     if clock is None:
-        clock = SandboxClock(SystemClock().now()) if settings.clock == "sandbox" else SystemClock()
+        start = settings.sandbox_start or SystemClock().now()
+        clock = SandboxClock(start) if settings.clock == "sandbox" else SystemClock()
     policy = load_policy(settings.policy_file)
     engine = database.make_engine(settings.cipher_key)
     app = Collections(
@@ -266,6 +274,17 @@ def transports(settings: Settings) -> dict[str, Transport]:
     return {"email": email, "sms": sms}
 
 
+def serve_role(services: Services) -> tuple[str, tuple[str, ...]]:
+    """What `serve` runs (ADR 0062): on PostgreSQL with external projections the API only (the
+    projections, scheduler and senders are processes of their own); otherwise, and always on
+    SQLite, everything in one process, the projection loop only when projections are embedded."""
+    external = services.settings.projections == "external"
+    if services.database.is_postgres and external:
+        return "api", ("api",)
+    loops = ("api", *(() if external else ("projections",)), "scheduler", "notify", "deliver")
+    return "embedded", loops
+
+
 def follow_projections(services: Services) -> threading.Thread:
     """Keep the read models following the log until `services.stop` is set."""
 
@@ -295,8 +314,56 @@ def _every(services: Services, interval: float, name: str, work: Callable[[], ob
 
 
 def run_scheduler(services: Services, interval: float) -> threading.Thread:
-    """Tick the scheduler every `interval` seconds until `services.stop` is set (system clock)."""
-    return _every(services, interval, "scheduler", services.scheduler.tick)
+    """Tick the scheduler every `interval` seconds until `services.stop` is set (system clock),
+    while this process leads the schedulers (ADR 0062: one ticks at a time on PostgreSQL)."""
+    thread = threading.Thread(
+        target=elected_loop, args=(services, "scheduler", services.scheduler.tick),
+        kwargs={"interval": interval, "stop": services.stop}, name="scheduler", daemon=True,
+    )
+    thread.start()
+    return thread
+
+
+def elected_loop(
+    services: Services,
+    name: str,
+    work: Callable[[], object],
+    *,
+    interval: float,
+    stop: threading.Event,
+    heartbeat: Heartbeat | None = None,
+) -> None:
+    """Do `work` every `interval` seconds while this process leads `name`, until `stop` (ADR 0062).
+
+    Every `COLLECTIONS_LEADER_POLL_SECONDS` a standby tries the lock and the leader checks it still
+    holds it; a new leader works at once. A failing round is logged and the next one tries again.
+    Each round beats the heartbeat (`leader` or `standby`), so a health check sees the loop alive."""
+    log = logging.getLogger(__name__)
+    lock = leadership(services.database, name)
+    poll = services.settings.leader_poll_seconds
+    leading: bool | None = None
+    due = 0.0
+    try:
+        while not stop.is_set():
+            held = lock.hold()
+            if held != leading:
+                state = "leader" if held else "standby"
+                log.info("%s: %s", name, "leading" if held else "standing by (another process leads)",
+                         extra={"role": name, "state": state})
+                leading, due = held, 0.0
+            if heartbeat is not None:
+                heartbeat.beat("leader" if held else "standby")
+            if held and time.monotonic() >= due:
+                try:
+                    work()
+                except Exception:
+                    log.exception("%s failed; retrying", name)
+                due = time.monotonic() + interval
+                if heartbeat is not None:
+                    heartbeat.beat("leader")
+            stop.wait(max(0.0, min(poll, due - time.monotonic())) if held else poll)
+    finally:
+        lock.release()
 
 
 def run_notifier(services: Services, interval: float) -> threading.Thread:

@@ -58,15 +58,27 @@ def _services(settings: Settings | None = None):  # noqa: ANN202 - lazy import k
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="API worker processes (PostgreSQL with "
+                                         "COLLECTIONS_PROJECTIONS=external only)")] = 1,
 ) -> None:
-    """Run the API with the projections in one process (the embedded default)."""
+    """Run the API. On SQLite, or with embedded projections, one process runs everything (API,
+    projections, scheduler, senders); on PostgreSQL with COLLECTIONS_PROJECTIONS=external the API
+    only, in WORKERS processes, beside `project`, `scheduler`, `notify` and `deliver` (ADR 0062)."""
     import uvicorn
 
     from .api.app import create_app
+    from .bootstrap import serve_role
 
     services = _services()
     _configure_logs(services.settings, "INFO")
+    services.role, services.runs = serve_role(services)
+    if workers > 1 and services.role != "api":
+        services.close()
+        typer.echo("error: --workers needs PostgreSQL and COLLECTIONS_PROJECTIONS=external (the projection loop, "
+                   "scheduler and senders of an embedded server must run once)", err=True)
+        raise typer.Exit(2)
     typer.echo(f"collections-es on http://{host}:{port} ({services.database.url.get_backend_name()})", err=True)
+    typer.echo(_role_line(services.role, services.runs, workers), err=True)
     typer.echo(
         f"console: http://{host}:{port}/console/ — sign in with an API key; make one with\n"
         "  collections-es keys add --actor NAME --role ROLE\n"
@@ -75,9 +87,42 @@ def serve(
     )
     # Uvicorn's own logging set-up is left out (log_config=None): its records go through ours, and
     # its access log is replaced by the request lines of api.app.CorrelationId (no query strings).
+    if workers > 1:
+        services.close()  # each worker process builds its own (api.app.api_worker)
+        uvicorn.run("collections_es.api.app:api_worker", factory=True, workers=workers, host=host, port=port,
+                    log_config=None, access_log=False)
+        return
+    embedded = services.role == "embedded"
     uvicorn.run(create_app(
-        services, follow=services.settings.projections == "embedded", schedule=True, notify=True
+        services, follow="projections" in services.runs, schedule=embedded, notify=embedded
     ), host=host, port=port, log_config=None, access_log=False)
+
+
+def _role_line(role: str, runs: tuple[str, ...], workers: int = 1) -> str:
+    """The line each long-running process starts with: what it is and what it runs (ADR 0062)."""
+    if role == "api":
+        many = f" in {workers} worker processes" if workers > 1 else ""
+        return f"role: api{many} (projections, scheduler and senders run as processes of their own)"
+    if role == "embedded":
+        return f"role: embedded (one process runs {', '.join(runs)})"
+    return f"role: {role} ({', '.join(runs)})"
+
+
+def _stop_on_sigterm():  # noqa: ANN202
+    """An event set by SIGTERM (and Ctrl-C): the worker loops end their round and let go."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
+def _heartbeat(settings: Settings, role: str):  # noqa: ANN202
+    from .adapters.heartbeat import Heartbeat
+
+    return Heartbeat(role, settings.health_file)
 
 
 def _projection_names(services, names: list[str] | None) -> list[str]:  # noqa: ANN001
@@ -105,18 +150,20 @@ def project(
         done = services.projections.catch_up(wanted)
         typer.echo(f"processed {done} notifications")
         return
-    import signal
-    import threading
-
     _configure_logs(services.settings, "INFO")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = _stop_on_sigterm()
+    services.role, services.runs = "project", tuple(wanted)
+    heartbeat = _heartbeat(services.settings, "project")
+    typer.echo(_role_line("project", ("following the event log for " + ", ".join(wanted),)), err=True)
     typer.echo(f"following the event log for: {', '.join(wanted)}", err=True)
+
+    def beat(mine: list[str]) -> None:
+        heartbeat.beat("leader" if mine else "standby")
+
     try:
-        services.projections.follow(stop, wanted, poll=services.settings.projection_poll_seconds)
-    except KeyboardInterrupt:
-        pass
+        services.projections.follow(stop, wanted, poll=services.settings.projection_poll_seconds, beat=beat)
     finally:
+        heartbeat.clear()
         services.close()
 
 
@@ -157,15 +204,33 @@ def tick() -> None:
 
 @app.command()
 def scheduler(
-    interval: Annotated[float, typer.Option(help="Seconds between ticks")] = 30.0,
+    interval: Annotated[float | None, typer.Option(
+        help="Seconds between ticks (default COLLECTIONS_SCHEDULER_INTERVAL_SECONDS)")] = None,
 ) -> None:
-    """Run the scheduler as a separate process: tick every INTERVAL seconds."""
+    """Run the scheduler as a separate process: tick every INTERVAL seconds while it leads.
+
+    On PostgreSQL the schedulers elect one leader through an advisory lock; the others stand
+    by and one takes over within COLLECTIONS_LEADER_POLL_SECONDS when it dies (ADR 0062)."""
+    from .bootstrap import elected_loop
+
     services = _services()
     _configure_logs(services.settings, "INFO")
-    while True:
+    stop = _stop_on_sigterm()
+    services.role, services.runs = "scheduler", ("scheduler",)
+    heartbeat = _heartbeat(services.settings, "scheduler")
+    elects = "elected by an advisory lock" if services.database.is_postgres else "no election on SQLite"
+    typer.echo(_role_line("scheduler", (elects,)), err=True)
+
+    def tick() -> None:
         for fired in services.scheduler.tick():
             typer.echo(f"{fired.scheduled_for.isoformat()}\t{fired.receivable_id}\t{fired.command}\t{fired.outcome}")
-        time.sleep(interval)
+
+    try:
+        elected_loop(services, "scheduler", tick, interval=interval or services.settings.scheduler_interval_seconds,
+                     stop=stop, heartbeat=heartbeat)
+    finally:
+        heartbeat.clear()
+        services.close()
 
 
 def _event_log(settings: Settings | None = None, *, check_key: bool = True):  # noqa: ANN202
@@ -496,14 +561,45 @@ def notify(
 ) -> None:
     """Run the notification sender: follow the outbox, send due messages, retry with backoff."""
     services = _services()
-    if not once:
-        _configure_logs(services.settings, "INFO")
-    while True:
+    if once:
+        try:
+            for attempt in services.notifier.run_once():
+                typer.echo(f"{attempt.id}\t{attempt.status}" + (f"\t{attempt.error}" if attempt.error else ""))
+        finally:
+            services.close()
+        return
+
+    def send() -> None:
         for attempt in services.notifier.run_once():
             typer.echo(f"{attempt.id}\t{attempt.status}" + (f"\t{attempt.error}" if attempt.error else ""))
-        if once:
-            return
-        time.sleep(services.settings.notify_interval_seconds)
+
+    _sender_loop(services, "notify", send, services.settings.notify_interval_seconds)
+
+
+def _sender_loop(services, role: str, work, interval: float) -> None:  # noqa: ANN001
+    """A sender process (`notify`, `deliver`): every INTERVAL seconds a pass over what is due,
+    beside any number of others (rows are claimed FOR UPDATE SKIP LOCKED on PostgreSQL; ADR 0063);
+    its heartbeat says `running` after each pass; SIGTERM ends it after the pass under way."""
+    import logging
+
+    _configure_logs(services.settings, "INFO")
+    stop = _stop_on_sigterm()
+    services.role, services.runs = role, (role,)
+    heartbeat = _heartbeat(services.settings, role)
+    claims = "rows claimed FOR UPDATE SKIP LOCKED" if services.database.is_postgres else "rows claimed with a lease"
+    typer.echo(_role_line(role, (claims,)), err=True)
+    try:
+        while not stop.is_set():
+            heartbeat.beat("running")
+            try:
+                work()
+            except Exception:
+                logging.getLogger(__name__).exception("%s pass failed; retrying", role)
+            heartbeat.beat("running")
+            stop.wait(interval)
+    finally:
+        heartbeat.clear()
+        services.close()
 
 
 @app.command()
@@ -512,18 +608,44 @@ def deliver(
 ) -> None:
     """Run the webhook sender: follow the event log, deliver due webhooks, retry with backoff (ADR 0045)."""
     services = _services()
-    if not once:
-        _configure_logs(services.settings, "INFO")
-    try:
-        while True:
-            for attempt in services.webhooks.sender.run_once():
-                extra = "".join(f"\t{v}" for v in (attempt.http_status, attempt.error) if v is not None)
-                typer.echo(f"{attempt.id}\t{attempt.status}{extra}")
-            if once:
-                return
-            time.sleep(services.settings.webhooks_interval_seconds)
-    finally:
-        services.close()
+
+    def deliver_due() -> None:
+        for attempt in services.webhooks.sender.run_once():
+            extra = "".join(f"\t{v}" for v in (attempt.http_status, attempt.error) if v is not None)
+            typer.echo(f"{attempt.id}\t{attempt.status}{extra}")
+
+    if once:
+        try:
+            deliver_due()
+        finally:
+            services.close()
+        return
+    _sender_loop(services, "deliver", deliver_due, services.settings.webhooks_interval_seconds)
+
+
+WORKER_ROLES = ("project", "scheduler", "notify", "deliver")
+
+
+@app.command()
+def health(
+    role: Annotated[str, typer.Argument(help="project, scheduler, notify or deliver")],
+    max_age: Annotated[float, typer.Option(help="Seconds a heartbeat may be old")] = 60.0,
+) -> None:
+    """A worker process's health check (the containers' healthcheck): exit 0 when its loop beat within
+    MAX_AGE seconds and the process lives (a scheduler leading or standing by), else 1 saying why.
+    Reads the heartbeat file only (COLLECTIONS_HEALTH_FILE): no database, no settings beyond it."""
+    import os
+
+    from .adapters import heartbeat
+
+    if role not in WORKER_ROLES:
+        typer.echo(f"error: no worker role '{role}'; roles: {', '.join(WORKER_ROLES)} (the API: GET /readyz)", err=True)
+        raise typer.Exit(2)
+    path = os.environ.get("COLLECTIONS_HEALTH_FILE")
+    found = heartbeat.check(role, Path(path) if path else None, max_age=max_age)
+    typer.echo(found.text, err=not found.ok)
+    if not found.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -19,6 +20,12 @@ class Settings(BaseSettings):
         description="sqlite:///path/to/file.db or postgresql://user:password@host:port/dbname",
     )
     clock: Literal["system", "sandbox"] = Field(default="system", validation_alias="COLLECTIONS_CLOCK")
+    sandbox_start: datetime | None = Field(
+        default=None,
+        validation_alias="COLLECTIONS_SANDBOX_START",
+        description="With COLLECTIONS_CLOCK=sandbox: the instant the sandbox clock starts at (with a zone; "
+        "1970–2199), so several processes share one domain time; default: now",
+    )
     api_keys_file: Path | None = Field(default=None, validation_alias="COLLECTIONS_API_KEYS_FILE")
     policy_file: Path | None = Field(default=None, validation_alias="COLLECTIONS_POLICY_FILE")
     cipher_key: str | None = Field(
@@ -45,6 +52,17 @@ class Settings(BaseSettings):
     snapshot_interval: int = Field(default=50, ge=2, validation_alias="COLLECTIONS_SNAPSHOT_INTERVAL")
     projection_poll_seconds: float = Field(default=0.5, gt=0, validation_alias="COLLECTIONS_PROJECTION_POLL_SECONDS")
     scheduler_interval_seconds: float = Field(default=30.0, gt=0, validation_alias="COLLECTIONS_SCHEDULER_INTERVAL_SECONDS")
+    leader_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, validation_alias="COLLECTIONS_LEADER_POLL_SECONDS",
+        description="How often a standby scheduler tries the leader's lock (and the leader checks it still holds it): "
+        "a standby takes over within about this long after the leader dies (ADR 0062)",
+    )
+    health_file: Path | None = Field(
+        default=None,
+        validation_alias="COLLECTIONS_HEALTH_FILE",
+        description="Where a worker process (project, scheduler, notify, deliver) writes its heartbeat for "
+        "`collections-es health ROLE`; default: collections-es-ROLE.health in the temporary directory",
+    )
     projections: Literal["embedded", "external"] = Field(
         default="embedded",
         validation_alias="COLLECTIONS_PROJECTIONS",
@@ -165,6 +183,18 @@ class Settings(BaseSettings):
 
         load_private_key(value)  # raises ValueError naming COLLECTIONS_SIGNING_KEY
         return value.strip()
+
+    @field_validator("sandbox_start")
+    @classmethod
+    def _sandbox_start(cls, value: datetime | None) -> datetime | None:
+        """An instant with a zone, bounded like every date (1970–2199)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("COLLECTIONS_SANDBOX_START needs a time zone (e.g. 2026-03-02T01:00:00Z)")
+        if not datetime(1970, 1, 1, tzinfo=UTC) <= value < datetime(2200, 1, 1, tzinfo=UTC):
+            raise ValueError("COLLECTIONS_SANDBOX_START must lie between 1970 and 2199")
+        return value.astimezone(UTC)
 
     @field_validator("log_format", mode="before")
     @classmethod

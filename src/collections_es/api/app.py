@@ -187,6 +187,21 @@ def create_app(
     return app
 
 
+def api_worker() -> FastAPI:
+    """One of `serve --workers N`'s processes (uvicorn's factory): the API only, over services of
+    its own built from the settings; the projections, scheduler and senders are other processes."""
+    from ..bootstrap import build
+    from ..config import get_settings
+    import os
+
+    settings = get_settings()
+    logs.configure(settings.log_level or "INFO", settings.log_format)
+    services = build(settings)
+    services.role, services.runs = "api", ("api",)
+    request_log.info("role: api worker (pid %d)", os.getpid(), extra={"role": "api"})
+    return create_app(services)
+
+
 def include_routes(app: FastAPI, *, sandbox: bool) -> None:
     """Every router; the sandbox clock's only in sandbox mode."""
     receivables.document_command_bodies(app)

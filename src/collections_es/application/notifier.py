@@ -1,8 +1,10 @@
 """The sender: takes due messages from the outbox and hands them to a transport.
 
-A message is claimed with a conditional UPDATE (status and attempts unchanged)
-and a lease, so two senders never send it at once; a sender that dies while
-holding the lease leaves the message to be taken again once the lease ends.
+A message is taken by one sender at a time (ADR 0063): on PostgreSQL its row is
+locked `FOR UPDATE SKIP LOCKED` while it is sent, so other senders pass over it and
+a sender that dies lets go at once; on SQLite a conditional UPDATE (status and
+attempts unchanged) and a lease claim it, and a sender that dies while holding the
+lease leaves the message to be taken again once the lease ends.
 A failed attempt is retried after an exponential backoff computed from the
 injected clock (its error is kept and logged with contact details masked); after `max_attempts` it ends as `failed`. A message never tried
 whose event is older than `max_age` ends as `expired` unsent (a sender started on
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -89,8 +92,9 @@ class OutboxStore(Protocol):
     def due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """Messages due for an attempt at `now` (or whose lease ran out), oldest first."""
 
-    def claim(self, row: dict[str, Any], until: datetime) -> bool:
-        """Take the message until `until`; False when another sender took or changed it."""
+    def take(self, now: datetime, until: datetime) -> AbstractContextManager[dict[str, Any] | None]:
+        """The oldest message due at `now` that no other sender holds, held by this sender until the
+        block ends (a lease until `until` where rows cannot be locked); None when none is left."""
 
     def finish(self, message_id: str, status: str, attempts: int, *, error: str | None = None,
                sent_at: datetime | None = None, next_attempt_at: datetime | None = None) -> None:
@@ -136,13 +140,17 @@ class Notifier:
             now - self.max_age,
             f"not sent: its event is older than {duration_in_words(self.max_age)} (COLLECTIONS_NOTIFY_MAX_AGE_HOURS)",
         )
-        rows = self.store.due(now, limit)
-        return [attempt for row in rows if (attempt := self._attempt(row)) is not None]
+        attempts: list[Attempt] = []
+        while len(attempts) < limit:
+            with self.store.take(now, self.clock.now() + timedelta(seconds=self.lease_seconds)) as row:
+                if row is None:
+                    return attempts
+                attempts.append(self._attempt(row))
+        return attempts
 
-    def _attempt(self, row: dict[str, Any]) -> Attempt | None:
+    def _attempt(self, row: dict[str, Any]) -> Attempt:
+        """Send one message this sender holds, and write the outcome."""
         now = self.clock.now()
-        if not self.store.claim(row, now + timedelta(seconds=self.lease_seconds)):
-            return None  # another sender took it
         attempts = row["attempts"] + 1
         message = OutgoingMessage(
             row["id"], row["kind"], row["channel"], row["recipient"], row["language"], row["subject"], row["body"]

@@ -21,14 +21,20 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(services: ServicesDep) -> JSONResponse:
-    """The database answers; each projection's lag behind the event log."""
+    """The database answers; each projection's lag behind the event log; this process's role
+    (`embedded`, or `api` when the projections, scheduler and senders run elsewhere) and what it runs."""
     try:
         with services.engine.execution_options(read_only=True).connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         lag = services.projections.lag()
     except Exception as exc:  # the database is down: not ready
         return JSONResponse({"status": "unavailable", "detail": type(exc).__name__}, status_code=503)
-    return JSONResponse({"status": "ready", "projections": {n: {"lag": v} for n, v in lag.items()}})
+    return JSONResponse({
+        "status": "ready",
+        "role": services.role,
+        "runs": list(services.runs),
+        "projections": {n: {"lag": v} for n, v in lag.items()},
+    })
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
