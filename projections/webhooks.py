@@ -24,7 +24,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -245,10 +246,11 @@ class WebhookDeliveries(Projection):
 
 class SqlDeliveries:
     """The webhook sender's port (`application.webhooks.DeliveryStore`): subscriptions, the
-    hold changes collected into deliveries, and due deliveries claimed with a lease."""
+    hold changes collected into deliveries, and due deliveries taken one sender at a time (`take`)."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self._held: dict[str, sa.Connection] = {}  # delivery id -> the transaction holding its lock
         metadata.create_all(engine, tables=[tracking, subscriptions, deliveries, subjects])
         with engine.begin() as conn:
             if conn.execute(sa.select(tracking.c.name).where(tracking.c.name == HOLD_CURSOR)).first() is None:
@@ -310,9 +312,7 @@ class SqlDeliveries:
 
     # -- sending ------------------------------------------------------------------
 
-    def due(self, now: datetime, limit: int, *, only: str | None = None) -> list[dict[str, Any]]:
-        """Deliveries due at `now` (or whose sender's lease ran out), oldest first, each the earliest
-        open one of its subscription and receivable (or customer), with the subscription's URL and secret."""
+    def _due(self, now: datetime, only: str | None) -> sa.Select:
         d, s, at = deliveries.c, subscriptions.c, naive_utc(now)
         earlier = deliveries.alias("earlier")
         e = earlier.c
@@ -334,12 +334,42 @@ class SqlDeliveries:
                 ~blocked,
             )
             .order_by(d.position, d.seq, d.id)
-            .limit(limit)
         )
         if only is not None:
             query = query.where(d.id == only)
+        return query
+
+    def due(self, now: datetime, limit: int, *, only: str | None = None) -> list[dict[str, Any]]:
+        """Deliveries due at `now` (or whose sender's lease ran out), oldest first, each the earliest
+        open one of its subscription and receivable (or customer), with the subscription's URL and secret."""
         with self.engine.execution_options(read_only=True).connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [dict(r._mapping) for r in conn.execute(self._due(now, only).limit(limit))]
+
+    @contextmanager
+    def take(self, now: datetime, until: datetime, *, only: str | None = None) -> Iterator[dict[str, Any] | None]:
+        """The first due delivery no other sender holds, held until the block ends (None when there is none;
+        ADR 0063). On PostgreSQL its row is locked FOR UPDATE SKIP LOCKED while it is sent: other senders
+        pass over it, and the later deliveries of its receivable wait behind it (it is still open); a
+        sender that dies lets go at once. On SQLite a conditional UPDATE and a lease claim it."""
+        if self.engine.dialect.name != "postgresql":
+            for row in self.due(now, 10, only=only):
+                if self.claim(row, until):
+                    yield row
+                    return
+            yield None
+            return
+        query = self._due(now, only).limit(1).with_for_update(skip_locked=True, of=deliveries)
+        with self.engine.connect() as conn, conn.begin():
+            found = conn.execute(query).first()
+            if found is None:
+                yield None
+                return
+            row = dict(found._mapping)
+            self._held[row["id"]] = conn
+            try:
+                yield row
+            finally:
+                self._held.pop(row["id"], None)
 
     def claim(self, row: dict[str, Any], until: datetime) -> bool:
         """Take the delivery until `until`, unless another sender changed it first."""
@@ -367,16 +397,23 @@ class SqlDeliveries:
         if status == "delivered":
             values["delivered_at"] = naive_utc(at)
         d = deliveries.c
+        held = self._held.get(delivery_id)
+        if held is not None:  # written in the transaction that holds its lock
+            held.execute(deliveries.update().where(d.id == delivery_id).values(**values))
+            return
         with self.engine.begin() as conn:
             conn.execute(deliveries.update().where(d.id == delivery_id, d.status == "sending").values(**values))
 
     def requeue(self, subscription_id: str, delivery_id: str, now: datetime) -> bool:
         """Send it again (by hand): pending now, with a fresh count of tries; False when unknown or being sent."""
         d = deliveries.c
+        # One a sender holds (locked while it is sent, on PostgreSQL) is being sent: passed over, not awaited.
+        free = (sa.select(d.id).where(d.id == delivery_id, d.subscription_id == subscription_id, d.status != "sending")
+                .with_for_update(skip_locked=True))
         with self.engine.begin() as conn:
             return conn.execute(
                 deliveries.update()
-                .where(d.id == delivery_id, d.subscription_id == subscription_id, d.status != "sending")
+                .where(d.id.in_(free.scalar_subquery()))
                 .values(status="pending", tries=0, next_attempt_at=naive_utc(now), lease_until=None)
             ).rowcount == 1
 

@@ -250,8 +250,10 @@ def test_a_crash_between_the_post_and_marking_it_delivered_sends_it_again_with_t
         patch.setattr(sender.store, "finish", crash)
         with pytest.raises(RuntimeError):
             sender.run_once()
-    assert sender.run_once() == []  # still leased to the sender that died
-    later(hooks, seconds=120)
+    if not hooks.services.database.is_postgres:
+        assert sender.run_once() == []  # still leased to the sender that died
+        later(hooks, seconds=120)
+    # On PostgreSQL its row lock ended with the dead sender's transaction: taken again at once (ADR 0063).
     assert [a.status for a in sender.run_once()] == ["delivered"]
     first, again = receiver.received
     assert first["headers"]["webhook-id"] == again["headers"]["webhook-id"]

@@ -7,8 +7,9 @@ only, unless `COLLECTIONS_WEBHOOKS_ALLOW_PRIVATE` (checked again before every at
 DNS can change; redirects are never followed).
 
 `WebhookSender` takes due deliveries from the `DeliveryStore` port (bootstrap wires
-`projections.webhooks.SqlDeliveries`): claimed with a conditional UPDATE and a lease, so
-two senders never send one at once; POSTed with httpx and signed as Standard Webhooks
+`projections.webhooks.SqlDeliveries`) one sender at a time (ADR 0063: locked FOR UPDATE SKIP
+LOCKED while sent on PostgreSQL, a conditional UPDATE and a lease on SQLite), so two senders
+never send one at once; POSTed with httpx and signed as Standard Webhooks
 (`webhook-id`: the delivery id, `webhook-timestamp`: the sender's system time in seconds,
 `webhook-signature`: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`); any 2xx is
 delivered, anything else a failed try, retried after an exponential backoff from the
@@ -16,7 +17,7 @@ injected clock, `failed` after `max_attempts` tries. The store hands out a deliv
 when the earlier ones of its subscription and receivable (or customer) are delivered or
 failed, so each receivable's events arrive in order. At least once: a sender that dies
 between the POST and marking it delivered leaves it to be sent again, with the same
-`webhook-id`, once its lease ends.
+`webhook-id`: at once on PostgreSQL (its lock ends with its connection), once its lease ends on SQLite.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -99,8 +101,10 @@ class DeliveryStore(Protocol):
     def due(self, now: datetime, limit: int, *, only: str | None = None) -> list[dict[str, Any]]:
         """Deliveries due at `now`, oldest first, none behind an earlier open one of its receivable or customer."""
 
-    def claim(self, row: dict[str, Any], until: datetime) -> bool:
-        """Take the delivery until `until`; False when another sender took or changed it."""
+    def take(self, now: datetime, until: datetime, *, only: str | None = None
+             ) -> AbstractContextManager[dict[str, Any] | None]:
+        """The first delivery due at `now` that no other sender holds, held until the block ends
+        (a lease until `until` where rows cannot be locked); None when none is left."""
 
     def finish(self, delivery_id: str, status: str, *, attempts: int, tries: int, at: datetime,
                http_status: int | None, error: str | None, next_attempt_at: datetime | None = None) -> None: ...
@@ -152,22 +156,25 @@ class WebhookSender:
         return timedelta(seconds=min(self.backoff_max_seconds, self.backoff_seconds * 2 ** max(0, tries - 1)))
 
     def run_once(self, limit: int = 100) -> list[Attempt]:
-        """Bring the deliveries up to the log, then try what is due; a delivered one may let the
-        next of its receivable go, so look again until nothing more is due (at most `limit` tries)."""
+        """Bring the deliveries up to the log, then try what is due, one at a time: a delivered one
+        may let the next of its receivable go, which is then due too (at most `limit` tries)."""
         self.catch_up()
         done: list[Attempt] = []
         while len(done) < limit:
-            rows = self.store.due(self.clock.now(), limit - len(done))
-            attempts = [a for row in rows if (a := self.attempt(row)) is not None]
-            done += attempts
-            if not any(a.status == "delivered" for a in attempts):
+            attempt = self.attempt_next()
+            if attempt is None:
                 break
+            done.append(attempt)
         return done
 
-    def attempt(self, row: dict[str, Any]) -> Attempt | None:
+    def attempt_next(self, only: str | None = None) -> Attempt | None:
+        """Take the first due delivery (or `only` that one, if due) and try it; None when there is none."""
         now = self.clock.now()
-        if not self.store.claim(row, now + timedelta(seconds=self.lease_seconds)):
-            return None  # another sender took it
+        with self.store.take(now, now + timedelta(seconds=self.lease_seconds), only=only) as row:
+            return None if row is None else self.attempt(row, now)
+
+    def attempt(self, row: dict[str, Any], now: datetime) -> Attempt:
+        """Try one delivery this sender holds, and write the outcome."""
         attempts, tries = row["attempts"] + 1, row["tries"] + 1
         http_status: int | None = None
         try:
@@ -265,8 +272,7 @@ class Webhooks:
             raise NotFoundError(f"no delivery {delivery_id} of webhook subscription {subscription_id}")
         if not self.store.requeue(subscription_id, delivery_id, self.clock.now()):
             raise RuleViolationError("webhook.delivery_in_flight", "the delivery is being sent right now", field="delivery_id")
-        for row in self.store.due(self.clock.now(), 1, only=delivery_id):
-            self.sender.attempt(row)
+        self.sender.attempt_next(only=delivery_id)
         found = self.store.delivery(subscription_id, delivery_id)
         assert found is not None
         return found
