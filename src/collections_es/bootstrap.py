@@ -274,17 +274,6 @@ def transports(settings: Settings) -> dict[str, Transport]:
     return {"email": email, "sms": sms}
 
 
-def serve_role(services: Services) -> tuple[str, tuple[str, ...]]:
-    """What `serve` runs (ADR 0062): on PostgreSQL with external projections the API only (the
-    projections, scheduler and senders are processes of their own); otherwise, and always on
-    SQLite, everything in one process, the projection loop only when projections are embedded."""
-    external = services.settings.projections == "external"
-    if services.database.is_postgres and external:
-        return "api", ("api",)
-    loops = ("api", *(() if external else ("projections",)), "scheduler", "notify", "deliver")
-    return "embedded", loops
-
-
 def follow_projections(services: Services) -> threading.Thread:
     """Keep the read models following the log until `services.stop` is set."""
 

@@ -66,19 +66,22 @@ def serve(
     only, in WORKERS processes, beside `project`, `scheduler`, `notify` and `deliver` (ADR 0062)."""
     import uvicorn
 
-    from .api.app import create_app
-    from .bootstrap import serve_role
+    from .adapters.persistence import Database, DatabaseUrlError
 
-    services = _services()
-    _configure_logs(services.settings, "INFO")
-    services.role, services.runs = serve_role(services)
-    if workers > 1 and services.role != "api":
-        services.close()
+    settings = _settings()
+    _configure_logs(settings, "INFO")
+    try:
+        database = Database.parse(settings.database_url)
+    except DatabaseUrlError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    role, runs = _serve_role(settings, database)
+    if workers > 1 and role != "api":
         typer.echo("error: --workers needs PostgreSQL and COLLECTIONS_PROJECTIONS=external (the projection loop, "
                    "scheduler and senders of an embedded server must run once)", err=True)
         raise typer.Exit(2)
-    typer.echo(f"collections-es on http://{host}:{port} ({services.database.url.get_backend_name()})", err=True)
-    typer.echo(_role_line(services.role, services.runs, workers), err=True)
+    typer.echo(f"collections-es on http://{host}:{port} ({database.url.get_backend_name()})", err=True)
+    typer.echo(_role_line(role, runs, workers), err=True)
     typer.echo(
         f"console: http://{host}:{port}/console/ — sign in with an API key; make one with\n"
         "  collections-es keys add --actor NAME --role ROLE\n"
@@ -88,14 +91,30 @@ def serve(
     # Uvicorn's own logging set-up is left out (log_config=None): its records go through ours, and
     # its access log is replaced by the request lines of api.app.CorrelationId (no query strings).
     if workers > 1:
-        services.close()  # each worker process builds its own (api.app.api_worker)
+        # Each worker process builds its own services (api.app.api_worker); uvicorn restarts one that
+        # dies. Building them takes a few seconds on a busy machine: uvicorn's 5 s start-up check is lengthened.
         uvicorn.run("collections_es.api.app:api_worker", factory=True, workers=workers, host=host, port=port,
-                    log_config=None, access_log=False)
+                    log_config=None, access_log=False, timeout_worker_healthcheck=60)
         return
-    embedded = services.role == "embedded"
+    from .api.app import create_app
+
+    services = _services(settings)
+    services.role, services.runs = role, runs
+    embedded = role == "embedded"
     uvicorn.run(create_app(
         services, follow="projections" in services.runs, schedule=embedded, notify=embedded
     ), host=host, port=port, log_config=None, access_log=False)
+
+
+def _serve_role(settings: Settings, database) -> tuple[str, tuple[str, ...]]:  # noqa: ANN001
+    """What `serve` runs (ADR 0062): on PostgreSQL with external projections the API only (the
+    projections, scheduler and senders are processes of their own); otherwise, and always on
+    SQLite, everything in one process, the projection loop only when projections are embedded."""
+    external = settings.projections == "external"
+    if database.is_postgres and external:
+        return "api", ("api",)
+    loops = ("api", *(() if external else ("projections",)), "scheduler", "notify", "deliver")
+    return "embedded", loops
 
 
 def _role_line(role: str, runs: tuple[str, ...], workers: int = 1) -> str:
