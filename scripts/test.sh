@@ -32,6 +32,17 @@ if ! ensure_chromium test.sh; then
   echo "test.sh: warning: the browser tests will be skipped" >&2
 fi
 
+# A compose command for the check of docker-compose.yml (scripts/compose.sh).
+# shellcheck source=scripts/compose.sh
+. scripts/compose.sh
+if ! ensure_compose test.sh; then
+  if in_ci; then
+    echo "test.sh: error: CI=true requires docker-compose.yml to be checked by docker compose" >&2
+    exit 1
+  fi
+  echo "test.sh: warning: the docker compose config check will be skipped" >&2
+fi
+
 url_given=${COLLECTIONS_TEST_DATABASE_URL:+yes}
 export COLLECTIONS_TEST_DATABASE_URL=${COLLECTIONS_TEST_DATABASE_URL:-postgresql://collections@127.0.0.1:5432/collections_test}
 shown_url=$(sed -E 's#//([^:/@]*):[^@]*@#//\1:***@#' <<<"$COLLECTIONS_TEST_DATABASE_URL")

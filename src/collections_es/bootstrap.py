@@ -29,7 +29,7 @@ from projections.worklist import Worklist
 from .adapters.api_keys import ApiKeyStore
 from .adapters.cipher import check_event_store
 from .adapters.heartbeat import Heartbeat
-from .adapters.leader import leadership
+from .adapters.leader import creating_tables, leadership
 from .adapters.metrics import Metrics, outbox_counts
 from .adapters.persistence import Database
 from .adapters.policy_file import load_policy
@@ -114,6 +114,13 @@ class Services:
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> Services:
+    """The wired services. Processes starting together on an empty database take turns at
+    creating its tables (`creating_tables`)."""
+    with creating_tables(Database.parse(settings.database_url)):
+        return _build(settings, clock=clock)
+
+
+def _build(settings: Settings, *, clock: Clock | None = None) -> Services:
     try:
         check_timezone(settings.report_timezone)
     except RuleViolationError as exc:

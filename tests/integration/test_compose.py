@@ -1,13 +1,18 @@
 """The container stack (docker-compose.yml, Dockerfile, .dockerignore) is wired right.
 
-No Docker engine is needed: the files are parsed and checked against each other.
+No Docker engine is needed: the files are parsed and checked against each other, and
+`docker compose config` (the compose plugin, or Debian's docker-compose that scripts/test.sh
+installs) must accept the compose file.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,7 +21,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("api", "projector", "scheduler")
+APP_SERVICES = ("api", "projector", "scheduler", "scheduler-standby", "notify", "deliver")
+WORKERS = {"projector": "project", "scheduler": "scheduler", "scheduler-standby": "scheduler", "notify": "notify",
+           "deliver": "deliver"}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +71,7 @@ def waits_for_healthy_postgres(service: dict) -> bool:
     return isinstance(depends_on, dict) and (depends_on.get("postgres") or {}).get("condition") == "service_healthy"
 
 
-def test_the_stack_has_postgres_an_api_a_projector_and_a_scheduler(services):
+def test_the_stack_has_postgres_an_api_a_projector_two_schedulers_and_the_senders(services):
     assert {"postgres", *APP_SERVICES} <= services.keys()
 
 
@@ -84,9 +91,9 @@ def test_the_api_reaches_the_postgres_service_with_the_database_and_credentials_
     assert url.path.lstrip("/") == postgres.get("POSTGRES_DB", postgres["POSTGRES_USER"])
 
 
-def test_the_projector_and_the_scheduler_share_the_apis_database(services):
+def test_the_workers_share_the_apis_database(services):
     api_url = environment(services["api"])["DATABASE_URL"]
-    for name in ("projector", "scheduler"):
+    for name in WORKERS:
         assert environment(services[name]).get("DATABASE_URL") == api_url, name
 
 
@@ -94,8 +101,7 @@ def test_the_app_services_run_the_image_with_their_own_cli_command(services):
     commands = {name: as_argv(services[name]["command"])[:2] for name in APP_SERVICES}
     assert commands == {
         "api": ["collections-es", "serve"],
-        "projector": ["collections-es", "project"],
-        "scheduler": ["collections-es", "scheduler"],
+        **{name: ["collections-es", role] for name, role in WORKERS.items()},
     }
     images = {(str(services[name].get("build")), services[name].get("image")) for name in APP_SERVICES}
     assert len(images) == 1
@@ -119,13 +125,52 @@ def test_the_postgres_healthcheck_asks_pg_isready_and_its_data_lives_in_a_named_
     assert volume in (compose.get("volumes") or {})
 
 
-def test_the_api_healthcheck_probes_healthz(services):
-    assert "/healthz" in " ".join(as_argv(services["api"]["healthcheck"]["test"]))
+def test_the_api_healthcheck_probes_readyz(services):
+    assert "/readyz" in " ".join(as_argv(services["api"]["healthcheck"]["test"]))
 
 
-def test_workers_without_an_http_server_turn_off_the_images_healthz_check(services):
-    for name in ("projector", "scheduler"):
-        assert services[name].get("healthcheck", {}).get("disable") is True, name
+def test_each_piece_runs_alone_the_api_only_in_several_workers_with_the_projections_external(services):
+    """ADR 0062: each process one role; `serve` is the API only when the projections are external."""
+    for name in APP_SERVICES:
+        assert environment(services[name]).get("COLLECTIONS_PROJECTIONS") == "external", name
+    api = as_argv(services["api"]["command"])
+    assert "--workers" in api and int(api[api.index("--workers") + 1]) >= 2
+
+
+def test_two_schedulers_run_one_leading_and_one_standing_by(services):
+    schedulers = [name for name in APP_SERVICES if as_argv(services[name]["command"])[1] == "scheduler"]
+    assert len(schedulers) == 2
+
+
+def test_each_worker_is_checked_by_collections_es_health_of_its_own_role(services):
+    """A worker serves no HTTP: its check is its heartbeat (loop alive, leading or standing by)."""
+    from collections_es.cli import WORKER_ROLES
+
+    for name, role in WORKERS.items():
+        healthcheck = services[name].get("healthcheck") or {}
+        assert not healthcheck.get("disable"), name
+        assert as_argv(healthcheck["test"])[1:] == ["collections-es", "health", role], name
+        assert role in WORKER_ROLES
+
+
+def compose_command() -> list[str] | None:
+    """`docker compose` (the plugin) or `docker-compose`, whichever is installed."""
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+def test_docker_compose_config_accepts_the_file():
+    command = compose_command()
+    if command is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true: neither `docker compose` nor `docker-compose` is installed (scripts/test.sh installs it)")
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed (apt-get install docker-compose)")
+    checked = subprocess.run([*command, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_the_dockerfile_exposes_port_8000(final_stage):

@@ -61,7 +61,7 @@ INVOICES_PER_CLIENT = 4
 PAYMENTS_PER_INVOICE = 2
 # Commands each client sends: a customer, its invoice, the payments.
 COMMANDS = CLIENTS * INVOICES_PER_CLIENT * (2 + PAYMENTS_PER_INVOICE)
-DEADLINE = 90.0  # seconds for any one wait; the whole test takes far less
+DEADLINE = 120.0  # seconds for any one wait (nine processes starting on a busy machine); the whole test takes far less
 TAKEOVER = 5.0  # seconds a standby scheduler may take to lead once the leader is dead
 
 
@@ -143,9 +143,10 @@ class Process:
         self.log_path = cwd / f"{name}.log"
         self.health_file = cwd / f"{name}.health"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed when it ends
+        # A session of its own: SIGKILL reaches `serve --workers`' worker processes too (killpg).
         self.proc = subprocess.Popen(
             [str(CLI), *command], env={**env, "COLLECTIONS_HEALTH_FILE": str(self.health_file)}, cwd=cwd,
-            stdout=self._log, stderr=subprocess.STDOUT,
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
     def alive(self) -> bool:
@@ -159,7 +160,10 @@ class Process:
             return None
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.proc.wait(timeout=10)
 
     def stop(self) -> int:
@@ -173,8 +177,7 @@ class Process:
         return self.proc.returncode
 
     def close(self) -> None:
-        if self.alive():
-            self.kill()
+        self.kill()  # the process and any it started
         self._log.close()
 
     def text(self) -> str:
@@ -365,8 +368,8 @@ def test_the_pieces_in_processes_of_their_own_keep_their_promises_while_one_of_e
         # firing noted fired has its event; the leader killed mid-way may have died between its
         # command and the note: that one timer has its event (the truth) and no note (ADR 0062).
         with services.engine.connect() as conn:
-            fired = {(r.receivable_id, r.at.replace(tzinfo=UTC)) for r in conn.execute(sa.select(firings))
-                     if r.outcome == "fired"}
+            noted = [r for r in conn.execute(sa.select(firings)) if r.outcome == "fired"]
+        fired = {(r.receivable_id, r.at.replace(tzinfo=UTC)) for r in noted}
         scheduled = Counter(
             (str(e.originator_id), e.scheduled_for, type(e).__name__)
             for e in events if getattr(e, "actor_id", None) == "system:scheduler"
@@ -374,7 +377,7 @@ def test_the_pieces_in_processes_of_their_own_keep_their_promises_while_one_of_e
         assert fired and set(scheduled.values()) == {1}, [k for k, n in scheduled.items() if n > 1]
         by_instant = Counter((rid, at) for rid, at, _ in scheduled)
         assert all(by_instant[key] >= 1 for key in fired), fired - set(by_instant)
-        assert 0 <= sum(scheduled.values()) - len(fired) <= 1, (len(fired), sum(scheduled.values()))
+        assert 0 <= sum(scheduled.values()) - len(noted) <= 1, (len(noted), sum(scheduled.values()))
         assert store.count_due(START) == 0
         assert takeover < TAKEOVER, f"the standby scheduler took {takeover:.1f} s to lead"
 

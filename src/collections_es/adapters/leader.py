@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -55,6 +57,41 @@ class NoElection:
         pass
 
 
+def _lock_engine(database: Database) -> sa.Engine:
+    """Connections of their own (not pooled: closing one ends its session and its locks)."""
+    connect_args: dict[str, Any] = {
+        "connect_timeout": 5,
+        # A leader cut off from the server notices within seconds on its next check.
+        "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+    }
+    if database.schema:
+        connect_args["options"] = f"-csearch_path={database.schema}"
+    return sa.create_engine(
+        database.url, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args=connect_args, hide_parameters=True
+    )
+
+
+@contextmanager
+def creating_tables(database: Database) -> Iterator[None]:
+    """Processes starting together on an empty PostgreSQL database take turns at creating its
+    schema and tables (each start-up checks before it creates, so the later ones create nothing);
+    without the turns two of them can collide on the same CREATE TABLE. Nothing on SQLite."""
+    if not database.is_postgres:
+        yield
+        return
+    engine = _lock_engine(database)
+    key = lock_key(database.schema or "", "create-tables")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    finally:
+        engine.dispose()
+
+
 class AdvisoryLock:
     """A PostgreSQL session-level advisory lock on a dedicated connection."""
 
@@ -63,16 +100,7 @@ class AdvisoryLock:
     def __init__(self, database: Database, name: str) -> None:
         self.name = name
         self.key = lock_key(database.schema or "", name)
-        connect_args: dict[str, Any] = {
-            "connect_timeout": 5,
-            # A leader cut off from the server notices within seconds on its next check.
-            "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
-        }
-        if database.schema:
-            connect_args["options"] = f"-csearch_path={database.schema}"
-        self._engine = sa.create_engine(
-            database.url, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args=connect_args, hide_parameters=True
-        )
+        self._engine = _lock_engine(database)
         self._conn: sa.Connection | None = None
         self._held = False
 
