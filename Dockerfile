@@ -1,6 +1,8 @@
 # collections-es service image. The same image runs the API (default CMD),
-# the projection worker (`collections-es project`) and the scheduler
-# (`collections-es scheduler`); see docker-compose.yml.
+# the projection worker (`collections-es project`), the scheduler
+# (`collections-es scheduler`) and the senders (`collections-es notify`,
+# `collections-es deliver`); see docker-compose.yml. The HEALTHCHECK below is the
+# API's; the workers' is `collections-es health ROLE` (ADR 0062).
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

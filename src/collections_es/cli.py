@@ -173,7 +173,8 @@ def project(
     stop = _stop_on_sigterm()
     services.role, services.runs = "project", tuple(wanted)
     heartbeat = _heartbeat(services.settings, "project")
-    typer.echo(_role_line("project", ("following the event log for " + ", ".join(wanted),)), err=True)
+    elects = "one leader per read model, elected by advisory locks" if services.database.is_postgres else "no election on SQLite"
+    typer.echo(_role_line("project", (elects,)), err=True)
     typer.echo(f"following the event log for: {', '.join(wanted)}", err=True)
 
     def beat(mine: list[str]) -> None:
