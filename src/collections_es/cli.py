@@ -81,7 +81,7 @@ def serve(
                    "scheduler and senders of an embedded server must run once)", err=True)
         raise typer.Exit(2)
     typer.echo(f"collections-es on http://{host}:{port} ({database.url.get_backend_name()})", err=True)
-    typer.echo(_role_line(role, runs, workers), err=True)
+    _announce(role, runs, workers)
     typer.echo(
         f"console: http://{host}:{port}/console/ — sign in with an API key; make one with\n"
         "  collections-es keys add --actor NAME --role ROLE\n"
@@ -125,6 +125,17 @@ def _role_line(role: str, runs: tuple[str, ...], workers: int = 1) -> str:
     if role == "embedded":
         return f"role: embedded (one process runs {', '.join(runs)})"
     return f"role: {role} ({', '.join(runs)})"
+
+
+def _announce(role: str, runs: tuple[str, ...], workers: int = 1) -> None:
+    """Say what this process is: its first line on stderr, and a `process started` log record
+    with its `role` (JSON logs carry it as a field)."""
+    import logging
+
+    line = _role_line(role, runs, workers)
+    typer.echo(line, err=True)
+    logging.getLogger("collections_es.process").info("process started: %s", line.removeprefix("role: "),
+                                                     extra={"role": role})
 
 
 def _stop_on_sigterm():  # noqa: ANN202
@@ -174,7 +185,7 @@ def project(
     services.role, services.runs = "project", tuple(wanted)
     heartbeat = _heartbeat(services.settings, "project")
     elects = "one leader per read model, elected by advisory locks" if services.database.is_postgres else "no election on SQLite"
-    typer.echo(_role_line("project", (elects,)), err=True)
+    _announce("project", (elects,))
     typer.echo(f"following the event log for: {', '.join(wanted)}", err=True)
 
     def beat(mine: list[str]) -> None:
@@ -239,7 +250,7 @@ def scheduler(
     services.role, services.runs = "scheduler", ("scheduler",)
     heartbeat = _heartbeat(services.settings, "scheduler")
     elects = "elected by an advisory lock" if services.database.is_postgres else "no election on SQLite"
-    typer.echo(_role_line("scheduler", (elects,)), err=True)
+    _announce("scheduler", (elects,))
 
     def tick() -> None:
         for fired in services.scheduler.tick():
@@ -607,7 +618,7 @@ def _sender_loop(services, role: str, work, interval: float) -> None:  # noqa: A
     services.role, services.runs = role, (role,)
     heartbeat = _heartbeat(services.settings, role)
     claims = "rows claimed FOR UPDATE SKIP LOCKED" if services.database.is_postgres else "rows claimed with a lease"
-    typer.echo(_role_line(role, (claims,)), err=True)
+    _announce(role, (claims,))
     try:
         while not stop.is_set():
             heartbeat.beat("running")
