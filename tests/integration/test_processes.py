@@ -8,7 +8,8 @@ to its own port of one real SMTP server (aiosmtpd) that counts what it accepts. 
 commands across both APIs, each with an Idempotency-Key and a correlation id, retrying on the other
 API until answered. Mid-way, each kind loses one process to SIGKILL: the first API, the projection
 worker (then started again), the scheduler that leads, and a sender caught in the middle of an SMTP
-conversation (the server holds its message unanswered until it is dead). Then:
+conversation (the server holds its message unanswered until it is dead; the other sender is paused
+with SIGSTOP until then, so the next message is surely the first sender's). Then:
 
 - every acknowledged command is in the log once (its correlation id on exactly one event);
 - every timer due fired once (one event per firing noted, none due left), the standby scheduler
@@ -166,6 +167,12 @@ class Process:
             pass
         self.proc.wait(timeout=10)
 
+    def pause(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> int:
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)
@@ -315,7 +322,10 @@ def test_the_pieces_in_processes_of_their_own_keep_their_promises_while_one_of_e
         # Mid-way, one of each kind dies.
         wait_for("a quarter of the commands", lambda: len(acked) >= COMMANDS // 4)
         api_1.kill()
-        mail.trap(mail.ports[0])  # the next message notify-1 sends is held unanswered
+        # The next message notify-1 sends is held unanswered; notify-2 pauses meanwhile, so that
+        # next message surely comes (every invoice issued from here on owes one).
+        senders[1].pause()
+        mail.trap(mail.ports[0])
         wait_for("a third of the commands", lambda: len(acked) >= COMMANDS // 3)
         projector.kill()
         projector = start("project-2", "project")
@@ -327,7 +337,8 @@ def test_the_pieces_in_processes_of_their_own_keep_their_promises_while_one_of_e
         wait_for("the standby to lead", lambda: standby.state() == "leader", timeout=TAKEOVER * 4)
         takeover = time.monotonic() - killed_at
         assert mail.caught.wait(DEADLINE), "no message reached the first sender"
-        senders[0].kill()
+        senders[0].kill()  # mid-send: the server has its message and has not answered
+        senders[1].resume()
         mail.release()
 
         for client in clients:
