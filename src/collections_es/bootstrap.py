@@ -333,7 +333,8 @@ def elected_loop(
 
     Every `COLLECTIONS_LEADER_POLL_SECONDS` a standby tries the lock and the leader checks it still
     holds it; a new leader works at once. A failing round is logged and the next one tries again.
-    Each round beats the heartbeat (`leader` or `standby`), so a health check sees the loop alive."""
+    Each round beats the heartbeat (`leader`, `standby`, or `cut off` when the database cannot be
+    reached), so a health check sees the loop alive and what it is doing."""
     log = logging.getLogger(__name__)
     lock = leadership(services.database, name)
     poll = services.settings.leader_poll_seconds
@@ -342,13 +343,13 @@ def elected_loop(
     try:
         while not stop.is_set():
             held = lock.hold()
+            state = "leader" if held else "standby" if lock.connected else "cut off"
             if held != leading:
-                state = "leader" if held else "standby"
                 log.info("%s: %s", name, "leading" if held else "standing by (another process leads)",
                          extra={"role": name, "state": state})
                 leading, due = held, 0.0
             if heartbeat is not None:
-                heartbeat.beat("leader" if held else "standby")
+                heartbeat.beat(state)
             if held and time.monotonic() >= due:
                 try:
                     work()

@@ -62,6 +62,14 @@ def test_one_advisory_lock_holder_at_a_time_and_the_lock_passes_when_its_connect
             lock.release()
 
 
+def test_a_scheduler_that_cannot_reach_the_database_neither_leads_nor_stands_by():
+    lock = AdvisoryLock(Database.parse("postgresql://collections@127.0.0.1:1/nowhere"), "scheduler")
+    try:
+        assert not lock.hold() and not lock.connected
+    finally:
+        lock.release()
+
+
 def test_sqlite_elects_no_one_this_process_always_leads(sqlite_url):
     lock = leadership(Database.parse(sqlite_url), "scheduler")
     assert isinstance(lock, NoElection) and lock.hold()
@@ -161,6 +169,10 @@ def test_health_says_whether_a_workers_loop_beat_recently_and_its_process_lives(
     Heartbeat("scheduler", path, wall_clock=lambda: time.time() - 120).beat("leader")
     stale = runner.invoke(app, ["health", "scheduler", "--max-age", "60"])
     assert stale.exit_code == 1 and "last came round 120 s ago" in stale.output
+
+    Heartbeat("scheduler", path).beat("cut off")  # it cannot reach the database: neither leading nor waiting
+    cut_off = runner.invoke(app, ["health", "scheduler"])
+    assert cut_off.exit_code == 1 and "scheduler: cut off" in cut_off.output
 
     path.write_text(json.dumps({"role": "scheduler", "state": "leader", "pid": 2**22 + 17, "at": time.time()}))
     assert not check("scheduler", path, max_age=60).ok  # that process is gone

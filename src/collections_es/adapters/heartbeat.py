@@ -1,11 +1,11 @@
 """A worker process's heartbeat: a small JSON file its loop rewrites each round (ADR 0062).
 
 The worker processes (`project`, `scheduler`, `notify`, `deliver`) serve no HTTP, so their
-health is this file: the role, what the process is doing (`leader`, `standby`, `running`),
-its pid and when its loop last came round. `collections-es health ROLE` (the containers'
-healthcheck) reads it: healthy when the beat is recent and the process lives. A loop that
-hangs, a process that died, a scheduler stuck neither leading nor waiting for the lock:
-all show as a stale or missing beat.
+health is this file: the role, what the process is doing (`leader`, `standby`, `running`, or
+`cut off` when a scheduler cannot reach the database), its pid and when its loop last came
+round. `collections-es health ROLE` (the containers' healthcheck) reads it: healthy when the
+beat is recent, the state one of a live loop's and the process lives. A loop that hangs, a
+process that died, a scheduler neither leading nor waiting for the lock: all are unhealthy.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+
+# What a live loop may be doing: leading, standing by for the lock, or running (senders). Anything
+# else (`cut off`: the scheduler cannot reach the database, so it neither leads nor waits) is not healthy.
+HEALTHY = frozenset({"leader", "standby", "running"})
 
 
 def default_path(role: str) -> Path:
@@ -59,6 +64,8 @@ def check(role: str, path: Path | None = None, *, max_age: float, wall_clock: An
     pid = int(record.get("pid", 0))
     if not _alive(pid):
         return Health(False, f"{role}: process {pid} is gone (last state {record.get('state')})")
+    if record.get("state") not in HEALTHY:
+        return Health(False, f"{role}: {record.get('state')} (pid {pid})")
     if age > max_age:
         return Health(False, f"{role}: {record.get('state')} (pid {pid}), but its loop last came round {age:.0f} s ago")
     return Health(True, f"{role}: {record.get('state')} (pid {pid}), loop alive {max(age, 0):.1f} s ago")

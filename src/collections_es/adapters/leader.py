@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 class Leadership(Protocol):
     elects: bool
+    connected: bool  # the last check reached the database (a standby that cannot is not waiting, it is cut off)
 
     def hold(self) -> bool:
         """True while this process leads: take the lock when free, check it is still ours when held."""
@@ -49,6 +50,7 @@ class NoElection:
     """SQLite: the embedded default runs one of each, so this process always leads."""
 
     elects = False
+    connected = True
 
     def hold(self) -> bool:
         return True
@@ -103,6 +105,7 @@ class AdvisoryLock:
         self._engine = _lock_engine(database)
         self._conn: sa.Connection | None = None
         self._held = False
+        self.connected = False
 
     def hold(self) -> bool:
         try:
@@ -113,9 +116,12 @@ class AdvisoryLock:
                 self._conn.execute(sa.text("SELECT 1"))  # still connected, so still holding
             else:
                 self._held = bool(self._conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
+            self.connected = True
         except sa.exc.DBAPIError:
-            log.warning("the %s lock's connection failed; leading no more, trying again", self.name, exc_info=True)
+            if self.connected or self._held:
+                log.warning("the %s lock's connection failed; leading no more, trying again", self.name, exc_info=True)
             self._drop()
+            self.connected = False
         return self._held
 
     def release(self) -> None:
