@@ -210,3 +210,35 @@ def test_the_sandbox_clock_starts_where_the_settings_say_bounded_like_every_date
     for bad in ("2026-03-02T09:00:00", "9999-12-31T23:59:59Z", "1969-12-31T23:59:59Z"):
         with pytest.raises(ValueError, match="COLLECTIONS_SANDBOX_START"):
             Settings(DATABASE_URL=sqlite_url, COLLECTIONS_SANDBOX_START=bad)
+
+
+@pytest.mark.postgres
+def test_webhook_senders_pass_over_a_held_delivery_and_the_later_ones_of_its_receivable_wait_behind_it(pg_services):
+    from projections.base import tracking
+    from projections.webhooks import HOLD_CURSOR, SqlDeliveries, deliveries, subscriptions
+
+    at = datetime(2026, 3, 1, 9, 0)
+    with pg_services.engine.begin() as conn:
+        conn.execute(subscriptions.insert().values(
+            id="s", url="https://example.com/hook", events='["*"]', secret="whsec", start_position=0,
+            created_by="supervisor-1", created_at=at))
+        conn.execute(deliveries.insert(), [
+            {"id": f"d-{n}", "subscription_id": "s", "position": n, "seq": 0, "ordering_key": key,
+             "event_type": "Receivable.PaymentRecorded", "body": "{}", "status": "pending", "attempts": 0, "tries": 0,
+             "next_attempt_at": at, "created_at": at}
+            for n, key in ((1, "r:A"), (2, "r:A"), (3, "r:B"))
+        ])
+        conn.execute(tracking.update().where(tracking.c.name == HOLD_CURSOR).values(position=3))
+    one, two = SqlDeliveries(pg_services.engine), SqlDeliveries(pg_services.engine)
+    until = START + timedelta(minutes=5)
+    done = {"attempts": 1, "tries": 1, "at": START, "http_status": 200, "error": None}
+    with one.take(START, until) as first:
+        assert first["id"] == "d-1"
+        with two.take(START, until) as second:
+            assert second["id"] == "d-3"  # d-1 is held, and d-2 waits behind it (same receivable)
+            with one.take(START, until) as third:
+                assert third is None
+            two.finish("d-3", "delivered", **done)
+        one.finish("d-1", "delivered", **done)
+    with two.take(START, until) as fourth:
+        assert fourth["id"] == "d-2"  # its turn, once d-1 is delivered
