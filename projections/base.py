@@ -95,8 +95,19 @@ def missing_columns(conn: sa.Connection, table: sa.Table) -> list[str]:
     inspector = sa.inspect(conn)
     if not inspector.has_table(table.name, schema=table.schema):
         return []
-    present = {column["name"] for column in inspector.get_columns(table.name, schema=table.schema)}
-    return [column.name for column in table.columns if column.name not in present]
+    present = {column["name"]: column["type"] for column in inspector.get_columns(table.name, schema=table.schema)}
+    return [column.name for column in table.columns
+            if column.name not in present or storage_changed(conn.dialect, column, present[column.name])]
+
+
+def storage_changed(dialect: sa.Dialect, column: sa.Column[Any], reflected: Any) -> bool:
+    """A column declared to be stored otherwise than it is, where that matters: a `rows.Sum`
+    made as a 64-bit integer by an earlier version overflows (ADR 0060), so its table is
+    outdated like one lacking a column, and `collections-es rebuild NAME` makes it anew."""
+    if not getattr(column.type, "storage_checked", False):
+        return False
+    wanted = column.type.load_dialect_impl(dialect).compile(dialect=dialect)
+    return wanted.split("(")[0] != reflected.compile(dialect=dialect).split("(")[0]
 
 
 class Leadership:
@@ -186,18 +197,19 @@ class ProjectionRunner:
                     conn.execute(tracking.insert().values(name=name, position=0))
             self.outdated = self._outdated(conn)
         for name, columns in self.outdated.items():
-            log.warning("read model %s was made by an earlier version (it lacks %s): run `collections-es rebuild %s`",
+            log.warning("read model %s was made by an earlier version (it lacks %s, or stores it otherwise): run `collections-es rebuild %s`",
                         name, ", ".join(columns), name)
 
     def _outdated(self, conn: sa.Connection) -> dict[str, list[str]]:
         """Projections whose existing tables lack declared columns → those columns (table.column)."""
         names = sorted({t.name for p in self.projections.values() for t in p.tables})
-        present = {table: {c["name"] for c in columns} for (_, table), columns in
+        present = {table: {c["name"]: c["type"] for c in columns} for (_, table), columns in
                    sa.inspect(conn).get_multi_columns(filter_names=names).items()}  # one query on PostgreSQL
         found: dict[str, list[str]] = {}
         for name, projection in self.projections.items():
             lacking = [f"{t.name}.{c.name}" for t in projection.tables for c in t.columns
-                       if t.name in present and c.name not in present[t.name]]
+                       if t.name in present and (c.name not in present[t.name]
+                                                 or storage_changed(conn.dialect, c, present[t.name][c.name]))]
             if lacking:
                 found[name] = lacking
         return found
