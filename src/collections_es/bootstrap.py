@@ -189,6 +189,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         timers_due=lambda: timer_store.count_due(clock.now()),
         outbox=lambda: outbox_counts(engine, outbox_messages, OUTBOX_STATUSES),
         webhooks=lambda: outbox_counts(engine, webhook_deliveries, WEBHOOK_STATUSES),
+        stuck=lambda: dict.fromkeys(runner.projections, 0) | dict.fromkeys(runner.stuck(), 1),
+        failures=lambda: runner.failed_batches,
     )
     app.observe_command = metrics.observe_command
     services = Services(
