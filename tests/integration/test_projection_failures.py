@@ -27,7 +27,7 @@ def pay(api: Api, number: str, amount: str, reference: str) -> None:
 
 
 @pytest.fixture
-def poisoned(api: Api, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def poisoned(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Aging fails on one payment, wherever the batch holding it starts or ends."""
     real = Aging.apply_batch
 
