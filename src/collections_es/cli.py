@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -104,6 +104,7 @@ def project(
     if once:
         done = services.projections.catch_up(wanted)
         typer.echo(f"processed {done} notifications")
+        _exit_if_stuck(services, wanted)
         return
     import signal
     import threading
@@ -143,8 +144,22 @@ def rebuild(
         seconds = time.perf_counter() - started
         rate = done / seconds if seconds else 0.0
         typer.echo(f"rebuilt {', '.join(wanted)}: {done} notifications in {seconds:.1f} s ({rate:,.0f}/s)")
+        _exit_if_stuck(services, wanted)
     finally:
         services.close()
+
+
+def _exit_if_stuck(services: Any, names: list[str]) -> None:
+    """Name each read model stuck on an event it cannot apply (ADR 0060) and exit 1."""
+    stuck = services.projections.stuck(names)
+    for name, failure in sorted(stuck.items()):
+        typer.echo(
+            f"error: {name} is stuck at position {failure['position']} ({failure['event_type']} of "
+            f"{failure['aggregate_id']}): {failure['error']}",
+            err=True,
+        )
+    if stuck:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -64,3 +64,28 @@ def test_aging_and_kpis_over_more_than_a_bigint_of_minor_units_are_exact(big: Ap
 
     ready = big.client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+def test_aging_tables_made_with_64_bit_sums_are_outdated_and_a_rebuild_makes_them_exact(sqlite_url: str, clock) -> None:
+    import sqlalchemy as sa
+
+    from projections import aging
+
+    old = sa.MetaData()
+    engine = sa.create_engine(sqlite_url)
+    for table in (aging.totals, aging.changes):
+        columns = [sa.Column(c.name, sa.BigInteger if c.name == "balance" else c.type, primary_key=c.primary_key)
+                   for c in table.columns]
+        sa.Table(table.name, old, *columns)
+    old.create_all(engine)
+    engine.dispose()
+    services = make_services(sqlite_url, clock)
+    try:
+        assert "rm_aging_totals.balance" in services.projections.outdated["aging"]
+        services.projections.rebuild("aging")
+        assert services.projections.outdated == {}
+        with services.engine.connect() as conn:
+            types = {c["name"]: str(c["type"]) for c in sa.inspect(conn).get_columns("rm_aging_totals")}
+        assert types["balance"] == "TEXT"
+    finally:
+        services.close()
