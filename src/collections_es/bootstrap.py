@@ -26,6 +26,7 @@ from projections.webhooks import deliveries as webhook_deliveries
 from projections.worklist import Worklist
 
 from .adapters.api_keys import ApiKeyStore
+from .adapters.checkpoints import CheckpointTaken, SqlCheckpoints
 from .adapters.cipher import check_event_store
 from .adapters.metrics import Metrics, outbox_counts
 from .adapters.persistence import Database
@@ -35,6 +36,7 @@ from .adapters.sms_webhook import SmsWebhookTransport
 from .adapters.smtp import SmtpTransport
 from .application.access import ROLES
 from .application import evidence
+from .application.checkpoints import Checkpoints
 from .application.clock import Clock, SandboxClock, SystemClock
 from .application.notifier import Delivery, NotConfigured, Notifier, RecordDelivery, Transport
 from .application.scheduler import Scheduler
@@ -63,6 +65,7 @@ class Services:
     webhooks: Webhooks
     metrics: Metrics
     signer: Signer | None = None
+    checkpoints: Checkpoints | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -209,6 +212,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         metrics=metrics,
         signer=Signer.from_setting(settings.signing_key),
     )
+    interval = settings.checkpoint_interval_seconds
+    services.checkpoints = Checkpoints(
+        app, SqlCheckpoints(engine), clock, services.signer,
+        interval=timedelta(seconds=interval) if interval > 0 else None,
+    )
 
     def customer_contacts(customer_id: str, since: datetime) -> list[ContactAttempt]:
         services.read_models("contacts_log")
@@ -299,6 +307,19 @@ def _every(services: Services, interval: float, name: str, work: Callable[[], ob
 def run_scheduler(services: Services, interval: float) -> threading.Thread:
     """Tick the scheduler every `interval` seconds until `services.stop` is set (system clock)."""
     return _every(services, interval, "scheduler", services.scheduler.tick)
+
+
+def run_checkpoints(services: Services, interval: float) -> threading.Thread:
+    """Take a signed checkpoint whenever one is due (ADR 0061), looking every `interval` seconds,
+    where the scheduler runs. Two takers at once store one: the second finds its number taken."""
+
+    def take() -> None:
+        try:
+            services.checkpoints.take_if_due()
+        except CheckpointTaken:
+            pass
+
+    return _every(services, interval, "checkpoints", take)
 
 
 def run_notifier(services: Services, interval: float) -> threading.Thread:

@@ -175,11 +175,20 @@ def scheduler(
     interval: Annotated[float, typer.Option(help="Seconds between ticks")] = 30.0,
 ) -> None:
     """Run the scheduler as a separate process: tick every INTERVAL seconds."""
+    from .adapters.checkpoints import CheckpointTaken
+    from .application.checkpoints import CheckpointError
+
     services = _services()
     _configure_logs(services.settings, "INFO")
     while True:
         for fired in services.scheduler.tick():
             typer.echo(f"{fired.scheduled_for.isoformat()}\t{fired.receivable_id}\t{fired.command}\t{fired.outcome}")
+        try:  # the periodic signed checkpoint, when one is due (ADR 0061)
+            services.checkpoints.take_if_due()
+        except CheckpointTaken:
+            pass
+        except CheckpointError as exc:
+            typer.echo(f"error: no checkpoint taken: {exc}", err=True)
         time.sleep(interval)
 
 

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     snapshot_interval: int = Field(default=50, ge=2, validation_alias="COLLECTIONS_SNAPSHOT_INTERVAL")
     projection_poll_seconds: float = Field(default=0.5, gt=0, validation_alias="COLLECTIONS_PROJECTION_POLL_SECONDS")
     scheduler_interval_seconds: float = Field(default=30.0, gt=0, validation_alias="COLLECTIONS_SCHEDULER_INTERVAL_SECONDS")
+    checkpoint_interval_seconds: float = Field(
+        default=3600.0, ge=0, validation_alias="COLLECTIONS_CHECKPOINT_INTERVAL_SECONDS",
+        description="How often the scheduler takes a signed checkpoint of every chain's head when the log grew "
+        "(needs COLLECTIONS_SIGNING_KEY); 0: only on demand",
+    )
     projections: Literal["embedded", "external"] = Field(
         default="embedded",
         validation_alias="COLLECTIONS_PROJECTIONS",
