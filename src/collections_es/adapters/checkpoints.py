@@ -40,11 +40,19 @@ class CheckpointTaken(Exception):
 
 
 class SqlCheckpoints:
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, create: bool = True) -> None:
+        """`create=False`: only read (verify opens the database read-only; no tables, no checkpoints)."""
         self.engine = engine
-        metadata.create_all(engine)
+        if create:
+            metadata.create_all(engine)
+            self.present = True
+        else:
+            with engine.connect() as conn:
+                self.present = sa.inspect(conn).has_table(checkpoints.name, schema=checkpoints.schema)
 
     def latest(self, *, with_heads: bool = True) -> Checkpoint | None:
+        if not self.present:
+            return None
         with self.engine.execution_options(read_only=True).connect() as conn:
             row = conn.execute(sa.select(checkpoints).order_by(checkpoints.c.number.desc()).limit(1)).first()
             return None if row is None else self._load(conn, row, with_heads)
@@ -56,6 +64,8 @@ class SqlCheckpoints:
 
     def all(self, *, limit: int | None = None) -> list[Checkpoint]:
         """Every checkpoint (headers and signatures, no heads), oldest first, or the latest `limit`."""
+        if not self.present:
+            return []
         query = sa.select(checkpoints).order_by(checkpoints.c.number.desc())
         if limit is not None:
             query = query.limit(limit)

@@ -246,12 +246,14 @@ class Checkpoints:
     def latest(self) -> Checkpoint | None:
         return self.store.latest()
 
-    def sequence_problems(self) -> list[str]:
+    def sequence_problems(self, latest: Checkpoint | None = None) -> list[str]:
         """The checkpoints kept, checked as a sequence: numbers without a gap, each naming the root
-        before it, each signature valid."""
+        before it, each signature valid; and the `latest` one's heads make its root."""
         public_key = self.signer.public_key if self.signer is not None else None
         found, before = [], None
         for checkpoint in self.store.all():
+            if latest is not None and checkpoint.number == latest.number:
+                checkpoint = latest  # with its heads
             for problem in checkpoint.problems(public_key):
                 found.append(f"checkpoint {checkpoint.number}: {problem}")
             if before is not None:

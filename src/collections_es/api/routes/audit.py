@@ -37,7 +37,7 @@ def verify(services: ServicesDep, actor: Annotated[Actor, require_view("audit.re
     200 with `ok: false` and the first break when one is found."""
     checkpoints = services.checkpoints
     latest = checkpoints.latest() if checkpoints is not None else None
-    problems = checkpoints.sequence_problems() if latest is not None else []
+    problems = checkpoints.sequence_problems(latest) if latest is not None else []
     return audit.verify(
         services.app, ProjectedVersions(services.engine), checkpoint=latest, checkpoint_problems=problems
     ).as_dict()
