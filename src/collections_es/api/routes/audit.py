@@ -35,12 +35,15 @@ def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
 def verify(services: ServicesDep, actor: Annotated[Actor, require_view("audit.read")]) -> Any:
     """Walk every hash chain in the stored log and compare it with the latest signed checkpoint;
     200 with `ok: false` and the first break when one is found."""
+    return verify_store(services).as_dict()
+
+
+def verify_store(services: Any) -> audit.VerifyReport:
+    """Verify as the API and the console do: the chains, the read model, the latest checkpoint."""
     checkpoints = services.checkpoints
     latest = checkpoints.latest() if checkpoints is not None else None
     problems = checkpoints.sequence_problems(latest) if latest is not None else []
-    return audit.verify(
-        services.app, ProjectedVersions(services.engine), checkpoint=latest, checkpoint_problems=problems
-    ).as_dict()
+    return audit.verify(services.app, ProjectedVersions(services.engine), checkpoint=latest, checkpoint_problems=problems)
 
 
 @router.post("/checkpoints", response_model=CheckpointOut, status_code=201,
