@@ -14,6 +14,7 @@ from collections_es.domain.receivable import Receivable
 
 from ..conftest import make_services
 from .conftest import CUSTOMER, Api, invoice
+from .test_audit import cli  # noqa: F401 - a fixture
 
 POISON = "TX-POISON"
 
@@ -94,7 +95,7 @@ def test_a_failing_event_sticks_its_read_model_only_and_is_reported_until_it_app
     assert aging.json()["totals"][0]["balance"] == "3001.50"
 
 
-def test_a_rebuild_starts_a_stuck_read_model_again(sqlite_url: str, clock: Any, poisoned: dict) -> None:
+def test_a_rebuild_starts_a_stuck_read_model_again(sqlite_url: str, clock: Any, poisoned: dict, cli: Any) -> None:
     api = Api(make_services(sqlite_url, clock))
     runner = api.services.projections
     assert api.as_("supervisor").post("/customers", json=CUSTOMER).status_code == 201
@@ -102,6 +103,9 @@ def test_a_rebuild_starts_a_stuck_read_model_again(sqlite_url: str, clock: Any, 
     pay(api, "INV-1", "1.00", POISON)
     runner.catch_up()
     assert list(runner.stuck()) == ["aging"]
+    once = cli(sqlite_url, "project", "--once", "aging", "worklist")  # another process sees it, and says so
+    assert once.exit_code == 1
+    assert f"aging is stuck at position {runner.head()} (Receivable.PaymentRecorded" in once.output
     poisoned["undo"]()
     runner.rebuild("aging")
     assert runner.stuck() == {} and runner.lag()["aging"] == 0
