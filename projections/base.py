@@ -282,7 +282,7 @@ class ProjectionRunner:
         notifications = self._read(start, self.batch_size)
         if not notifications:
             return 0
-        return len(notifications) if self._apply_isolated(name, start, notifications, None) else 0
+        return self._apply_isolated(name, start, notifications, None)[0]
 
     def catch_up(self, names: Iterable[str] | None = None, *, batch_size: int | None = None,
                  progress: Progress | None = None, paced: bool = False) -> int:
@@ -315,7 +315,7 @@ class ProjectionRunner:
                 except Exception:  # an event that cannot be read: each projection finds its own way
                     decoded = None
                 for name in group:
-                    if not self._apply_isolated(name, start, notifications, decoded):
+                    if self._apply_isolated(name, start, notifications, decoded)[1]:
                         waiting.add(name)  # stuck (recorded); the others go on
                 total += len(notifications)
                 if progress is not None:
@@ -397,35 +397,36 @@ class ProjectionRunner:
 
     def _apply_isolated(
         self, name: str, start: int, notifications: list[Notification], decoded: list[tuple[Any, int, str]] | None
-    ) -> bool:
+    ) -> tuple[int, bool]:
         """`_apply`, with a failing batch bisected down to the event at fault: what comes before
-        it is applied, it is recorded as the projection's failure, and False says the projection
-        is stuck. True when the whole batch went in (or another worker applied it first)."""
+        it is applied, and it is recorded as the projection's failure. Returns how many
+        notifications this call applied (0 when another worker applied them first) and
+        whether the projection is now stuck."""
         topics = self.projections[name].topics()
         if decoded is not None:
             try:
-                self._apply(name, start, notifications, decoded)
+                applied = self._apply(name, start, notifications, decoded)
                 self._recovered(name)
-                return True
+                return (len(notifications) if applied else 0), False
             except Exception:  # noqa: BLE001 - found and reported below
                 log.warning("projection %s: a batch after position %d failed; finding the event at fault", name, start)
-        position, rest = start, list(notifications)
+        position, rest, done = start, list(notifications), 0
         while rest:
             size = len(rest)
             while True:
                 chunk = rest[:size]
                 try:
                     if not self._apply(name, position, chunk, self._decode(chunk, topics)):
-                        return True  # another worker moved it: its turn
+                        return done, False  # another worker moved it: its turn
                     break
                 except Exception as error:  # noqa: BLE001 - recorded with its position
                     if size == 1:
                         self._record_failure(name, chunk[0], error)
-                        return False
+                        return done, True
                     size //= 2
-            position, rest = chunk[-1].id, rest[size:]
+            position, rest, done = chunk[-1].id, rest[size:], done + size
         self._recovered(name)
-        return True
+        return done, False
 
     def _recovered(self, name: str) -> None:
         if self._backoff.pop(name, None) is not None:
