@@ -16,8 +16,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
-from projections.receivables import ProjectedVersions
-
 from ..api.deps import ServicesDep
 from ..api.routes import audit as api_audit
 from ..api.routes import evidence as api_evidence
