@@ -270,11 +270,15 @@ def verify(
                 typer.echo(f"error: {checkpoint} is not a checkpoint document: {type(exc).__name__}: {exc}", err=True)
                 raise typer.Exit(2) from None
             problems = [f"checkpoint {compared.number} ({checkpoint.name}): {p}" for p in compared.problems(key)]
+            key_known = key is not None
         else:
-            kept = Checkpoints(log, SqlCheckpoints(engine, create=False), log.clock, Signer.from_setting(settings.signing_key))
+            signer = Signer.from_setting(settings.signing_key)
+            kept = Checkpoints(log, SqlCheckpoints(engine, create=False), log.clock, signer)
             compared = kept.latest()
             problems = kept.sequence_problems(compared) if compared is not None else []
-        report = audit.verify(log, ProjectedVersions(engine), checkpoint=compared, checkpoint_problems=problems)
+            key_known = signer is not None
+        report = audit.verify(log, ProjectedVersions(engine), checkpoint=compared, checkpoint_problems=problems,
+                              signature_checked=key_known)
     finally:
         log.close()
         engine.dispose()
@@ -285,6 +289,9 @@ def verify(
     if report.checkpoint is not None:
         typer.echo(f"checkpoint {report.checkpoint['number']} (log up to {report.checkpoint['up_to']}, "
                    f"{report.checkpoint['chains']} chains): {'compared' if report.checkpoint['compared'] else 'NOT trusted'}")
+        if not key_known:
+            typer.echo("note: no public key at hand (COLLECTIONS_SIGNING_KEY, or --public-key with --checkpoint): "
+                       "the checkpoint's signature was not checked", err=True)
     else:
         typer.echo("no signed checkpoint yet: a re-hashed tail or deleted last events cannot be seen", err=True)
     if report.ok:

@@ -63,11 +63,16 @@ def chain_of(api: Api, aggregate_type: str) -> str:
     return next(h["aggregate_id"] for h in document["heads"] if h["aggregate_type"] == aggregate_type)
 
 
-def test_a_clean_store_verifies_against_its_checkpoint(signed) -> None:
-    api, _, _ = signed
+def test_a_clean_store_verifies_against_its_checkpoint(signed, cli) -> None:
+    api, _, url = signed
     report = verified(api)
     assert report["ok"] is True
     assert report["checkpoint"]["number"] == 1 and report["checkpoint"]["compared"] is True
+    assert report["checkpoint"]["signature_checked"] is True
+    result = cli(url, "verify")  # without the key in this shell: compared, the signature not checked, said so
+    assert result.exit_code == 0, result.output
+    assert "checkpoint 1 (log up to 8, 4 chains): compared" in result.output
+    assert "signature was not checked" in result.output
 
 
 def test_a_re_hashed_tail_is_invisible_to_the_chain_and_named_by_the_checkpoint(signed_both) -> None:

@@ -153,12 +153,14 @@ def verify(
     max_breaks: int = MAX_BREAKS,
     checkpoint: Any | None = None,
     checkpoint_problems: Iterable[str] = (),
+    signature_checked: bool = True,
 ) -> VerifyReport:
     """Walk every hash chain in the stored log (up to its head as of now) and report the breaks.
 
     `read_model`, when given, is compared with the store: that is how removing the last
     events of a receivable is seen. `checkpoint` (the latest signed one, `checkpoints.Checkpoint`)
-    is compared too, unless `checkpoint_problems` says it cannot be trusted (each is a break):
+    is compared too, unless `checkpoint_problems` says it cannot be trusted (each is a break;
+    `signature_checked` False when no public key was at hand to check its signature):
     each chain it names must still hold its head, so a re-hashed tail, deleted last events
     and a deleted chain are seen (ADR 0061).
     """
@@ -172,7 +174,8 @@ def verify(
     report = verifier.run(read_model, page_size)
     if checkpoint is not None:
         report.checkpoint = {"number": checkpoint.number, "taken_at": checkpoint.taken_at, "up_to": checkpoint.up_to,
-                             "chains": checkpoint.chains, "root": checkpoint.root, "compared": trusted}
+                             "chains": checkpoint.chains, "root": checkpoint.root, "compared": trusted,
+                             "signature_checked": signature_checked}
     return report
 
 

@@ -43,7 +43,8 @@ def verify_store(services: Any) -> audit.VerifyReport:
     checkpoints = services.checkpoints
     latest = checkpoints.latest() if checkpoints is not None else None
     problems = checkpoints.sequence_problems(latest) if latest is not None else []
-    return audit.verify(services.app, ProjectedVersions(services.engine), checkpoint=latest, checkpoint_problems=problems)
+    return audit.verify(services.app, ProjectedVersions(services.engine), checkpoint=latest, checkpoint_problems=problems,
+                        signature_checked=services.signer is not None)
 
 
 @router.post("/checkpoints", response_model=CheckpointOut, status_code=201,

@@ -27,6 +27,10 @@ class CheckpointCompared(BaseModel):
     chains: int
     root: str
     compared: bool = Field(description="false when the checkpoint itself does not check (see the `checkpoint` breaks)")
+    signature_checked: bool = Field(
+        description="false when no key was at hand to check its signature (COLLECTIONS_SIGNING_KEY unset): "
+        "its heads and root were still compared"
+    )
 
 
 class AuditVerifyOut(BaseModel):
