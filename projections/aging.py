@@ -66,7 +66,7 @@ totals = sa.Table(
     sa.Column("key", sa.String(128), primary_key=True),
     sa.Column("currency", sa.String(3), primary_key=True),
     sa.Column("due_on", sa.Date, primary_key=True),
-    sa.Column("balance", sa.BigInteger, nullable=False),
+    sa.Column("balance", rowlib.Sum, nullable=False),  # many receivables' minor units: exact however large
     sa.Column("count", sa.Integer, nullable=False),
 )
 
@@ -78,7 +78,7 @@ changes = sa.Table(
     sa.Column("currency", sa.String(3), primary_key=True),
     sa.Column("due_on", sa.Date, primary_key=True),
     sa.Column("effective_on", sa.Date, primary_key=True),
-    sa.Column("balance", sa.BigInteger, nullable=False),
+    sa.Column("balance", rowlib.Sum, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
     sa.Index("ix_rm_aging_changes_dim_effective", "dim", "effective_on"),
 )
@@ -202,12 +202,12 @@ def balances_as_of(
     t_by = t.due_on if by == "due_on" else _bucket_case(t.due_on, as_of)
     c_by = c.due_on if by == "due_on" else _bucket_case(c.due_on, as_of)
     now = (
-        sa.select(t.key, t.currency, t_by.label("by"), sa.func.sum(t.balance), sa.func.sum(t.count))
+        sa.select(t.key, t.currency, t_by.label("by"), rowlib.exact_sum(t.balance), sa.func.sum(t.count))
         .where(t.dim == dim)
         .group_by(t.key, t.currency, t_by)
     )
     later = (
-        sa.select(c.key, c.currency, c_by.label("by"), sa.func.sum(c.balance), sa.func.sum(c.count))
+        sa.select(c.key, c.currency, c_by.label("by"), rowlib.exact_sum(c.balance), sa.func.sum(c.count))
         .where(c.dim == dim, c.effective_on > as_of)
         .group_by(c.key, c.currency, c_by)
     )

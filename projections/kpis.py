@@ -263,7 +263,7 @@ class _MonthlySales:
             first, last = self.months[index]
             f = facts.c
             query = (
-                sa.select(f.collector, f.currency, sa.func.sum(f.amount))
+                sa.select(f.collector, f.currency, rowlib.exact_sum(f.amount))
                 .where(f.kind == "issued", f.on >= first, f.on <= last)
                 .group_by(f.collector, f.currency)
             )
@@ -294,7 +294,7 @@ def compute(conn: sa.Connection, start: date, end: date, *, collector: str | Non
     f = facts.c
     query = (
         sa.select(
-            f.collector, f.currency, f.kind, sa.func.count(), sa.func.sum(f.amount), sa.func.sum(f.days), sa.func.sum(f.days_late)
+            f.collector, f.currency, f.kind, sa.func.count(), rowlib.exact_sum(f.amount), sa.func.sum(f.days), sa.func.sum(f.days_late)
         )
         .where(f.on >= start, f.on <= end)
         .group_by(f.collector, f.currency, f.kind)

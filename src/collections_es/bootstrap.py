@@ -27,6 +27,7 @@ from projections.webhooks import deliveries as webhook_deliveries
 from projections.worklist import Worklist
 
 from .adapters.api_keys import ApiKeyStore
+from .adapters.checkpoints import CheckpointTaken, SqlCheckpoints
 from .adapters.cipher import check_event_store
 from .adapters.heartbeat import Heartbeat
 from .adapters.leader import creating_tables, leadership
@@ -38,6 +39,7 @@ from .adapters.sms_webhook import SmsWebhookTransport
 from .adapters.smtp import SmtpTransport
 from .application.access import ROLES
 from .application import evidence
+from .application.checkpoints import Checkpoints
 from .application.clock import Clock, SandboxClock, SystemClock
 from .application.notifier import Delivery, NotConfigured, Notifier, RecordDelivery, Transport
 from .application.scheduler import Scheduler
@@ -66,6 +68,7 @@ class Services:
     webhooks: Webhooks
     metrics: Metrics
     signer: Signer | None = None
+    checkpoints: Checkpoints | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     # What this process is (ADR 0062): `embedded` (serve doing everything), `api`, `project`,
     # `scheduler`, `notify`, `deliver`, or `cli` for one-shot commands; `runs` the loops it runs.
@@ -204,6 +207,8 @@ def _build(settings: Settings, *, clock: Clock | None = None) -> Services:
         timers_due=lambda: timer_store.count_due(clock.now()),
         outbox=lambda: outbox_counts(engine, outbox_messages, OUTBOX_STATUSES),
         webhooks=lambda: outbox_counts(engine, webhook_deliveries, WEBHOOK_STATUSES),
+        stuck=lambda: dict.fromkeys(runner.projections, 0) | dict.fromkeys(runner.stuck(), 1),
+        failures=lambda: runner.failed_batches,
     )
     app.observe_command = metrics.observe_command
     services = Services(
@@ -221,6 +226,11 @@ def _build(settings: Settings, *, clock: Clock | None = None) -> Services:
                           refresh=lambda: _refresh_deliveries(services, deliveries)),
         metrics=metrics,
         signer=Signer.from_setting(settings.signing_key),
+    )
+    interval = settings.checkpoint_interval_seconds
+    services.checkpoints = Checkpoints(
+        app, SqlCheckpoints(engine), clock, services.signer,
+        interval=timedelta(seconds=interval) if interval > 0 else None,
     )
 
     def customer_contacts(customer_id: str, since: datetime) -> list[ContactAttempt]:
@@ -361,6 +371,19 @@ def elected_loop(
             stop.wait(max(0.0, min(poll, due - time.monotonic())) if held else poll)
     finally:
         lock.release()
+
+
+def run_checkpoints(services: Services, interval: float) -> threading.Thread:
+    """Take a signed checkpoint whenever one is due (ADR 0061), looking every `interval` seconds,
+    where the scheduler runs. Two takers at once store one: the second finds its number taken."""
+
+    def take() -> None:
+        try:
+            services.checkpoints.take_if_due()
+        except CheckpointTaken:
+            pass
+
+    return _every(services, interval, "checkpoints", take)
 
 
 def run_notifier(services: Services, interval: float) -> threading.Thread:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -179,6 +179,7 @@ def project(
     if once:
         done = services.projections.catch_up(wanted)
         typer.echo(f"processed {done} notifications")
+        _exit_if_stuck(services, wanted)
         return
     _configure_logs(services.settings, "INFO")
     stop = _stop_on_sigterm()
@@ -221,8 +222,22 @@ def rebuild(
         seconds = time.perf_counter() - started
         rate = done / seconds if seconds else 0.0
         typer.echo(f"rebuilt {', '.join(wanted)}: {done} notifications in {seconds:.1f} s ({rate:,.0f}/s)")
+        _exit_if_stuck(services, wanted)
     finally:
         services.close()
+
+
+def _exit_if_stuck(services: Any, names: list[str]) -> None:
+    """Name each read model stuck on an event it cannot apply (ADR 0060) and exit 1."""
+    stuck = services.projections.stuck(names)
+    for name, failure in sorted(stuck.items()):
+        typer.echo(
+            f"error: {name} is stuck at position {failure['position']} ({failure['event_type']} of "
+            f"{failure['aggregate_id']}): {failure['error']}",
+            err=True,
+        )
+    if stuck:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -241,7 +256,10 @@ def scheduler(
     """Run the scheduler as a separate process: tick every INTERVAL seconds while it leads.
 
     On PostgreSQL the schedulers elect one leader through an advisory lock; the others stand
-    by and one takes over within COLLECTIONS_LEADER_POLL_SECONDS when it dies (ADR 0062)."""
+    by and one takes over within COLLECTIONS_LEADER_POLL_SECONDS when it dies (ADR 0062).
+    The leader also takes the periodic signed checkpoint when one is due (ADR 0061)."""
+    from .adapters.checkpoints import CheckpointTaken
+    from .application.checkpoints import CheckpointError
     from .bootstrap import elected_loop
 
     services = _services()
@@ -255,6 +273,12 @@ def scheduler(
     def tick() -> None:
         for fired in services.scheduler.tick():
             typer.echo(f"{fired.scheduled_for.isoformat()}\t{fired.receivable_id}\t{fired.command}\t{fired.outcome}")
+        try:  # the periodic signed checkpoint, when one is due (ADR 0061)
+            services.checkpoints.take_if_due()
+        except CheckpointTaken:
+            pass
+        except CheckpointError as exc:
+            typer.echo(f"error: no checkpoint taken: {exc}", err=True)
 
     try:
         elected_loop(services, "scheduler", tick, interval=interval or services.settings.scheduler_interval_seconds,
@@ -314,17 +338,43 @@ def _instant(value: str | None, option: str):  # noqa: ANN202
 
 
 @app.command()
-def verify() -> None:
-    """Walk every hash chain in the event log; exit 1 and print the first break when one is found."""
+def verify(
+    checkpoint: Annotated[Path | None, typer.Option(
+        "--checkpoint", help="Compare with this exported checkpoint (default: the latest stored one)")] = None,
+    public_key: Annotated[Path | None, typer.Option(
+        "--public-key", help="With --checkpoint: the public key (PEM) to check it with (default: its own)")] = None,
+) -> None:
+    """Walk every hash chain in the event log and compare it with the latest signed checkpoint;
+    exit 1 and print the first break when one is found."""
     from projections.receivables import ProjectedVersions
 
+    from .adapters.checkpoints import SqlCheckpoints
+    from .adapters.signing import Signer
     from .application import audit
+    from .application.checkpoints import Checkpoints, load_document
 
+    settings = _settings()
     # No key check first: verify reports every event that does not decode (a damaged first
     # event must not hide the rest); when none decodes, the hint below names the key.
-    log, engine = _event_log(check_key=False)
+    log, engine = _event_log(settings, check_key=False)
     try:
-        report = audit.verify(log, ProjectedVersions(engine))
+        if checkpoint is not None:
+            try:
+                compared, key = load_document(checkpoint.read_bytes(),
+                                              public_key.read_text(encoding="ascii") if public_key else None)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                typer.echo(f"error: {checkpoint} is not a checkpoint document: {type(exc).__name__}: {exc}", err=True)
+                raise typer.Exit(2) from None
+            problems = [f"checkpoint {compared.number} ({checkpoint.name}): {p}" for p in compared.problems(key)]
+            key_known = key is not None
+        else:
+            signer = Signer.from_setting(settings.signing_key)
+            kept = Checkpoints(log, SqlCheckpoints(engine, create=False), log.clock, signer)
+            compared = kept.latest()
+            problems = kept.sequence_problems(compared) if compared is not None else []
+            key_known = signer is not None
+        report = audit.verify(log, ProjectedVersions(engine), checkpoint=compared, checkpoint_problems=problems,
+                              signature_checked=key_known)
     finally:
         log.close()
         engine.dispose()
@@ -332,6 +382,14 @@ def verify() -> None:
         f"checked {report.checked_events} events of {report.checked_aggregates} aggregates "
         f"(log up to {report.up_to}; read model {'compared' if report.read_model_compared else 'not found'})"
     )
+    if report.checkpoint is not None:
+        typer.echo(f"checkpoint {report.checkpoint['number']} (log up to {report.checkpoint['up_to']}, "
+                   f"{report.checkpoint['chains']} chains): {'compared' if report.checkpoint['compared'] else 'NOT trusted'}")
+        if not key_known:
+            typer.echo("note: no public key at hand (COLLECTIONS_SIGNING_KEY, or --public-key with --checkpoint): "
+                       "the checkpoint's signature was not checked", err=True)
+    else:
+        typer.echo("no signed checkpoint yet: a re-hashed tail or deleted last events cannot be seen", err=True)
     if report.ok:
         typer.echo("ok: every hash chain is intact")
         if report.up_to == 0:
@@ -354,6 +412,40 @@ def verify() -> None:
         err=True,
     )
     raise typer.Exit(1)
+
+
+@app.command()
+def checkpoint(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the checkpoint document (JSON) here")] = None,
+    latest: Annotated[bool, typer.Option("--latest", help="Export the latest checkpoint instead of taking one")] = False,
+) -> None:
+    """Take a signed checkpoint of every hash chain's head now (needs COLLECTIONS_SIGNING_KEY), or with
+    --latest export the last one; keep the document where the database's writers cannot change it."""
+    import json
+
+    from .adapters.checkpoints import CheckpointTaken
+    from .application.checkpoints import CheckpointError
+
+    services = _services()
+    try:
+        if latest:
+            taken = services.checkpoints.latest()
+            if taken is None:
+                typer.echo("error: no checkpoint has been taken yet", err=True)
+                raise typer.Exit(1)
+        else:
+            try:
+                taken = services.checkpoints.take()
+            except (CheckpointError, CheckpointTaken) as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from None
+        typer.echo(f"checkpoint {taken.number}\t{taken.header()['taken_at']}\tlog up to {taken.up_to}\t"
+                   f"{taken.chains} chains\troot {taken.root}")
+        if out is not None:
+            document = taken.document(services.checkpoints.public_key_pem)
+            out.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    finally:
+        services.close()
 
 
 @app.command()

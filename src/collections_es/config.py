@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         description="Where a worker process (project, scheduler, notify, deliver) writes its heartbeat for "
         "`collections-es health ROLE`; default: collections-es-ROLE.health in the temporary directory",
     )
+    checkpoint_interval_seconds: float = Field(
+        default=3600.0, ge=0, validation_alias="COLLECTIONS_CHECKPOINT_INTERVAL_SECONDS",
+        description="How often the scheduler takes a signed checkpoint of every chain's head when the log grew "
+        "(needs COLLECTIONS_SIGNING_KEY); 0: only on demand",
+    )
     projections: Literal["embedded", "external"] = Field(
         default="embedded",
         validation_alias="COLLECTIONS_PROJECTIONS",

@@ -28,7 +28,7 @@ from .console import Console
 
 # Plausible values for the path parameters of every route; an unknown parameter fails loudly.
 PATH_VALUES = {"customer_id": "C-NOBODY", "receivable_ref": "INV-NOBODY", "kind": "reminder",
-               "webhook_id": "no-such-webhook", "delivery_id": "no-such-delivery"}
+               "webhook_id": "no-such-webhook", "delivery_id": "no-such-delivery", "number": "1"}
 # Valid JSON that no body schema accepts: a role let in gets 422, so a 403 proves the permission came first.
 INVALID_BODY = ["deliberately", "not", "an", "object"]
 # Query values every route that takes them refuses with 422.

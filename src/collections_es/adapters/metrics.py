@@ -7,6 +7,9 @@ as they run; the rest is read at scrape time:
 - `collections_commands_total{command, outcome}` and
   `collections_command_duration_seconds{command}` (a histogram);
 - `collections_projection_lag_events{projection}`: notifications each read model is behind;
+- `collections_projection_stuck{projection}`: 1 while a read model is stuck on an event it
+  failed to apply (ADR 0060), else 0; `collections_projection_failures_total`: failed
+  attempts in this process;
 - `collections_timers_due`: timers due now and not fired;
 - `collections_outbox_messages{status}`: the notification outbox by status;
 - `collections_webhook_deliveries{status}`: the webhook outbox by status (left out when
@@ -22,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,8 @@ class Metrics:
         timers_due: Callable[[], int],
         outbox: Callable[[], Mapping[str, int]],
         webhooks: Callable[[], Mapping[str, int] | None] = lambda: None,
+        stuck: Callable[[], Mapping[str, int]] = lambda: {},
+        failures: Callable[[], int] = lambda: 0,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.commands = Counter(
@@ -53,6 +58,7 @@ class Metrics:
             ["command"], buckets=BUCKETS, registry=self.registry,
         )
         self.registry.register(_ReadAtScrape(lag, timers_due, outbox, webhooks))
+        self.registry.register(_StuckAtScrape(stuck, failures))
 
     def observe_command(self, command: str, outcome: str, seconds: float) -> None:
         self.commands.labels(command, outcome).inc()
@@ -96,6 +102,33 @@ class _ReadAtScrape:
             for status, value in sorted(counts.items()):
                 family.add_metric([status], value)
             yield family
+
+
+class _StuckAtScrape:
+    """Read models stuck on an event they failed to apply, read when Prometheus scrapes."""
+
+    def __init__(self, stuck: Callable[[], Mapping[str, int]], failures: Callable[[], int]) -> None:
+        self.stuck, self.failures = stuck, failures
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        stuck = _read("stuck projections", self.stuck)
+        if stuck is not None:
+            family = GaugeMetricFamily(
+                "collections_projection_stuck", "1 while a read model is stuck on an event it failed to apply",
+                labels=["projection"],
+            )
+            for name, value in sorted(stuck.items()):
+                family.add_metric([name], value)
+            yield family
+        failed = _read("projection failures", self.failures)
+        if failed is not None:
+            yield CounterMetricFamily(
+                "collections_projection_failures", "Attempts at an event a read model failed to apply, in this process",
+                value=failed,
+            )
 
 
 def _read(what: str, source: Callable[[], object]):  # noqa: ANN202

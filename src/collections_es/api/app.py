@@ -17,7 +17,7 @@ import logging
 
 from .. import __version__, console, logs
 from ..console import web as console_web
-from ..bootstrap import Services, follow_projections, run_notifier, run_scheduler
+from ..bootstrap import Services, follow_projections, run_checkpoints, run_notifier, run_scheduler
 from . import errors
 from .errors import problem
 from .rate_limit import RateLimits
@@ -162,6 +162,7 @@ def create_app(
             follow_projections(services)
         if schedule and services.sandbox is None:
             run_scheduler(services, services.settings.scheduler_interval_seconds)
+            run_checkpoints(services, services.settings.scheduler_interval_seconds)  # ADR 0061
         if notify:
             run_notifier(services, services.settings.notify_interval_seconds)
             run_webhooks(services, services.settings.webhooks_interval_seconds)  # notify: the webhook sender too

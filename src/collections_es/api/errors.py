@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from eventsourcing.persistence import MapperDeserialisationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from ..adapters.policy_file import PolicyFileError
 from ..application.clock import ClockError
@@ -219,6 +220,18 @@ PROBLEMS: dict[type[Exception], Problem] = {
 }
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path. Each method of a path is a route
+    of its own, and the router names only the first one's in a 405, so they are gathered here."""
+    table = getattr(request.app.state, "method_table", None)
+    if table is None:
+        from .route_access import endpoints
+
+        table = request.app.state.method_table = [(compile_path(e.path)[0], e.method) for e in endpoints(request.app)]
+    path = request.scope["path"]
+    return sorted({method for pattern, method in table if pattern.match(path)})
+
+
 def install(app: FastAPI) -> None:
     """Problem details for every failure, and each operation's problems in the OpenAPI document."""
     document_problems(app)
@@ -265,7 +278,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
-        return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return problem(exc.status_code, detail, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -37,6 +37,8 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "policy.read": frozenset(ROLES),
     "policy.write": frozenset({"supervisor"}),
     "audit.read": frozenset({"supervisor", "auditor"}),
+    # Taking a signed checkpoint of every chain's head now (ADR 0061).
+    "audit.checkpoint": frozenset({"supervisor", "auditor"}),
     # A receivable's whole record, contact details included (a masked history could not be checked).
     "evidence.read": frozenset({"supervisor", "legal", "auditor"}),
     "compliance.rules": frozenset(ROLES),

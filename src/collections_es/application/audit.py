@@ -51,7 +51,12 @@ DELETED = "deleted"
 REORDERED = "reordered"
 UNDECODABLE = "undecodable"
 BROKEN_LINK = "broken_link"
-KINDS = (EDITED, DELETED, REORDERED, UNDECODABLE, BROKEN_LINK)
+# Against the latest signed checkpoint (ADR 0061): what changed since it was taken.
+REHASHED = "rehashed"  # the event at the checkpointed head has another hash: the tail was rewritten
+TRUNCATED = "truncated"  # the chain ends before the checkpointed head: its last events were deleted
+CHAIN_DELETED = "chain_deleted"  # no event is left of a checkpointed chain
+CHECKPOINT = "checkpoint"  # a checkpoint itself does not check (signature, root, sequence)
+KINDS = (EDITED, DELETED, REORDERED, UNDECODABLE, BROKEN_LINK, REHASHED, TRUNCATED, CHAIN_DELETED, CHECKPOINT)
 
 
 
@@ -92,6 +97,7 @@ class VerifyReport:
     read_model_compared: bool = False
     breaks: list[Break] = field(default_factory=list)
     break_count: int = 0
+    checkpoint: dict[str, Any] | None = None  # the checkpoint compared with, and whether it checked
 
     @property
     def ok(self) -> bool:
@@ -112,6 +118,7 @@ class VerifyReport:
             "first_break": self.first_break.as_dict() if self.first_break else None,
             "break_count": self.break_count,
             "breaks": [b.as_dict() for b in self.breaks],
+            "checkpoint": self.checkpoint,
         }
 
 
@@ -144,13 +151,52 @@ def verify(
     *,
     page_size: int = PAGE_SIZE,
     max_breaks: int = MAX_BREAKS,
+    checkpoint: Any | None = None,
+    checkpoint_problems: Iterable[str] = (),
+    signature_checked: bool = True,
 ) -> VerifyReport:
     """Walk every hash chain in the stored log (up to its head as of now) and report the breaks.
 
     `read_model`, when given, is compared with the store: that is how removing the last
-    events of a receivable is seen.
+    events of a receivable is seen. `checkpoint` (the latest signed one, `checkpoints.Checkpoint`)
+    is compared too, unless `checkpoint_problems` says it cannot be trusted (each is a break;
+    `signature_checked` False when no public key was at hand to check its signature):
+    each chain it names must still hold its head, so a re-hashed tail, deleted last events
+    and a deleted chain are seen (ADR 0061).
     """
-    return _Verifier(app, max_breaks).run(read_model, page_size)
+    verifier = _Verifier(app, max_breaks)
+    problems = list(checkpoint_problems)
+    for problem in problems:
+        verifier.add(CHECKPOINT, "checkpoints", None, 0, None, problem)
+    trusted = checkpoint is not None and checkpoint.heads is not None and not problems
+    if trusted:
+        verifier.expect({uuid.UUID(h.aggregate_id): h for h in checkpoint.heads})
+    report = verifier.run(read_model, page_size)
+    if checkpoint is not None:
+        report.checkpoint = {"number": checkpoint.number, "taken_at": checkpoint.taken_at, "up_to": checkpoint.up_to,
+                             "chains": checkpoint.chains, "root": checkpoint.root, "compared": trusted,
+                             "signature_checked": signature_checked}
+    return report
+
+
+def walk_heads(
+    app: Application, *, start: int = 0, seed: Iterable[tuple[uuid.UUID, str | None, int, str]] = (),
+    page_size: int = PAGE_SIZE,
+) -> tuple[VerifyReport, list[tuple[uuid.UUID, str | None, int, str]]]:
+    """Check the log after position `start` as `verify` does, continuing from the chains'
+    heads at `start` (`seed`: the last checkpoint's); the report and every chain's head
+    (aggregate id, type, version, hash) at the log's head as of now. A checkpoint is this."""
+    verifier = _Verifier(app, MAX_BREAKS)
+    for aggregate_id, aggregate_type, version, hash_ in seed:
+        chain = verifier.chain(aggregate_id, aggregate_type)
+        chain.version, chain.last_hash = version, hash_
+    head = app.recorder.max_notification_id() or 0
+    verifier.report.up_to = max(head, start)
+    for notification in _pages(app, page_size, stop=head, start=start):
+        verifier.check(notification)
+    report = verifier.finish(None)
+    heads = [(a, c.type, c.version, c.last_hash or "") for a, c in verifier.chains.items() if c.version > 0]
+    return report, heads
 
 
 class _Verifier:
@@ -160,6 +206,11 @@ class _Verifier:
         self.report = VerifyReport()
         self.chains: dict[uuid.UUID | str, _Chain] = {}
         self.found: list[Break] = []
+        self.expected: dict[Any, Any] = {}  # aggregate id → its head in the checkpoint compared with
+        self.at_checkpoint: dict[Any, tuple[str | None, int | None]] = {}  # → (stored hash there, position)
+
+    def expect(self, heads: dict[Any, Any]) -> None:
+        self.expected = heads
 
     def run(self, read_model: ReadModelVersions | None, page_size: int) -> VerifyReport:
         head = self.app.recorder.max_notification_id() or 0
@@ -178,6 +229,8 @@ class _Verifier:
                          f"{versions} missing from the store (the chain goes on at version {last + 1})")
         if read_model is not None:
             report.read_model_compared = self.compare_read_model(read_model)
+        if self.expected:
+            self.compare_checkpoint()
         report.checked_aggregates = len(self.chains)
         self._trim()
         report.breaks = self.found
@@ -249,6 +302,9 @@ class _Verifier:
             problem = (BROKEN_LINK, f"prev_hash is not {previous}: one of them was rewritten and re-hashed")
         if problem is not None:
             self.add(problem[0], n.originator_id, aggregate_type, version, n.id, problem[1])
+        expected = self.expected.get(n.originator_id)
+        if expected is not None and expected.version == version:
+            self.at_checkpoint[n.originator_id] = (stored_hash, n.id)
         if late:
             _fill(chain, version)
         else:
@@ -272,6 +328,30 @@ class _Verifier:
             chain.gaps = [*(chain.gaps or []), [chain.version + 1, version - 1, n.id]]
         chain.version = version
         chain.last_hash = stored_hash
+
+    # -- the checkpoint -------------------------------------------------------------
+
+    def compare_checkpoint(self) -> None:
+        """Each chain's head in the checkpoint must still be in the store, with its hash."""
+        for aggregate_id, head in self.expected.items():
+            chain = self.chains.get(aggregate_id)
+            kind = head.aggregate_type
+            if chain is None:
+                self.add(CHAIN_DELETED, aggregate_id, kind, 1, None,
+                         f"no event is left of this chain; the checkpoint recorded it at version {head.version}")
+            elif aggregate_id in self.at_checkpoint:
+                stored_hash, position = self.at_checkpoint[aggregate_id]
+                if stored_hash != head.hash:
+                    self.add(REHASHED, aggregate_id, kind, head.version, position,
+                             f"version {head.version} has another hash than the checkpoint recorded: "
+                             "the chain was rewritten up to here and re-hashed")
+            elif chain.version < head.version:
+                first = chain.version + 1
+                versions = f"version {first}" if first == head.version else f"versions {first} to {head.version}"
+                self.add(TRUNCATED, aggregate_id, kind, first, None,
+                         f"{versions} deleted: the chain ends at version {chain.version}, "
+                         f"the checkpoint recorded version {head.version}")
+            # else: the checkpointed version is in a gap, reported as `deleted` already
 
     # -- the read model -----------------------------------------------------------
 
@@ -393,13 +473,12 @@ def verify_chain(events: Iterable[Any]) -> list[Link]:
 # ---- the log, page by page -------------------------------------------------------
 
 
-def _pages(app: Application, page_size: int, *, stop: int | None = None) -> Iterator[Notification]:
-    """Every notification up to `stop` (default: the head as of the first call),
+def _pages(app: Application, page_size: int, *, stop: int | None = None, start: int = 0) -> Iterator[Notification]:
+    """Every notification after `start` up to `stop` (default: the head as of the first call),
     read `page_size` at a time; only one page is held at once."""
     if page_size < 1:
         raise ValueError("page_size must be at least 1")
     head = (app.recorder.max_notification_id() or 0) if stop is None else stop
-    start = 0
     while start < head:
         page = app.recorder.select_notifications(start, page_size, stop=head, inclusive_of_start=False)
         if not page:

@@ -6,6 +6,8 @@ import threading
 from datetime import UTC, datetime
 from typing import Protocol
 
+from .fields import INSTANT_RANGE, in_instant_range
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
@@ -35,6 +37,8 @@ class SandboxClock:
 
     def advance(self, to: datetime) -> datetime:
         to = _utc(to)
+        if not in_instant_range(to):  # like every instant the API takes: later ones overflow calendars
+            raise ClockError(f"the sandbox clock moves only to instants {INSTANT_RANGE}")
         with self._lock:
             if to < self._now:
                 raise ClockError(f"the sandbox clock only moves forward; it is {self._now.isoformat()}")

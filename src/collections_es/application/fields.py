@@ -9,10 +9,19 @@ The command declaration (`application.commands`) and the HTTP schemas
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 Money = Annotated[
     str,
@@ -39,9 +48,29 @@ def _iso(pattern: re.Pattern[str], what: str) -> Any:
     return BeforeValidator(check)
 
 
+EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(2199, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+INSTANT_RANGE = "between 1970-01-01T00:00:00Z and 2199-12-31T23:59:59Z"
+
+
+def in_instant_range(value: datetime) -> bool:
+    """Within 1970–2199 (UTC; a naive instant read as UTC), like every date the API takes: far
+    outside, converting the instant to a customer's time zone would overflow the calendar."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return EARLIEST_INSTANT <= aware <= LATEST_INSTANT
+
+
+def _bounded(value: datetime) -> datetime:
+    if not in_instant_range(value):
+        raise ValueError(f"must be {INSTANT_RANGE}")
+    return value
+
+
 Day = Annotated[date, _iso(_DAY, "a date as YYYY-MM-DD")]
-Instant = Annotated[datetime, _iso(_INSTANT, "an ISO 8601 instant, e.g. 2026-03-01T09:00:00Z")]
-AwareInstant = Annotated[AwareDatetime, _iso(_INSTANT, "an ISO 8601 instant, e.g. 2026-03-01T09:00:00Z")]
+Instant = Annotated[datetime, _iso(_INSTANT, "an ISO 8601 instant, e.g. 2026-03-01T09:00:00Z"), AfterValidator(_bounded)]
+AwareInstant = Annotated[
+    AwareDatetime, _iso(_INSTANT, "an ISO 8601 instant, e.g. 2026-03-01T09:00:00Z"), AfterValidator(_bounded)
+]
 
 
 def _day_or_instant(value: Any) -> Any:

@@ -4,7 +4,8 @@ Contact details are the customer file's `contacts` (e-mail, phone, address) and
 `contact_persons` (name, e-mail, phone; their role is not personal). They are
 shown in full to `access.PII_ROLES` and masked for the other roles.
 
-Free text (contact notes, reasons, sales' notes) may quote them too. For roles
+Free text (contact notes, reasons, sales' notes) and identifiers people type (a payment's
+`reference`) may quote them too. For roles
 without need, `Redactor.text` masks every contact detail it has been told of
 (the customer's, over the file's whole history where the caller has it) and
 anything that looks like an e-mail address or a phone number (9+ digits). It is
@@ -34,10 +35,15 @@ FREE_TEXT: frozenset[str] = frozenset(
         "willingness_to_pay",
     }
 )
+# Identifiers a payer or a bank writes (a payment's reference): people put phone numbers in them.
+IDENTIFIERS: frozenset[str] = frozenset({"reference"})
 _EMAIL = re.compile(r"[^@\s<>()\[\],;:\"']+@[^@\s<>()\[\],;:\"']+\.[^@\s<>()\[\],;:\"']+")
 # ASCII look-arounds: Chinese text writes numbers right after characters (电话13900001111).
 _PHONE = re.compile(r"(?<![A-Za-z0-9_.+\-])\+?\d(?:[ ()\-]{0,2}\d){8,}(?![A-Za-z0-9_])")
 _DATE_TIME = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
+# In an identifier, only what could be dialled: at most 15 digits (E.164). A longer run of digits
+# is a bank's transaction number, which auditors need whole.
+_DIALLABLE = re.compile(r"(?<![A-Za-z0-9_.+\-])\+?\d(?:[ ()\-]{0,2}\d){8,14}(?![A-Za-z0-9_])")
 
 
 def mask(field: str, value: str) -> str:
@@ -104,6 +110,16 @@ class Redactor:
         value = _EMAIL.sub(lambda m: mask("email", m.group(0)), value)
         return _PHONE.sub(_mask_phone, value)
 
+    def identifier(self, value: str | None) -> str | None:
+        """An identifier (a payment reference) with known contact details, e-mail addresses and
+        phone numbers masked; long digit runs (transaction numbers) kept."""
+        if not value:
+            return value
+        for known in sorted(self._known, key=len, reverse=True):
+            value = _replace_folded(value, known, self._known[known])
+        value = _EMAIL.sub(lambda m: mask("email", m.group(0)), value)
+        return _DIALLABLE.sub(_mask_phone, value)
+
     def data(self, data: dict[str, Any]) -> dict[str, Any]:
         """An event's data (as shown in history and export): contacts masked, free text redacted."""
         out = dict(data)
@@ -114,6 +130,9 @@ class Redactor:
         for field in FREE_TEXT & set(out):
             if isinstance(out[field], str):
                 out[field] = self.text(out[field])
+        for field in IDENTIFIERS & set(out):
+            if isinstance(out[field], str):
+                out[field] = self.identifier(out[field])
         if isinstance(out.get("changes"), dict):
             out["changes"] = self.data(out["changes"])
         if isinstance(out.get("override"), dict):

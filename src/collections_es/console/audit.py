@@ -16,8 +16,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
-from projections.receivables import ProjectedVersions
-
 from ..api.deps import ServicesDep
 from ..api.routes import audit as api_audit
 from ..api.routes import evidence as api_evidence
@@ -44,6 +42,10 @@ BREAK_KINDS = {
     audit.REORDERED: N_("reordered: an event is stored at another version"),
     audit.UNDECODABLE: N_("undecodable: the stored event cannot be read"),
     audit.BROKEN_LINK: N_("broken link: an event does not follow the one before it"),
+    audit.REHASHED: N_("re-hashed: the chain was rewritten since the last checkpoint"),
+    audit.TRUNCATED: N_("truncated: the last events were deleted since the last checkpoint"),
+    audit.CHAIN_DELETED: N_("chain deleted: no event is left of a chain the last checkpoint recorded"),
+    audit.CHECKPOINT: N_("checkpoint: a signed checkpoint does not check"),
 }
 
 
@@ -56,7 +58,7 @@ def verify_page(
 ) -> Response:
     """Verify the whole store on request, as `GET /audit/verify` does: ok, the break count and the
     first break with a link to its receivable; export links for the log."""
-    report = audit.verify(services.app, ProjectedVersions(services.engine)).as_dict() if run else None
+    report = api_audit.verify_store(services).as_dict() if run else None
     return render(
         request,
         "audit.html.j2",

@@ -17,6 +17,7 @@ from projections.receivables import list_receivables
 
 from ...application.commands import LIFECYCLE, Command
 from ...application.service import Override
+from ...application.fields import INSTANT_RANGE, in_instant_range
 from ...bootstrap import Services
 from ...domain import lifecycle
 from ...domain.errors import CommandNotAllowedError, NotFoundError
@@ -164,6 +165,8 @@ def as_of_instant(services: Services, as_of: date | datetime) -> datetime:
     if isinstance(as_of, datetime):
         if as_of.tzinfo is None:
             raise invalid_query("as_of", "an instant needs a time zone (Z)", as_of.isoformat())
+        if not in_instant_range(as_of):
+            raise invalid_query("as_of", f"must be {INSTANT_RANGE}", as_of.isoformat())
         return as_of
     check_report_day("as_of", as_of)
     return after_report_day(services, as_of) - timedelta(microseconds=1)

@@ -139,7 +139,7 @@ def worklist_items(
     services: ServicesDep,
     actor: Annotated[Actor, require_view("worklist.read")],
     response: Response,
-    collector: Annotated[str | None, Query(max_length=128, description="Default: the caller, if a collector; else everyone")] = None,
+    collector: Annotated[str | None, Query(max_length=128, description="Default: the caller, if a collector (who sees only their own); else everyone")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     """Open items needing action, highest priority first, each with why and what may be done next."""
@@ -152,7 +152,9 @@ def worklist_items(
 def worklist_view(services: Any, actor: Actor, collector: str | None, limit: int) -> tuple[dict[str, Any], int]:
     """The worklist as `GET /worklist` and the console show it (a collector's own by default),
     read after its read model caught up; with the events it is still behind (0 when current)."""
-    if collector is None and actor.role == "collector":
+    if actor.role == "collector":
+        if collector not in (None, actor.id):  # as with findings: a collector's own work only
+            raise invalid_query("collector", "a collector sees only their own worklist", collector)
         collector = actor.id
     lag = services.read_models("worklist")
     now = services.clock.now()

@@ -19,6 +19,8 @@ from ...application.fields import (
 from .audit import (
     AuditBreakOut,
     AuditVerifyOut,
+    CheckpointDocument,
+    CheckpointOut,
 )
 from .common import IF_MATCH, inline_json_schema
 from .customers import (
