@@ -1,0 +1,168 @@
+"""Holds over HTTP, through the sandbox clock (ADR 0052): while a receivable or its customer
+is on hold nothing time-driven acts (falling due still happens); on release, or when `until`
+passes, collection resumes from that moment and what came due meanwhile fires once.
+
+The customer is in Shanghai (UTC+8) under the bundled policy; the invoice is issued on
+Monday 2 March 2026 and falls due on Friday 3 April. Without a hold the policy owes: the
+reminder on Friday 27 March 09:00, falling due on 3 April 00:00, the follow-up on Monday
+6 April 09:00 (the day after due is a Saturday), the escalation on 3 May 00:00 (30 days).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from collections_es.application.clock import SandboxClock
+
+from ..conftest import make_services
+from .conftest import CUSTOMER, Api, invoice
+
+START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # Monday 2 March, 09:00 in Shanghai
+DUE = "2026-04-03"
+FALLS_DUE = "2026-04-02T16:00:00Z"  # 3 April 00:00 Shanghai
+FOLLOW_UP = "2026-04-06T01:00:00Z"  # Monday 6 April 09:00
+ESCALATE = "2026-05-02T16:00:00Z"  # 3 May 00:00
+RELEASE = "2026-05-11T02:00:00Z"  # Monday 11 May 10:00, inside a contact window
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@pytest.fixture
+def sandbox(database_url: str) -> Iterator[Api]:
+    services = make_services(database_url, SandboxClock(START), COLLECTIONS_CLOCK="sandbox")
+    api = Api(services)
+    assert api.as_("supervisor").post("/customers", json=CUSTOMER).status_code == 201
+    yield api
+    services.close()
+
+
+def ok(response: Any, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def issue(api: Api, number: str) -> None:
+    ok(api.as_("service").post("/receivables", json=invoice(number, due_on=DUE)), 201)
+
+
+def advance(api: Api, to: str) -> list[dict[str, Any]]:
+    fired = ok(api.as_("service").post("/sandbox/clock/advance", json={"to": to}))["fired"]
+    return [f for f in fired if f["outcome"] == "fired"]
+
+
+def history(api: Api, number: str) -> list[tuple[str, str | None, str]]:
+    """(type, scheduled_for, occurred_at) of every event."""
+    events = ok(api.as_("auditor").get(f"/receivables/{number}/history"))
+    return [(e["type"], (e.get("data") or {}).get("scheduled_for") or e.get("scheduled_for"), e["occurred_at"]) for e in events]
+
+
+def types(api: Api, number: str) -> list[str]:
+    return [t for t, _, _ in history(api, number)]
+
+
+def receivable(api: Api, number: str) -> dict[str, Any]:
+    return ok(api.as_("collector").get(f"/receivables/{number}"))
+
+
+def test_a_hold_across_the_due_date_and_the_escalation_date_then_release_catches_up_once(sandbox: Api) -> None:
+    issue(sandbox, "INV-H-1")
+    held = ok(sandbox.as_("supervisor").post("/receivables/INV-H-1/hold", json={"reason": "negotiating a settlement"}))
+    assert [(h["scope"], h["reason"], h["until"], h["placed_by"]) for h in held["holds"]] == [
+        ("receivable", "negotiating a settlement", None, "supervisor-1")
+    ]
+    assert "release_hold" in held["allowed_commands"]
+
+    # Past the reminder, the due date, the follow-up and the escalation: only falling due happens.
+    fired = advance(sandbox, "2026-05-10T02:00:00Z")
+    assert [(f["kind"], f["scheduled_for"]) for f in fired] == [("fall_due", FALLS_DUE)]
+    assert types(sandbox, "INV-H-1") == ["Issued", "HoldPlaced", "FellDue"]
+    shown = receivable(sandbox, "INV-H-1")
+    assert (shown["state"], shown["days_past_due"], len(shown["holds"])) == ("due", 37, 1)
+    assert ok(sandbox.as_("supervisor").get("/notifications"))["items"] == []
+
+    # Released: collection resumes from that moment; what came due fires once, in its order.
+    advance(sandbox, RELEASE)
+    released = ok(sandbox.as_("supervisor").post("/receivables/INV-H-1/release-hold", json={"reason": "talks failed"}))
+    assert released["holds"] == []
+    fired = advance(sandbox, "2026-05-11T03:00:00Z")
+    assert [(f["kind"], f["command"]) for f in fired] == [("follow_up", "start_follow_up"), ("escalate", "escalate")]
+    assert all(utc(f["fired_at"]) >= utc(RELEASE) for f in fired)
+    assert types(sandbox, "INV-H-1") == ["Issued", "HoldPlaced", "FellDue", "HoldReleased", "FollowUpStarted", "Escalated"]
+    assert receivable(sandbox, "INV-H-1")["state"] == "overdue_escalated"
+
+    # Nothing fires twice afterwards.
+    assert [f["kind"] for f in advance(sandbox, "2026-07-31T00:00:00Z")] == []
+    assert types(sandbox, "INV-H-1")[-2:] == ["FollowUpStarted", "Escalated"]
+    (dunning,) = ok(sandbox.as_("supervisor").get("/notifications"))["items"]
+    assert dunning["kind"] == "first_dunning"
+
+
+def test_a_customer_hold_covers_every_open_receivable_and_one_issued_while_held(sandbox: Api) -> None:
+    issue(sandbox, "INV-C-1")
+    issue(sandbox, "INV-C-2")
+    customer = ok(sandbox.as_("supervisor").post(f"/customers/{CUSTOMER['customer_id']}/hold", json={"reason": "bankruptcy filing"}))
+    assert (customer["hold"]["scope"], customer["hold"]["reason"], customer["hold"]["until"]) == (
+        "customer", "bankruptcy filing", None
+    )
+    assert ok(sandbox.as_("auditor").get(f"/customers/{CUSTOMER['customer_id']}"))["hold"]["reason"] == "bankruptcy filing"
+    issue(sandbox, "INV-C-3")  # issued while the customer is held: held from its first moment
+    for number in ("INV-C-1", "INV-C-2", "INV-C-3"):
+        assert [(h["scope"], h["reason"]) for h in receivable(sandbox, number)["holds"]] == [("customer", "bankruptcy filing")]
+
+    fired = advance(sandbox, "2026-05-10T02:00:00Z")
+    assert sorted(f["kind"] for f in fired) == ["fall_due"] * 3
+    advance(sandbox, RELEASE)
+    released = ok(sandbox.as_("supervisor").post(f"/customers/{CUSTOMER['customer_id']}/release-hold", json={"reason": "plan approved"}))
+    assert released["hold"] is None
+    fired = advance(sandbox, "2026-05-11T03:00:00Z")
+    assert sorted(f["kind"] for f in fired) == ["escalate"] * 3 + ["follow_up"] * 3
+    for number in ("INV-C-1", "INV-C-2", "INV-C-3"):
+        assert types(sandbox, number)[-3:] == ["HoldReleased", "FollowUpStarted", "Escalated"]
+        assert receivable(sandbox, number)["holds"] == []
+
+
+def test_a_hold_with_until_ends_by_itself_and_collection_resumes_then(sandbox: Api) -> None:
+    issue(sandbox, "INV-U-1")
+    until = "2026-04-08T04:00:00Z"  # Wednesday 8 April 12:00 Shanghai: the windows reopen at 14:00
+    held = ok(sandbox.as_("supervisor").post("/receivables/INV-U-1/hold", json={"reason": "awaiting audit", "until": until}))
+    assert held["holds"][0]["until"] == until
+    fired = advance(sandbox, "2026-04-08T03:59:59Z")
+    assert [f["kind"] for f in fired] == ["fall_due"]
+    assert receivable(sandbox, "INV-U-1")["holds"][0]["until"] == until
+
+    fired = advance(sandbox, "2026-04-09T00:00:00Z")
+    assert [(f["kind"], f["scheduled_for"]) for f in fired] == [("follow_up", "2026-04-08T06:00:00Z")]
+    assert receivable(sandbox, "INV-U-1")["holds"] == []
+    assert types(sandbox, "INV-U-1") == ["Issued", "HoldPlaced", "FellDue", "FollowUpStarted"]
+    # The escalation was not held back: it keeps its own date.
+    assert [(f["kind"], f["scheduled_for"]) for f in advance(sandbox, "2026-05-04T00:00:00Z")] == [("escalate", ESCALATE)]
+
+
+def test_hold_refusals_name_the_rule_and_change_nothing(sandbox: Api) -> None:
+    issue(sandbox, "INV-R-1")
+    assert sandbox.as_("collector").post("/receivables/INV-R-1/hold", json={"reason": "x"}).status_code == 403
+    assert sandbox.as_("collector").post(f"/customers/{CUSTOMER['customer_id']}/hold", json={"reason": "x"}).status_code == 403
+    refused = sandbox.as_("supervisor").post("/receivables/INV-R-1/release-hold", json={"reason": "x"})
+    assert (refused.status_code, refused.json()["rule_id"]) == (422, "hold.not_in_force")
+    refused = sandbox.as_("supervisor").post(f"/customers/{CUSTOMER['customer_id']}/release-hold", json={"reason": "x"})
+    assert (refused.status_code, refused.json()["rule_id"]) == (422, "hold.not_in_force")
+    past = sandbox.as_("supervisor").post("/receivables/INV-R-1/hold", json={"reason": "x", "until": "2026-03-01T00:00:00Z"})
+    assert (past.status_code, past.json()["rule_id"], past.json()["field"]) == (422, "hold.until_past", "until")
+    naive = sandbox.as_("supervisor").post("/receivables/INV-R-1/hold", json={"reason": "x", "until": "2026-05-01T00:00:00"})
+    assert naive.status_code == 422
+    far = sandbox.as_("supervisor").post(f"/customers/{CUSTOMER['customer_id']}/hold", json={"reason": "x", "until": "2200-01-01T00:00:00Z"})
+    assert (far.status_code, far.json()["rule_id"]) == (422, "field.date_range")
+    assert sandbox.as_("supervisor").post("/receivables/INV-R-1/hold", json={"reason": " "}).status_code == 422
+    assert sandbox.as_("supervisor").post("/customers/NOBODY/hold", json={"reason": "x"}).status_code == 404
+    assert types(sandbox, "INV-R-1") == ["Issued"]
+    assert ok(sandbox.as_("auditor").get(f"/customers/{CUSTOMER['customer_id']}"))["version"] == 1
+    ok(sandbox.as_("service").post("/receivables/INV-R-1/record-payment", json={
+        "amount": "1200.50", "method": "bank_transfer", "paid_on": "2026-03-02", "reference": "P-1"}))
+    settled = sandbox.as_("supervisor").post("/receivables/INV-R-1/hold", json={"reason": "x"})
+    assert (settled.status_code, settled.json()["state"]) == (409, "settled")
