@@ -10,16 +10,18 @@ reminder on Friday 27 March 09:00, falling due on 3 April 00:00, the follow-up o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from collections_es.application.clock import SandboxClock
+from collections_es.application.clock import FixedClock, SandboxClock
 
 from ..conftest import make_services
 from .conftest import CUSTOMER, Api, invoice
+from .test_notifications import Mailbox, wired
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # Monday 2 March, 09:00 in Shanghai
 DUE = "2026-04-03"
@@ -166,3 +168,93 @@ def test_hold_refusals_name_the_rule_and_change_nothing(sandbox: Api) -> None:
         "amount": "1200.50", "method": "bank_transfer", "paid_on": "2026-03-02", "reference": "P-1"}))
     settled = sandbox.as_("supervisor").post("/receivables/INV-R-1/hold", json={"reason": "x"})
     assert (settled.status_code, settled.json()["state"]) == (409, "settled")
+
+
+# ---- nothing is sent while held (a real SMTP server on loopback) -------------------------
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    box.start()
+    yield box
+    box.stop()
+
+
+def test_the_notifier_sends_nothing_while_held_and_what_it_held_back_stays_unsent(sqlite_url: str, mailbox: Mailbox) -> None:
+    clock = FixedClock(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
+    services = wired(sqlite_url, clock, mailbox)
+    try:
+        api = Api(services)
+        ok(api.as_("supervisor").post("/customers", json=CUSTOMER), 201)
+        ok(api.as_("service").post("/receivables", json=invoice("INV-N-1")), 201)
+        clock.at = utc("2026-03-25T02:00:00Z")
+        ok(api.as_("service").post("/receivables/INV-N-1/send-reminder", json={"channel": "email"}))  # queued
+        ok(api.as_("supervisor").post(f"/customers/{CUSTOMER['customer_id']}/hold", json={"reason": "legal review"}))
+        ok(api.as_("service").post("/receivables", json=invoice("INV-N-2")), 201)
+        # A person may still act while held; the service sends nothing for it.
+        ok(api.as_("collector").post("/receivables/INV-N-2/send-reminder", json={"channel": "email"}))
+        attempts = services.notifier.run_once()
+        assert sorted(a.status for a in attempts) == ["withheld", "withheld"]
+        assert mailbox.received == []
+        shown = ok(api.as_("supervisor").get("/notifications", params={"status": "withheld"}))["items"]
+        assert len(shown) == 2 and all(m["attempts"] == 0 and "on hold" in m["last_error"] for m in shown)
+
+        # The scheduler acts on nothing but the calendar's facts while held.
+        clock.at = utc("2026-04-20T02:00:00Z")
+        assert {f.kind for f in services.scheduler.tick() if f.outcome == "fired"} == {"fall_due"}
+        assert services.notifier.run_once() == []
+
+        ok(api.as_("supervisor").post(f"/customers/{CUSTOMER['customer_id']}/release-hold", json={"reason": "cleared"}))
+        assert services.notifier.run_once() == []  # held back is not sent later
+        fired = {f.kind for f in services.scheduler.tick() if f.outcome == "fired"}
+        assert fired == {"follow_up"}, "caught up at the release (the escalation's day has not come)"
+        sent = services.notifier.run_once()
+        assert [a.status for a in sent] == ["sent", "sent"]  # each receivable's first dunning letter
+        assert len(mailbox.received) == 2
+        assert {m["kind"] for m in ok(api.as_("supervisor").get("/notifications", params={"status": "sent"}))["items"]} == {
+            "first_dunning"
+        }
+    finally:
+        services.close()
+
+
+# ---- the console ------------------------------------------------------------------------
+
+
+def test_a_supervisor_holds_a_receivable_from_its_page_which_shows_the_hold_and_the_worklist_marks_it(sqlite_url: str) -> None:
+    from .console import Console, text_of
+    from .test_console import api_post, post_form
+
+    services = make_services(sqlite_url, FixedClock(datetime(2026, 4, 10, 1, 0, tzinfo=UTC)))
+    try:
+        console = Console(services)
+        api_post(console, "/customers", CUSTOMER)
+        api_post(console, "/receivables", invoice("INV-K-1", issued_on="2026-03-02", due_on="2026-04-01"))
+        api_post(console, "/receivables/INV-K-1/fall-due", None)
+        assert 'action="/console/receivables/INV-K-1/hold"' not in console.as_("collector").get("/console/receivables/INV-K-1").text
+        page = console.as_("supervisor").get("/console/receivables/INV-K-1").text
+        rid = re.search(r'action="/console/receivables/([0-9a-f-]{36})/hold"', page).group(1)
+        assert f'action="/console/receivables/{rid}/release-hold"' in page  # offered: the state allows it
+
+        response = post_form(console, "supervisor", f"/console/receivables/{rid}/hold",
+                             {"reason": "customer in talks", "until": "2026-04-20T09:00"})
+        assert response.status_code == 303, response.text
+        shown = text_of(console.as_("supervisor").get("/console/receivables/INV-K-1").text)
+        assert "On hold: customer in talks · until" in shown and "placed by supervisor-1" in shown
+        assert "HoldPlaced supervisor-1 supervisor customer in talks" in shown
+        api = console.browser(Authorization=f"Bearer {console.tokens['auditor']}")
+        assert api.get("/receivables/INV-K-1").json()["holds"][0]["until"] == "2026-04-20T01:00:00Z"  # 09:00 Shanghai
+
+        listing = console.as_("supervisor").get("/console/worklist").text
+        item = listing.split(f'id="item-{rid}"', 1)[1].split("</article>", 1)[0]
+        assert "On hold" in text_of(item)
+        worklist = console.browser(Authorization=f"Bearer {console.tokens['supervisor']}").get("/worklist").json()
+        assert [(i["invoice_number"], i["on_hold"], i["held_until"]) for i in worklist["items"]] == [
+            ("INV-K-1", True, "2026-04-20T01:00:00Z")
+        ]
+        services.clock.at = datetime(2026, 4, 20, 1, 0, tzinfo=UTC)  # the hold has run out
+        worklist = console.browser(Authorization=f"Bearer {console.tokens['supervisor']}").get("/worklist").json()
+        assert [(i["on_hold"], i["held_until"]) for i in worklist["items"]] == [(False, None)]
+    finally:
+        services.close()

@@ -275,7 +275,7 @@ class Customer(TrailedAggregate):
         """Put collection with the customer on hold (a supervisor); a hold replaces the one in force."""
         if not str(reason or "").strip():
             raise RuleViolationError("field.required", "'reason' must not be empty", field="reason")
-        holds.check_until(until, ctx.now)
+        until = holds.check_until(until, ctx.now)
         self._record(self.HoldPlaced, ctx, reason=reason, until=until)
 
     def release_hold(self, ctx: Context, *, reason: str) -> None:

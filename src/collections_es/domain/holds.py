@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import RuleViolationError
@@ -115,7 +115,7 @@ def deferral(holds: Iterable[Mapping[str, Any]], resumed_at: datetime | None, si
 
 
 def check_until(until: datetime | None, now: datetime) -> datetime | None:
-    """A hold's end: an instant with its time zone, after now, by the end of 2199."""
+    """A hold's end: an instant with its time zone, after now, by the end of 2199 (kept in UTC)."""
     if until is None:
         return None
     if not isinstance(until, datetime) or until.tzinfo is None or until.utcoffset() is None:
@@ -124,7 +124,7 @@ def check_until(until: datetime | None, now: datetime) -> datetime | None:
         raise RuleViolationError("field.date_range", f"'until' is after {LATEST_UNTIL.date()}", field="until")
     if until <= now:
         raise RuleViolationError("hold.until_past", f"'until' must be after now ({now.isoformat()})", field="until")
-    return until
+    return until.astimezone(UTC)
 
 
 def describe(hold: Hold) -> str:

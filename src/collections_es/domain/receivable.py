@@ -930,7 +930,7 @@ class Receivable(TrailedAggregate):
         state = self._next("hold")
         _require_text(reason, "reason")
         _require_choice(scope, holds.SCOPES, "scope")
-        holds.check_until(until, ctx.now)
+        until = holds.check_until(until, ctx.now)
         self._record(self.HoldPlaced, ctx, state_after=state, scope=scope, reason=reason, until=until)
 
     def release_hold(self, ctx: Context, *, reason: str, scope: str | None = None) -> None:
