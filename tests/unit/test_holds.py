@@ -181,3 +181,36 @@ def test_a_customers_hold_is_in_force_until_released_or_its_end():
     c.place_hold(ctx("2026-03-12T00:00:00Z", SUPERVISOR), reason="again")
     c.release_hold(ctx("2026-03-13T00:00:00Z", SUPERVISOR), reason="cleared")
     assert c.hold is None
+
+
+# ---- the detective rules read the holds ---------------------------------------------------
+# The helpers' standard receivable: Shanghai, due Wednesday 7 February 2024; the reminder is
+# owed by the end of 31 January, the follow-up by the end of 8 February.
+
+
+def test_a_deadline_that_fell_while_held_is_owed_from_the_release_and_none_while_still_held():
+    from collections_es.domain.compliance import fact_of, findings_as_of
+
+    from .helpers import POLICY as STORY_POLICY
+    from .helpers import fall_due as story_fall_due
+    from .helpers import hold as story_hold
+    from .helpers import issue as story_issue
+    from .helpers import release_hold as story_release
+    from .helpers import start_follow_up as story_follow_up
+    from .helpers import story
+
+    def found(*calls, now: str) -> list[str]:
+        _, events = story(*calls)
+        facts = [fact_of(e) for e in events]
+        return [f.rule_id for f in findings_as_of(facts, {STORY_POLICY.version: STORY_POLICY}, "r-1", utc(now))]
+
+    held_story = (story_issue(), story_hold(at="2024-01-20T02:00:00+00:00"), story_fall_due())
+    assert found(*held_story, now="2024-03-01T00:00:00Z") == []  # still held: nothing was owed
+    # Released on Saturday 10 February: the reminder is moot, the follow-up owed by the end of Monday 12.
+    released_story = (*held_story, story_release(at="2024-02-10T02:00:00+00:00"))
+    assert found(*released_story, now="2024-02-12T15:59:59Z") == []
+    assert found(*released_story, now="2024-02-12T16:00:00Z") == ["follow_up.not_started_in_time"]
+    assert found(*released_story, story_follow_up(at="2024-02-12T02:00:00+00:00"), now="2024-03-01T00:00:00Z") == []
+    # A hold that ended by itself before the reminder day leaves the reminder owed as usual.
+    short = (story_issue(), story_hold(at="2024-01-20T02:00:00+00:00", until="2024-01-25T00:00:00+00:00"), story_fall_due())
+    assert found(*short, now="2024-02-01T00:00:00Z") == ["reminder.not_sent_in_time"]
