@@ -146,7 +146,9 @@ _RULES: tuple[Rule, ...] = (
         "Pre-due reminder not sent in time",
         "A reminder is sent by the end of the reminder day: `reminder_lead_days` before the due date (the "
         "business day on or before), or the first business day after issue if that is later; none is owed "
-        "when that day is not before the due date. Settling first lifts the obligation.",
+        "when that day is not before the due date. Settling first lifts the obligation. A deadline that falls "
+        "while collection is on hold moves to the end of the first business day from the hold's end (none is "
+        "owed if that is after the due date).",
         ("reminder_lead_days", "contact.windows", "holidays"),
     ),
     Rule(
@@ -154,7 +156,8 @@ _RULES: tuple[Rule, ...] = (
         "detective",
         "Follow-up not started in time after the due date",
         "Follow-up (`start_follow_up`, a contact, a promise or an escalation) starts by the end of the business "
-        "day `follow_up_after_days` after the due date. Settling first lifts the obligation.",
+        "day `follow_up_after_days` after the due date. Settling first lifts the obligation. A deadline that "
+        "falls while collection is on hold moves to the end of the first business day from the hold's end.",
         ("follow_up_after_days", "contact.windows", "holidays"),
     ),
     Rule(
