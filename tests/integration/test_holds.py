@@ -21,6 +21,7 @@ from collections_es.application.clock import FixedClock, SandboxClock
 
 from ..conftest import make_services
 from .conftest import CUSTOMER, Api, invoice
+from .projection_history import projection_tables, table_contents
 from .test_notifications import Mailbox, wired
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # Monday 2 March, 09:00 in Shanghai
@@ -127,6 +128,15 @@ def test_a_customer_hold_covers_every_open_receivable_and_one_issued_while_held(
     for number in ("INV-C-1", "INV-C-2", "INV-C-3"):
         assert types(sandbox, number)[-3:] == ["HoldReleased", "FollowUpStarted", "Escalated"]
         assert receivable(sandbox, number)["holds"] == []
+
+    # Every read model followed the holds, and rebuilt from the log it is the same.
+    runner = sandbox.services.projections
+    runner.catch_up()
+    tables = projection_tables(runner)
+    live = table_contents(sandbox.services.engine, tables)
+    for name in runner.projections:
+        runner.rebuild(name)
+    assert live == table_contents(sandbox.services.engine, tables)
 
 
 def test_a_hold_with_until_ends_by_itself_and_collection_resumes_then(sandbox: Api) -> None:
