@@ -127,7 +127,9 @@ def test_a_customer_hold_covers_every_open_receivable_and_one_issued_while_held(
     assert ok(sandbox.as_("auditor").get(f"/customers/{CUSTOMER['customer_id']}"))["hold"]["reason"] == "bankruptcy filing"
     issue(sandbox, "INV-C-3")  # issued while the customer is held: held from its first moment
     for number in ("INV-C-1", "INV-C-2", "INV-C-3"):
-        assert [(h["scope"], h["reason"]) for h in receivable(sandbox, number)["holds"]] == [("customer", "bankruptcy filing")]
+        assert [(h["scope"], h["reason"], h["placed_by"]) for h in receivable(sandbox, number)["holds"]] == [
+            ("customer", "bankruptcy filing", "supervisor-1")
+        ]
 
     fired = advance(sandbox, "2026-05-10T02:00:00Z")
     assert sorted(f["kind"] for f in fired) == ["fall_due"] * 3

@@ -633,7 +633,7 @@ def _copy_customer_hold(receivable: Receivable, customer: Customer, ctx: Context
             return False
         if copied is not None and (copied.reason, copied.until) == (hold.reason, hold.until):
             return False
-        receivable.hold(ctx, reason=hold.reason, until=hold.until, scope="customer")
+        receivable.hold(ctx, reason=hold.reason, until=hold.until, scope="customer", placed_by=hold.placed_by)
         return True
     if copied is None or not lifecycle.allows(receivable.state, "release_hold"):
         return False

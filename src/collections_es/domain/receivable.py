@@ -357,13 +357,16 @@ class Receivable(TrailedAggregate):
         scope: str
         reason: str
         until: datetime | None
+        # A customer's hold copied here: who placed it on the customer (the event's actor is
+        # whoever's command copied it, e.g. the service issuing a receivable while it is held).
+        placed_by: str | None = None
 
         def evolve(self, r: Receivable) -> None:
             # A hold replaces the one of its scope; holds that had ended by now are dropped,
             # their end kept as the moment collection last resumed (holds.deferral).
             kept, resumed = _ended_holds(r, self.timestamp)
             placed = {"scope": self.scope, "reason": self.reason, "until": self.until,
-                      "placed_by": self.actor_id, "placed_at": self.timestamp}
+                      "placed_by": self.placed_by or self.actor_id, "placed_at": self.timestamp}
             r.holds = [*(h for h in kept if h["scope"] != self.scope), placed]
             r.resumed_at = resumed
 
@@ -923,7 +926,9 @@ class Receivable(TrailedAggregate):
             self.RecoveryRecorded, ctx, state_after=state, amount=money, method=method, paid_on=paid_on, reference=reference
         )
 
-    def hold(self, ctx: Context, *, reason: str, until: datetime | None = None, scope: str = "receivable") -> None:
+    def hold(
+        self, ctx: Context, *, reason: str, until: datetime | None = None, scope: str = "receivable", placed_by: str | None = None
+    ) -> None:
         """Put collection on hold (a supervisor; scope `customer` when the customer's hold is copied
         here): nothing time-driven that acts fires and nothing is sent until it is released or
         `until` passes. A hold replaces the one of its scope."""
@@ -931,7 +936,7 @@ class Receivable(TrailedAggregate):
         _require_text(reason, "reason")
         _require_choice(scope, holds.SCOPES, "scope")
         until = holds.check_until(until, ctx.now)
-        self._record(self.HoldPlaced, ctx, state_after=state, scope=scope, reason=reason, until=until)
+        self._record(self.HoldPlaced, ctx, state_after=state, scope=scope, reason=reason, until=until, placed_by=placed_by)
 
     def release_hold(self, ctx: Context, *, reason: str, scope: str | None = None) -> None:
         """Release the holds in force (of `scope` only, when given): collection resumes from now,
