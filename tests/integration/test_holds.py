@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -281,5 +281,46 @@ def test_a_supervisor_holds_a_receivable_from_its_page_which_shows_the_hold_and_
         services.clock.at = datetime(2026, 4, 20, 1, 0, tzinfo=UTC)  # the hold has run out
         worklist = console.browser(Authorization=f"Bearer {console.tokens['supervisor']}").get("/worklist").json()
         assert [(i["on_hold"], i["held_until"]) for i in worklist["items"]] == [(False, None)]
+    finally:
+        services.close()
+
+
+# ---- a customer's hold placed while a receivable is being issued -----------------------------
+
+
+@pytest.mark.parametrize("change", ["placed", "released"])
+def test_a_receivable_issued_while_its_customers_hold_changes_ends_up_in_line_with_the_customer(sqlite_url: str, change: str) -> None:
+    from collections_es.application.service import Request
+    from collections_es.domain.trail import Actor
+
+    services = make_services(sqlite_url, FixedClock(START))
+    try:
+        app, supervisor = services.app, Request(Actor("supervisor-1", "supervisor"))
+        app.register_customer(supervisor, **CUSTOMER)
+        if change == "released":
+            app.hold_customer(supervisor, CUSTOMER["customer_id"], reason="talks")
+        read_customer, raced = app.get_customer, []
+
+        def racing(customer_id: str, **kw: Any) -> Any:
+            """The issue reads the customer, then the hold changes before the receivable is saved
+            (so the hold's copy to the customer's receivables does not find it)."""
+            seen = read_customer(customer_id, **kw)
+            if not raced:
+                raced.append(change)
+                if change == "placed":
+                    app.hold_customer(supervisor, customer_id, reason="raced")
+                else:
+                    app.release_customer_hold(supervisor, customer_id, reason="raced")
+            return seen
+
+        app.get_customer = racing  # type: ignore[method-assign]
+        fields = invoice("INV-RACE-1", due_on=DUE)
+        fields |= {k: date.fromisoformat(fields[k]) for k in ("issued_on", "due_on")}
+        issued = app.issue_receivable(Request(Actor("erp", "service")), **fields)
+        app.get_customer = read_customer  # type: ignore[method-assign]
+        assert raced == [change]
+        r = app.get_receivable(issued.resource.id)
+        assert [h.reason for h in r.holds_in_force(START)] == (["raced"] if change == "placed" else [])
+        assert issued.resource.holds_in_force(START) == r.holds_in_force(START)
     finally:
         services.close()

@@ -397,13 +397,33 @@ class Collections(Application):
         if replay is not None:
             return replay
         customer = self.get_customer(fields["customer_id"])
-        return self._unit_of_work(
+        outcome = self._unit_of_work(
             request,
             receivable_id(fields["invoice_number"]),
             lambda _: self._issued(self._context(request), customer, fields),
             resource="receivable",
             exists=DuplicateError(f"invoice '{fields['invoice_number']}' is issued already"),
         )
+        if outcome.replayed:
+            return outcome
+        return self._recheck_customer_hold(request, outcome, customer)
+
+    def _recheck_customer_hold(self, request: Request, issued: Outcome, seen: Customer) -> Outcome:
+        """A customer's hold placed or released between reading the customer and saving the new
+        receivable (its copy to the customer's receivables listed them before this one was
+        saved): the receivable is brought in line now (ADR 0052)."""
+        customer = self.get_customer(seen.customer_id)
+        if customer.version == seen.version:
+            return issued
+        follow_up = Request(request.actor, correlation_id=request.correlation_id)
+
+        def act(receivable: Receivable) -> Receivable:
+            _copy_customer_hold(receivable, customer, self._context(follow_up), reason="the customer's hold was released")
+            return receivable
+
+        rid = issued.resource.id
+        after = self._unit_of_work(follow_up, rid, act, load=lambda: self.get_receivable(rid), resource="receivable")
+        return Outcome(after.resource, issued.status)
 
     def _issued(self, ctx: Context, customer: Customer, fields: dict[str, Any]) -> Receivable:
         """A new receivable; a customer on hold has it held from its first moment (ADR 0052)."""
