@@ -65,7 +65,7 @@ findings = sa.Table(
 )
 
 _DATES = ("due_on", "issued_on", "paid_on", "filed_on")
-_INSTANTS = ("delivered_at", "occurred_at")  # occurred_at: a contact's, when logged after it took place
+_INSTANTS = ("delivered_at", "occurred_at", "until")  # occurred_at: a contact's, when logged after it took place; until: a hold's end
 
 
 def _plain(value: Any) -> Any:

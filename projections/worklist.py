@@ -87,6 +87,9 @@ worklist = sa.Table(
     sa.Column("last_contact_day", sa.Integer, nullable=True),  # last_contact_at's date in the customer's zone
     sa.Column("amount_points", sa.Float, nullable=False),  # amount_points(balance): 10·log10, exactly as priority
     sa.Column("tier", sa.String(32), nullable=True),  # the customer's, as rm_worklist_customers has it now
+    # The holds on collection (ADR 0052), [[scope, until (ISO instant) or null], ...]; whether
+    # one is in force depends on `now`, so a read works it out (`hold_of`).
+    sa.Column("holds", sa.Text, nullable=True),
     # Everything score_sql reads, so a read scans this index alone (one zone at a time; a
     # collector's items, or everyone's) and visits the table for the rows it shows only.
     sa.Index(
@@ -184,6 +187,7 @@ class Worklist(Projection):
                 "broken_promises": 0,
                 "last_contact_at": None,
                 "disputed": False,
+                "holds": None,
             }
         else:
             row = known[rid]
@@ -218,6 +222,12 @@ class Worklist(Projection):
                 row["balance"] = rowlib.to_minor(event.adjusted_amount, currency) - row["paid"]
         elif isinstance(event, Receivable.CollectorAssigned):
             row["collector"] = event.collector
+        elif isinstance(event, Receivable.HoldPlaced):
+            kept = [h for h in json.loads(row.get("holds") or "[]") if h[0] != event.scope]
+            row["holds"] = json.dumps([*kept, [event.scope, event.until.isoformat() if event.until else None]])
+        elif isinstance(event, Receivable.HoldReleased):
+            kept = [h for h in json.loads(row.get("holds") or "[]") if h[0] not in event.scopes]
+            row["holds"] = json.dumps(kept) if kept else None
         if event.state_after in CLOSED_STATES or row["balance"] <= 0:
             row["commitment"] = None
         row["state"] = event.state_after
@@ -234,6 +244,18 @@ def derive(row: dict[str, Any]) -> None:
     last = row["last_contact_at"]
     row["last_contact_day"] = None if last is None else rowlib.local_date(last.replace(tzinfo=UTC), row["timezone"]).toordinal()
     row["amount_points"] = amount_points(row["balance"], row["currency"])
+
+
+def hold_of(row: dict[str, Any], now: datetime) -> tuple[bool, datetime | None]:
+    """(on hold at `now`, when the holds in force end by themselves; None: until released)."""
+    ends = []
+    for _, until in json.loads(row.get("holds") or "[]"):
+        end = None if until is None else datetime.fromisoformat(until)
+        if end is None or end > now:
+            ends.append(end)
+    if not ends:
+        return False, None
+    return True, None if None in ends else max(e for e in ends if e is not None)
 
 
 def _is_contact(event: Any) -> bool:
@@ -486,6 +508,7 @@ def items_for(
         scored_row = priority(data, data["tier"], now, policy)
         if scored_row is None:  # never: score_sql lists exactly what priority scores (tested)
             continue
+        on_hold, held_until = hold_of(data, now)
         out.append({**data, "priority": scored_row.score, "reasons": scored_row.reasons,
-                    "days_past_due": scored_row.days_past_due})
+                    "days_past_due": scored_row.days_past_due, "on_hold": on_hold, "held_until": held_until})
     return out

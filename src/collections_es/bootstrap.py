@@ -20,7 +20,7 @@ from projections.contacts import ContactsLog, read_contacts, recent_contacts
 from projections.credit import CreditRecords
 from projections.customers import CustomersList
 from projections.outbox import Outbox, SqlOutbox, list_messages, messages as outbox_messages
-from projections.receivables import ReceivablesList
+from projections.receivables import ReceivablesList, open_receivable_ids
 from projections.timers import SqlTimerStore, Timers
 from projections.webhooks import EVENT_TYPES, SqlDeliveries, WebhookDeliveries
 from projections.webhooks import deliveries as webhook_deliveries
@@ -182,6 +182,7 @@ def _build(settings: Settings, *, clock: Clock | None = None) -> Services:
         backoff_max_seconds=settings.notify_backoff_max_seconds,
         max_age=timedelta(hours=settings.notify_max_age_hours),
         record_delivery=delivery_recorder(app),
+        is_held=lambda rid, at: app.get_receivable(uuid.UUID(rid)).is_held(at),
     )
     deliveries = SqlDeliveries(engine)
 
@@ -239,6 +240,13 @@ def _build(settings: Settings, *, clock: Clock | None = None) -> Services:
             return recent_contacts(conn, customer_id, since)
 
     app.customer_contacts = customer_contacts
+
+    def customer_receivables(customer_id: str) -> list[uuid.UUID]:
+        services.read_models("receivables")
+        with engine.connect() as conn:
+            return [uuid.UUID(rid) for rid in open_receivable_ids(conn, customer_id)]
+
+    app.customer_receivables = customer_receivables
     return services
 
 
@@ -249,7 +257,7 @@ def _refresh_deliveries(services: Services, deliveries: SqlDeliveries) -> None:
 
 
 NOTIFIER = Actor("system:notifier", "service")
-OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "expired")
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "expired", "withheld")
 WEBHOOK_STATUSES = ("pending", "sending", "delivered", "failed", "cancelled")
 
 

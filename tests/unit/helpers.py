@@ -323,6 +323,21 @@ def record_proceedings(
     return call("record_proceedings", at=at, by=by, kind=kind, filed_on=filed_on, case_number=case_number)
 
 
+def hold(
+    *,
+    reason: str = "negotiating a settlement",
+    until: datetime | str | None = None,
+    scope: str = "receivable",
+    at: datetime | str = LATER,
+    by: Actor = SUPERVISOR,
+) -> Call:
+    return call("hold", at=at, by=by, reason=reason, until=None if until is None else instant(until), scope=scope)
+
+
+def release_hold(*, reason: str = "talks ended", scope: str | None = None, at: datetime | str = LATER, by: Actor = SUPERVISOR) -> Call:
+    return call("release_hold", at=at, by=by, reason=reason, scope=scope)
+
+
 #: A valid call for each lifecycle command, for tests that sweep over commands.
 SAMPLE_CALLS = {
     "send_reminder": send_reminder,
@@ -347,6 +362,8 @@ SAMPLE_CALLS = {
     "grant_contact_exception": grant_contact_exception,
     "record_delivery": record_delivery,
     "record_proceedings": record_proceedings,
+    "hold": hold,
+    "release_hold": release_hold,
 }
 
 

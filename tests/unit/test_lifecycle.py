@@ -34,6 +34,8 @@ SETTLED = "settled"
 # without changing it.
 # `record_delivery` (issue 11) records a message or letter delivered, in every open
 # state without changing it; `record_proceedings` is the section 1 row (legal, same).
+# `hold` / `release_hold` (issue 13) pause and resume collection, in every open state,
+# without changing it (ADR 0052).
 EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
     "issued": {
         "send_reminder": "reminded",
@@ -46,6 +48,8 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "issued",
         "grant_contact_exception": "issued",
         "record_delivery": "issued",
+        "hold": "issued",
+        "release_hold": "issued",
     },
     "reminded": {
         "send_reminder": "reminded",
@@ -58,6 +62,8 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "reminded",
         "grant_contact_exception": "reminded",
         "record_delivery": "reminded",
+        "hold": "reminded",
+        "release_hold": "reminded",
     },
     "due": {
         "start_follow_up": "following_up",
@@ -72,6 +78,8 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "due",
         "grant_contact_exception": "due",
         "record_delivery": "due",
+        "hold": "due",
+        "release_hold": "due",
     },
     "following_up": {
         "record_contact": "following_up",
@@ -85,6 +93,8 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "following_up",
         "grant_contact_exception": "following_up",
         "record_delivery": "following_up",
+        "hold": "following_up",
+        "release_hold": "following_up",
     },
     "promised": {
         "record_contact": "promised",
@@ -97,6 +107,8 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "promised",
         "grant_contact_exception": "promised",
         "record_delivery": "promised",
+        "hold": "promised",
+        "release_hold": "promised",
     },
     "overdue_escalated": {
         "record_contact": "overdue_escalated",
@@ -113,6 +125,8 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "overdue_escalated",
         "grant_contact_exception": "overdue_escalated",
         "record_delivery": "overdue_escalated",
+        "hold": "overdue_escalated",
+        "release_hold": "overdue_escalated",
     },
     "legal": {
         "record_contact": "legal",
@@ -125,6 +139,8 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "legal",
         "grant_contact_exception": "legal",
         "record_delivery": "legal",
+        "hold": "legal",
+        "release_hold": "legal",
         "record_proceedings": "legal",
     },
     "settled": {},  # final: accepts nothing
@@ -165,6 +181,8 @@ SPEC_COMMANDS = {
     "grant_contact_exception",  # docs/design.md section 6: a supervisor's exception, granted before a contact
     "record_delivery",  # docs/design.md section 7: a message counts (for limitation) when delivered
     "record_proceedings",
+    "hold",  # docs/design.md section 7: a supervisor's hold pauses actions, not the calendar (ADR 0052)
+    "release_hold",
 }
 
 

@@ -20,6 +20,7 @@ from collections_es.domain.receivable import receivable_id
 from collections_es.domain.trail import Actor
 
 from .helpers import (
+    hold,
     AMOUNT,
     COLLECTOR,
     DUE_ON,
@@ -931,6 +932,7 @@ PRECONDITIONS = {
     "approve_write_off": [request_write_off()],
     "resolve_dispute": [raise_dispute()],
     "keep_promise": [record_payment_before_the_fix("400.00")],  # covered, still promised
+    "release_hold": [hold()],
 }
 
 

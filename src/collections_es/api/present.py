@@ -11,7 +11,7 @@ from typing import Any
 from ..application.access import PII_ROLES
 from ..application.commands import allowed_actions as declared_actions
 from ..application.pii import Redactor, mask  # noqa: F401 - `present.mask` is what routes mask recipients with
-from ..domain import lifecycle
+from ..domain import holds, lifecycle
 from ..domain.customer import Customer, customer_uuid
 from ..domain.money import format_money
 from ..domain.policy import CollectionPolicy
@@ -91,7 +91,13 @@ def receivable(
         policy_version=r.policy_version,
         limitation=limitation_out(r, policy),
         as_of=as_of,
+        holds=[hold_out(h, text) for h in r.holds_in_force(as_of or now)],
     )
+
+
+def hold_out(hold: holds.Hold, text: Any = None) -> schemas.HoldOut:
+    """A hold in force; its reason is free text (masked by a redactor's `text`)."""
+    return schemas.HoldOut(**hold.as_dict() | {"reason": (text or _same)(hold.reason)})
 
 
 def after_command(
@@ -203,7 +209,14 @@ def money_out(amount: Decimal | None, currency: str | None) -> schemas.MoneyOut 
     return schemas.MoneyOut(amount=format_money(amount), currency=currency)
 
 
-def customer(c: Customer, *, show_pii: bool) -> schemas.CustomerPublic:
+def _customer_hold(c: Customer, now: datetime | None) -> holds.Hold | None:
+    """The customer's hold in force at `now` (without `now`: as recorded, ended or not)."""
+    if now is None:
+        return holds.Hold.of(c.hold) if c.hold else None
+    return c.hold_in_force(now)
+
+
+def customer(c: Customer, *, show_pii: bool, now: datetime | None = None) -> schemas.CustomerPublic:
     contacts, persons, notes = c.contacts, c.contact_persons, c.notes
     text = _same
     if not show_pii:
@@ -227,4 +240,5 @@ def customer(c: Customer, *, show_pii: bool) -> schemas.CustomerPublic:
         willingness_to_pay=text(c.latest_note("willingness_to_pay")),
         notes=[schemas.NoteOut(**n) for n in notes],
         version=c.version,
+        hold=hold_out(hold, text) if (hold := _customer_hold(c, now)) else None,
     )

@@ -20,6 +20,8 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "customers.write": frozenset({"service", "supervisor", "sales"}),
     "customers.read": frozenset(ROLES),
     "customers.credit_record": frozenset(ROLES),
+    # Holds on collection with a customer (ADR 0052); a receivable's are commands of its own.
+    "customers.hold": frozenset({"supervisor"}),
     "contacts.read": frozenset(ROLES),
     "letters.read": frozenset({"service", "collector", "supervisor", "legal", "customer_service"}),
     "notifications.read": frozenset({"service", "collector", "supervisor", "customer_service", "auditor"}),

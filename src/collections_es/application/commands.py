@@ -188,6 +188,21 @@ class GrantContactException(CommandBody):
     valid_until: AwareInstant = Field(description="In the future, at most 31 days ahead; contacts count by their occurred_at")
 
 
+class Hold(CommandBody):
+    """Put collection on hold: nothing time-driven acts and nothing is sent until released or `until`."""
+
+    reason: Text
+    until: AwareInstant | None = Field(
+        default=None, description="When the hold ends by itself (after now); without it, until released"
+    )
+
+
+class ReleaseHold(CommandBody):
+    """Release the holds in force (the receivable's own and its customer's): collection resumes from now."""
+
+    reason: Text
+
+
 # ---- the declaration -----------------------------------------------------------------
 
 _SERVICE = frozenset({"service"})
@@ -293,6 +308,8 @@ LIFECYCLE: dict[str, Command] = _declare(
         _SUPERVISOR,
         "Let contacts by one channel pass the contact windows and caps until an instant (reported as overrides)",
     ),
+    Command("hold", Hold, _SUPERVISOR, "Put collection on hold: nothing time-driven acts, nothing is sent"),
+    Command("release_hold", ReleaseHold, _SUPERVISOR, "Release the hold: collection resumes from now, catching up"),
 )
 
 missing = set(lifecycle.COMMANDS) ^ set(LIFECYCLE)

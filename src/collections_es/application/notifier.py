@@ -10,6 +10,10 @@ injected clock (its error is kept and logged with contact details masked); after
 whose event is older than `max_age` ends as `expired` unsent (a sender started on
 an old log must not send last year's reminders).
 
+A message whose receivable is on hold when its turn comes is not sent: it ends as
+`withheld` (ADR 0052; collection resumes at the release with the steps owed then,
+not with messages of the paused days).
+
 A message the transport accepted is delivered: the notifier hands it to
 `record_delivery` (the composition root wires it to the receivable's
 `record_delivery` command, ADR 0036), before marking it sent, so a crash in
@@ -59,6 +63,8 @@ class Delivery:
 
 
 RecordDelivery = Callable[[Delivery], None]
+#: Whether a receivable (its id) is on hold at an instant (domain/holds.py; bootstrap wires it).
+IsHeld = Callable[[str, datetime], bool]
 
 
 class Transport(Protocol):
@@ -115,6 +121,7 @@ class Notifier:
         lease_seconds: float = 300.0,
         max_age: timedelta = timedelta(hours=72),
         record_delivery: RecordDelivery | None = None,
+        is_held: IsHeld | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -126,6 +133,7 @@ class Notifier:
         self.lease_seconds = lease_seconds
         self.max_age = max_age
         self.record_delivery = record_delivery
+        self.is_held = is_held
 
     def backoff(self, attempts: int) -> timedelta:
         """Wait after the `attempts`-th failure: base × 2^(attempts-1), capped."""
@@ -151,6 +159,11 @@ class Notifier:
     def _attempt(self, row: dict[str, Any]) -> Attempt:
         """Send one message this sender holds, and write the outcome."""
         now = self.clock.now()
+        if self.is_held is not None and self.is_held(row["receivable_id"], now):
+            note = "not sent: collection with the customer was on hold"
+            self.store.finish(row["id"], "withheld", row["attempts"], error=note)
+            log.info("message %s withheld: its receivable is on hold", row["id"])
+            return Attempt(row["id"], "withheld", note)
         attempts = row["attempts"] + 1
         message = OutgoingMessage(
             row["id"], row["kind"], row["channel"], row["recipient"], row["language"], row["subject"], row["body"]

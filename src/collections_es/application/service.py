@@ -52,7 +52,9 @@ MAX_ATTEMPTS = 100
 #: How a command ended, for metrics and logs (ADR 0047).
 OUTCOMES: tuple[str, ...] = ("ok", "refused", "not_allowed", "error")
 # Names a command is measured under besides the lifecycle's (bounded: metric labels).
-MEASURED: frozenset[str] = frozenset({"issue", "register_customer", "update_customer", "adopt_policy"})
+MEASURED: frozenset[str] = frozenset(
+    {"issue", "register_customer", "update_customer", "adopt_policy", "hold_customer", "release_customer_hold"}
+)
 
 
 def outcome_of(error: BaseException | None) -> str:
@@ -142,6 +144,9 @@ class Collections(Application):
         # A port: the customer's contacts after an instant, on all of its receivables, for
         # the frequency caps across receivables (bootstrap wires it to the contact log).
         self.customer_contacts: Callable[[str, datetime], Sequence[ContactAttempt]] = lambda customer_id, since: ()
+        # A port: the ids of the customer's open receivables, read-your-writes (bootstrap wires the
+        # receivables list), so a customer's hold reaches each of them (ADR 0052).
+        self.customer_receivables: Callable[[str], Sequence[uuid.UUID]] = lambda customer_id: ()
         # A port: told of every command's name, outcome (OUTCOMES) and seconds (bootstrap wires the metrics).
         self.observe_command: Callable[[str, str, float], None] = lambda name, outcome, seconds: None
 
@@ -335,6 +340,51 @@ class Collections(Application):
             version = event.originator_version
         return None if version is None else self.get_customer(customer_id, version=version)
 
+    # -- holds (ADR 0052) ---------------------------------------------------
+
+    def hold_customer(self, request: Request, customer_id: str, *, reason: str, until: datetime | None = None) -> Outcome:
+        """Put collection with the customer on hold, and each of its open receivables with it."""
+        with self._measured("hold_customer", customer_uuid(customer_id)):
+            return self._customer_hold(
+                request, customer_id, lambda c, ctx: c.place_hold(ctx, reason=reason, until=until), reason
+            )
+
+    def release_customer_hold(self, request: Request, customer_id: str, *, reason: str) -> Outcome:
+        """Release the customer's hold on it and on each of its receivables (their own holds stay)."""
+        with self._measured("release_customer_hold", customer_uuid(customer_id)):
+            return self._customer_hold(request, customer_id, lambda c, ctx: c.release_hold(ctx, reason=reason), reason)
+
+    def _customer_hold(
+        self, request: Request, customer_id: str, act: Callable[[Customer, Context], None], reason: str
+    ) -> Outcome:
+        """The customer's hold event and its copy on (or release from) every open receivable of the
+        customer, saved in one transaction; a concurrent write to any of them re-decides the whole
+        (If-Match applies to the customer). A retry with the same Idempotency-Key answers as the first."""
+        check_view(request.actor.role, "customers.hold")
+        cid = customer_uuid(customer_id)
+        with self._stripes[cid.int % LOCK_STRIPES]:
+            for attempt in range(MAX_ATTEMPTS):
+                replay = self._replay(request)
+                if replay is not None:
+                    return replay
+                customer = self.get_customer(customer_id)
+                if request.expected_version is not None and customer.version != request.expected_version:
+                    raise VersionMismatchError(request.expected_version, customer.version)
+                ctx = self._context(request)
+                act(customer, ctx)
+                receivables = [self.get_receivable(rid) for rid in self.customer_receivables(customer_id)]
+                changed = [r for r in receivables if _copy_customer_hold(r, customer, ctx, reason=reason)]
+                record = self._key_record(request, 200, "customer", customer)
+                try:
+                    self.save(customer, *changed, *([record] if record is not None else []))
+                except IntegrityError:
+                    if request.expected_version is not None:
+                        raise VersionMismatchError(request.expected_version, self.get_customer(customer_id).version) from None
+                    time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
+                    continue
+                return Outcome(customer, 200)
+        raise ConcurrencyExhaustedError(f"the customer's hold lost {MAX_ATTEMPTS} races in a row; retry it")
+
     # -- receivables --------------------------------------------------------
 
     def issue_receivable(self, request: Request, **fields: Any) -> Outcome:
@@ -347,13 +397,39 @@ class Collections(Application):
         if replay is not None:
             return replay
         customer = self.get_customer(fields["customer_id"])
-        return self._unit_of_work(
+        outcome = self._unit_of_work(
             request,
             receivable_id(fields["invoice_number"]),
-            lambda _: Receivable.issue(self._context(request), timezone=customer.timezone, **fields),
+            lambda _: self._issued(self._context(request), customer, fields),
             resource="receivable",
             exists=DuplicateError(f"invoice '{fields['invoice_number']}' is issued already"),
         )
+        if outcome.replayed:
+            return outcome
+        return self._recheck_customer_hold(request, outcome, customer)
+
+    def _recheck_customer_hold(self, request: Request, issued: Outcome, seen: Customer) -> Outcome:
+        """A customer's hold placed or released between reading the customer and saving the new
+        receivable (its copy to the customer's receivables listed them before this one was
+        saved): the receivable is brought in line now (ADR 0052)."""
+        customer = self.get_customer(seen.customer_id)
+        if customer.version == seen.version:
+            return issued
+        follow_up = Request(request.actor, correlation_id=request.correlation_id)
+
+        def act(receivable: Receivable) -> Receivable:
+            _copy_customer_hold(receivable, customer, self._context(follow_up), reason="the customer's hold was released")
+            return receivable
+
+        rid = issued.resource.id
+        after = self._unit_of_work(follow_up, rid, act, load=lambda: self.get_receivable(rid), resource="receivable")
+        return Outcome(after.resource, issued.status)
+
+    def _issued(self, ctx: Context, customer: Customer, fields: dict[str, Any]) -> Receivable:
+        """A new receivable; a customer on hold has it held from its first moment (ADR 0052)."""
+        receivable = Receivable.issue(ctx, timezone=customer.timezone, **fields)
+        _copy_customer_hold(receivable, customer, ctx, reason="")
+        return receivable
 
     def execute(self, request: Request, receivable: uuid.UUID, command: str, **fields: Any) -> Outcome:
         """Run one lifecycle command: load, decide, save (re-decided on a concurrent write)."""
@@ -497,7 +573,7 @@ class Collections(Application):
     def decide_issue(self, request: Request, customer: Customer, **fields: Any) -> Receivable:
         """What `issue_receivable` decides for `customer`, in memory: nothing is saved."""
         check_command(request.actor.role, "issue")
-        return Receivable.issue(self._context(request), timezone=customer.timezone, **fields)
+        return self._issued(self._context(request), customer, fields)
 
     def decide(self, request: Request, receivable: Receivable, command: str, **fields: Any) -> Receivable:
         """What `execute` decides, on a receivable already loaded (and maybe acted on) in memory."""
@@ -564,4 +640,23 @@ class Collections(Application):
         if replay is not None:
             return replay
         raise error
+
+
+def _copy_customer_hold(receivable: Receivable, customer: Customer, ctx: Context, *, reason: str) -> bool:
+    """Bring the receivable's copy of its customer's hold in line with the customer (ADR 0052):
+    copy a hold in force (unless the same is copied already), release a copy the customer no
+    longer has. Closed receivables are left alone. True when an event was recorded."""
+    hold = customer.hold_in_force(ctx.now)
+    copied = next((h for h in receivable.holds_in_force(ctx.now) if h.scope == "customer"), None)
+    if hold is not None:
+        if not lifecycle.allows(receivable.state, "hold"):
+            return False
+        if copied is not None and (copied.reason, copied.until) == (hold.reason, hold.until):
+            return False
+        receivable.hold(ctx, reason=hold.reason, until=hold.until, scope="customer", placed_by=hold.placed_by)
+        return True
+    if copied is None or not lifecycle.allows(receivable.state, "release_hold"):
+        return False
+    receivable.release_hold(ctx, reason=reason, scope="customer")
+    return True
 

@@ -146,7 +146,9 @@ _RULES: tuple[Rule, ...] = (
         "Pre-due reminder not sent in time",
         "A reminder is sent by the end of the reminder day: `reminder_lead_days` before the due date (the "
         "business day on or before), or the first business day after issue if that is later; none is owed "
-        "when that day is not before the due date. Settling first lifts the obligation.",
+        "when that day is not before the due date. Settling first lifts the obligation. A deadline that falls "
+        "while collection is on hold moves to the end of the first business day from the hold's end (none is "
+        "owed if that is after the due date).",
         ("reminder_lead_days", "contact.windows", "holidays"),
     ),
     Rule(
@@ -154,7 +156,8 @@ _RULES: tuple[Rule, ...] = (
         "detective",
         "Follow-up not started in time after the due date",
         "Follow-up (`start_follow_up`, a contact, a promise or an escalation) starts by the end of the business "
-        "day `follow_up_after_days` after the due date. Settling first lifts the obligation.",
+        "day `follow_up_after_days` after the due date. Settling first lifts the obligation. A deadline that "
+        "falls while collection is on hold moves to the end of the first business day from the hold's end.",
         ("follow_up_after_days", "contact.windows", "holidays"),
     ),
     Rule(
@@ -702,6 +705,38 @@ class _Judge:
     def closed_before(self, deadline: datetime) -> bool:
         return any(f.state_after in lifecycle.CLOSED_STATES for f in self.facts if f.at < deadline)
 
+    def hold_spans(self) -> list[tuple[datetime, datetime | None]]:
+        """When collection was on hold (ADR 0052): (from, to) of each hold, `to` None while it lasts."""
+        spans: list[tuple[datetime, datetime | None]] = []
+        running: dict[str, tuple[datetime, datetime | None]] = {}
+        for f in self.facts:
+            if f.type == "HoldPlaced":
+                if f.data["scope"] in running:
+                    start, until = running.pop(f.data["scope"])
+                    spans.append((start, f.at if until is None else min(until, f.at)))
+                running[f.data["scope"]] = (f.at, f.data.get("until"))
+            elif f.type == "HoldReleased":
+                for scope in f.data["scopes"]:
+                    if scope in running:
+                        start, until = running.pop(scope)
+                        spans.append((start, f.at if until is None else min(until, f.at)))
+        return spans + list(running.values())
+
+    def after_holds(self, deadline: datetime, policy: CollectionPolicy) -> datetime | None:
+        """A deadline that fell while collection was held moves to the end of the first business
+        day from when the hold ended (what was owed is owed from then); None while still held."""
+        spans = self.hold_spans()
+        moved = True
+        while moved:
+            moved = False
+            for start, end in spans:
+                if start <= deadline and (end is None or deadline < end):
+                    if end is None:
+                        return None
+                    deadline = self.end_of(calendar.business_day_on_or_after(end.astimezone(self.zone).date(), policy))
+                    moved = True
+        return deadline
+
     def any_between(self, types: frozenset[str], start: datetime, end: datetime) -> bool:
         return any(f.type in types for f in self.facts if start <= happened_at(f) < end)
 
@@ -743,7 +778,9 @@ class _Judge:
         owed_on = max(reminder_day, calendar.business_day_on_or_after(issued_day, policy))
         if owed_on >= self.due_on:
             return
-        deadline = self.end_of(owed_on)
+        deadline = self.after_holds(self.end_of(owed_on), policy)
+        if deadline is None or deadline > calendar.start_of_day(self.due_on, self.tz):
+            return  # held until then, or until after the due date, when no reminder is owed
         if self.closed_before(deadline) or self.any_between(frozenset({"ReminderSent"}), self.issued.at, deadline):
             return
         yield self.finding(
@@ -760,7 +797,10 @@ class _Judge:
         if policy is None:
             return
         owed_on = calendar.business_day_on_or_after(self.due_on + timedelta(days=policy.follow_up_after_days), policy)
-        deadline = self.end_of(owed_on)
+        deadline = self.after_holds(self.end_of(owed_on), policy)
+        if deadline is None:
+            return  # held, and not released yet
+        owed_on = deadline.astimezone(self.zone).date() - timedelta(days=1)
         if self.closed_before(deadline) or self.any_between(_FOLLOW_UP, self.issued.at, deadline):
             return
         yield self.finding(
@@ -925,6 +965,8 @@ FACT_FIELDS: Mapping[str, tuple[str, ...]] = _fields(
         "ContactRecorded": ("channel", "outcome", "next_step", "occurred_at", "breaches_found", "exception"),
         "CollectorAssigned": ("collector",),
         "PaymentRecorded": ("paid_on",),
+        "HoldPlaced": ("scope", "until"),
+        "HoldReleased": ("scopes",),
     },
     limitation_period.FIELDS,
 )

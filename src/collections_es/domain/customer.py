@@ -9,9 +9,11 @@ carry defaults: older events decode with them and verify unchanged.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from . import holds
 from .aggregate import TrailedAggregate
 from .calendar import check_timezone
 from .errors import RuleViolationError
@@ -144,6 +146,25 @@ class Customer(TrailedAggregate):
         def evolve(self, c: Customer) -> None:
             c.notes = [*c.notes, {"topic": self.topic, "text": self.text, "by": self.actor_id, "at": self.timestamp}]
 
+    class HoldPlaced(TrailedAggregate.Event):
+        """A supervisor put collection with the customer on hold (copied onto each open receivable)."""
+
+        reason: str
+        until: datetime | None
+
+        def evolve(self, c: Customer) -> None:
+            c.hold = {"scope": "customer", "reason": self.reason, "until": self.until,
+                      "placed_by": self.actor_id, "placed_at": self.timestamp}
+
+    class HoldReleased(TrailedAggregate.Event):
+        reason: str
+
+        def evolve(self, c: Customer) -> None:
+            c.hold = None
+
+    # Added with holds (ADR 0052): customers registered before have none.
+    hold = None
+
     # ---- queries ----------------------------------------------------------
 
     def latest_note(self, topic: str) -> str | None:
@@ -151,6 +172,11 @@ class Customer(TrailedAggregate):
             if note["topic"] == topic:
                 return note["text"]
         return None
+
+    def hold_in_force(self, at: datetime) -> holds.Hold | None:
+        """The customer's hold, if one is in force at `at`."""
+        found = holds.in_force([self.hold] if self.hold else [], at)
+        return found[0] if found else None
 
     # ---- commands ---------------------------------------------------------
 
@@ -244,3 +270,17 @@ class Customer(TrailedAggregate):
         for topic, text in notes:
             if self.latest_note(topic) != text:
                 self._record(self.NoteAdded, ctx, topic=topic, text=text)
+
+    def place_hold(self, ctx: Context, *, reason: str, until: datetime | None = None) -> None:
+        """Put collection with the customer on hold (a supervisor); a hold replaces the one in force."""
+        if not str(reason or "").strip():
+            raise RuleViolationError("field.required", "'reason' must not be empty", field="reason")
+        until = holds.check_until(until, ctx.now)
+        self._record(self.HoldPlaced, ctx, reason=reason, until=until)
+
+    def release_hold(self, ctx: Context, *, reason: str) -> None:
+        if not str(reason or "").strip():
+            raise RuleViolationError("field.required", "'reason' must not be empty", field="reason")
+        if self.hold_in_force(ctx.now) is None:
+            raise RuleViolationError("hold.not_in_force", f"customer '{self.customer_id}' is not on hold")
+        self._record(self.HoldReleased, ctx, reason=reason)

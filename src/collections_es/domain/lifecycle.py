@@ -80,6 +80,9 @@ class ReceivableLifecycle(StateMachine):
     record_delivery = _stay(_OPEN)
     # Suit or arbitration filed: restarts the limitation period (art. 195).
     record_proceedings = legal.to.itself()
+    # A supervisor's hold on collection, and its release (ADR 0052): the state stays.
+    hold = _stay(_OPEN)
+    release_hold = _stay(_OPEN)
 
     del _OPEN
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from . import compliance, lifecycle, limitation
+from . import compliance, holds, lifecycle, limitation
 from .aggregate import TrailedAggregate
 from .errors import RuleViolationError
 from .calendar import business_day_on_or_before, check_timezone, start_of_day
@@ -88,6 +88,19 @@ def _require_choice(value: str, choices: tuple[str, ...], field: str) -> str:
             "field.choice", f"'{value}' is not one of {', '.join(choices)}", field=field
         )
     return value
+
+
+def _ended_holds(r: Any, at: datetime) -> tuple[list[dict[str, Any]], datetime | None]:
+    """The receivable's holds still running at `at`, and the latest moment one ended by itself
+    (or `r.resumed_at`): what the hold events carry forward."""
+    kept, resumed = [], r.resumed_at
+    for held in r.holds:
+        until = held.get("until")
+        if until is not None and until <= at:
+            resumed = until if resumed is None else max(resumed, until)
+        else:
+            kept.append(held)
+    return kept, resumed
 
 
 class Receivable(TrailedAggregate):
@@ -338,6 +351,36 @@ class Receivable(TrailedAggregate):
             r.recovered += self.amount
             r.payment_references = [*r.payment_references, self.reference]
 
+    class HoldPlaced(Event):
+        """A supervisor put collection on hold: on this receivable, or on its customer (scope)."""
+
+        scope: str
+        reason: str
+        until: datetime | None
+        # A customer's hold copied here: who placed it on the customer (the event's actor is
+        # whoever's command copied it, e.g. the service issuing a receivable while it is held).
+        placed_by: str | None = None
+
+        def evolve(self, r: Receivable) -> None:
+            # A hold replaces the one of its scope; holds that had ended by now are dropped,
+            # their end kept as the moment collection last resumed (holds.deferral).
+            kept, resumed = _ended_holds(r, self.timestamp)
+            placed = {"scope": self.scope, "reason": self.reason, "until": self.until,
+                      "placed_by": self.placed_by or self.actor_id, "placed_at": self.timestamp}
+            r.holds = [*(h for h in kept if h["scope"] != self.scope), placed]
+            r.resumed_at = resumed
+
+    class HoldReleased(Event):
+        """A supervisor released the holds of `scopes`: collection resumes from now."""
+
+        scopes: list[str]
+        reason: str
+
+        def evolve(self, r: Receivable) -> None:
+            kept, _ = _ended_holds(r, self.timestamp)
+            r.holds = [h for h in kept if h["scope"] not in self.scopes]
+            r.resumed_at = self.timestamp
+
     # Attributes are assigned by events only (see `Issued.evolve`). They are not
     # annotated here: annotations on an aggregate class become dataclass fields.
     # These two were added later: class-level defaults serve snapshots taken before.
@@ -350,6 +393,10 @@ class Receivable(TrailedAggregate):
     limitation_state = None  # limitation.Period.as_dict()
     delivered_messages = ()  # message ids whose delivery is recorded
     proceedings = ()  # each: {"kind", "filed_on", "case_number"}
+    # Added with holds (ADR 0052): each {"scope", "reason", "until", "placed_by", "placed_at"};
+    # when the last hold ended (released, or its `until` passed), for the timers (domain/holds.py).
+    holds = ()
+    resumed_at = None
 
     # ---- queries ------------------------------------------------------------
 
@@ -360,6 +407,13 @@ class Receivable(TrailedAggregate):
     @property
     def is_disputed(self) -> bool:
         return self.dispute is not None
+
+    def holds_in_force(self, at: datetime) -> list[holds.Hold]:
+        """The holds in force at `at` (its own, its customer's)."""
+        return holds.in_force(self.holds, at)
+
+    def is_held(self, at: datetime) -> bool:
+        return holds.is_held(self.holds, at)
 
     @property
     def allowed_commands(self) -> list[str]:
@@ -530,6 +584,7 @@ class Receivable(TrailedAggregate):
 
     def send_reminder(self, ctx: Context, *, channel: str) -> None:
         state = self._next("send_reminder")
+        self._refuse_while_held(ctx, "send_reminder")
         _require_choice(channel, CHANNELS, "channel")
         # A week before due, or the nearest earlier business day when that is not one.
         earliest = business_day_on_or_before(self.due_on - timedelta(days=ctx.policy.reminder_lead_days), ctx.policy)
@@ -548,6 +603,7 @@ class Receivable(TrailedAggregate):
 
     def start_follow_up(self, ctx: Context, *, channel: str | None = None, note: str | None = None) -> None:
         state = self._next("start_follow_up")
+        self._refuse_while_held(ctx, "start_follow_up")
         if channel is not None:
             _require_choice(channel, CHANNELS, "channel")
         breaches = compliance.channel_breach(channel, self.state, ctx.policy)
@@ -675,6 +731,7 @@ class Receivable(TrailedAggregate):
 
     def break_promise(self, ctx: Context, *, reason: str) -> None:
         state = self._next("break_promise")
+        self._refuse_while_held(ctx, "break_promise")
         _require_text(reason, "reason")
         if not self.is_commitment_broken(self.local_date(ctx.now), ctx.policy.promise_grace_days):
             raise RuleViolationError(
@@ -701,6 +758,7 @@ class Receivable(TrailedAggregate):
 
     def escalate(self, ctx: Context, *, reason: str) -> None:
         state = self._next("escalate")
+        self._refuse_while_held(ctx, "escalate")
         _require_text(reason, "reason")
         self._record(self.Escalated, ctx, state_after=state, reason=reason)
 
@@ -867,3 +925,38 @@ class Receivable(TrailedAggregate):
         self._record(
             self.RecoveryRecorded, ctx, state_after=state, amount=money, method=method, paid_on=paid_on, reference=reference
         )
+
+    def hold(
+        self, ctx: Context, *, reason: str, until: datetime | None = None, scope: str = "receivable", placed_by: str | None = None
+    ) -> None:
+        """Put collection on hold (a supervisor; scope `customer` when the customer's hold is copied
+        here): nothing time-driven that acts fires and nothing is sent until it is released or
+        `until` passes. A hold replaces the one of its scope."""
+        state = self._next("hold")
+        _require_text(reason, "reason")
+        _require_choice(scope, holds.SCOPES, "scope")
+        until = holds.check_until(until, ctx.now)
+        self._record(self.HoldPlaced, ctx, state_after=state, scope=scope, reason=reason, until=until, placed_by=placed_by)
+
+    def release_hold(self, ctx: Context, *, reason: str, scope: str | None = None) -> None:
+        """Release the holds in force (of `scope` only, when given): collection resumes from now,
+        catching up what came due while held (domain/holds.py)."""
+        state = self._next("release_hold")
+        _require_text(reason, "reason")
+        releasing = [h.scope for h in self.holds_in_force(ctx.now) if scope is None or h.scope == scope]
+        if not releasing:
+            raise RuleViolationError(
+                "hold.not_in_force", "the receivable is not on hold" if scope is None else f"no {scope} hold is in force"
+            )
+        self._record(self.HoldReleased, ctx, state_after=state, scopes=releasing, reason=reason)
+
+    def _refuse_while_held(self, ctx: Context, command: str) -> None:
+        """Time does not fire a suspended command while a hold is in force (people still may act)."""
+        if ctx.scheduled_for is None or not holds.suspends(command):
+            return
+        current = self.holds_in_force(ctx.now)
+        if current:
+            raise RuleViolationError(
+                "hold.in_force", f"'{command}' waits: collection is on hold ({'; '.join(map(holds.describe, current))})"
+            )
+

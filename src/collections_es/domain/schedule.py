@@ -7,10 +7,10 @@ The timers projection stores its result; the scheduler fires what is due.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from . import calendar, lifecycle
+from . import calendar, holds, lifecycle
 from .policy import CollectionPolicy
 from .receivable import Receivable
 
@@ -62,4 +62,43 @@ def owed(r: Receivable, policy: CollectionPolicy, since: datetime) -> list[Timer
             timers.append(
                 Timer("limitation_warning", at, "warn_limitation", f"limitation period lapses on {lapses_on}")
             )
-    return sorted(timers, key=lambda t: (t.at, t.kind))
+    return sorted(_deferred(r, sorted(timers, key=lambda t: (t.at, t.kind)), policy, since), key=lambda t: (t.at, t.kind))
+
+
+#: Timers whose command reaches the customer: when deferred by a hold, they wait for a contact window.
+CONTACT_BOUND: frozenset[str] = frozenset({"reminder", "follow_up"})
+CATCH_UP_STEP = timedelta(seconds=1)
+
+
+def _deferred(r: Receivable, timers: list[Timer], policy: CollectionPolicy, since: datetime) -> list[Timer]:
+    """The timers as holds leave them (domain/holds.py, ADR 0052): a suspended command has no
+    timer while a hold without an end is in force; otherwise one that came due before the hold
+    ended is owed when it ended (collection resumes from then), in its original order, each
+    once, those that reach the customer in a contact window. Pre-due reminders moved past the
+    due date are dropped. The rest keep their instants: the calendar does not move."""
+    deferral = holds.deferral(r.holds, r.resumed_at, since)
+    if not deferral.indefinite and deferral.not_before is None:
+        return timers
+    due_starts = calendar.start_of_day(r.due_on, r.timezone)
+    out: list[Timer] = []
+    previous: datetime | None = None
+    for t in timers:
+        if not holds.suspends(t.command):
+            out.append(t)
+            continue
+        if deferral.indefinite:
+            continue
+        assert deferral.not_before is not None
+        if t.at >= deferral.not_before:
+            out.append(t)
+            continue
+        at = deferral.not_before
+        if t.kind in CONTACT_BOUND:
+            at = calendar.next_contact_moment(at, r.timezone, policy)
+        if previous is not None and at <= previous:
+            at = previous + CATCH_UP_STEP  # caught up in the order they came due
+        if t.kind == "reminder" and at >= due_starts:
+            continue
+        previous = at
+        out.append(replace(t, at=at, reason=f"{t.reason} (caught up after a hold)"))
+    return out

@@ -23,9 +23,11 @@ from ..schemas import (
     ContactLogPage,
     CreditRecordOut,
     CustomerCreate,
+    CustomerHoldIn,
     CustomerPage,
     CustomerPatch,
     CustomerPublic,
+    CustomerReleaseHoldIn,
     CustomerSummary,
 )
 
@@ -55,7 +57,7 @@ def register_customer(
     outcome = services.app.register_customer(request, **fields)
     response.status_code = outcome.status
     _etag(response, outcome.resource.version)
-    return present.customer(outcome.resource, show_pii=actor.role in PII_ROLES)
+    return present.customer(outcome.resource, show_pii=actor.role in PII_ROLES, now=services.clock.now())
 
 
 @router.get("", response_model=CustomerPage)
@@ -127,7 +129,7 @@ def get_customer(customer_id: CustomerId, response: Response, services: Services
     """A customer's file; contact details masked for roles without need."""
     customer = services.app.get_customer(customer_id)
     _etag(response, customer.version)
-    return present.customer(customer, show_pii=actor.role in PII_ROLES)
+    return present.customer(customer, show_pii=actor.role in PII_ROLES, now=services.clock.now())
 
 
 @router.patch("/{customer_id}", response_model=CustomerPublic)
@@ -149,7 +151,43 @@ def update_customer(
         patch["contact_persons"] = []
     outcome = services.app.update_customer(request, customer_id, **patch)
     _etag(response, outcome.resource.version)
-    return present.customer(outcome.resource, show_pii=actor.role in PII_ROLES)
+    return present.customer(outcome.resource, show_pii=actor.role in PII_ROLES, now=services.clock.now())
+
+
+@router.post("/{customer_id}/hold", response_model=CustomerPublic)
+def hold(
+    customer_id: CustomerId,
+    body: CustomerHoldIn,
+    http: Request,
+    response: Response,
+    services: ServicesDep,
+    actor: Annotated[Actor, require_view("customers.hold")],
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+    if_match: Annotated[str | None, Header(max_length=32, pattern=IF_MATCH)] = None,
+) -> CustomerPublic:
+    """Put collection with the customer on hold, each open receivable with it (ADR 0052)."""
+    request = command_request(http, actor, body.model_dump(mode="json"), idempotency_key=idempotency_key, if_match=if_match)
+    outcome = services.app.hold_customer(request, customer_id, **body.model_dump())
+    _etag(response, outcome.resource.version)
+    return present.customer(outcome.resource, show_pii=actor.role in PII_ROLES, now=services.clock.now())
+
+
+@router.post("/{customer_id}/release-hold", response_model=CustomerPublic)
+def release_hold(
+    customer_id: CustomerId,
+    body: CustomerReleaseHoldIn,
+    http: Request,
+    response: Response,
+    services: ServicesDep,
+    actor: Annotated[Actor, require_view("customers.hold")],
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+    if_match: Annotated[str | None, Header(max_length=32, pattern=IF_MATCH)] = None,
+) -> CustomerPublic:
+    """Release the customer's hold: collection with it resumes from now, catching up what is owed."""
+    request = command_request(http, actor, body.model_dump(mode="json"), idempotency_key=idempotency_key, if_match=if_match)
+    outcome = services.app.release_customer_hold(request, customer_id, **body.model_dump())
+    _etag(response, outcome.resource.version)
+    return present.customer(outcome.resource, show_pii=actor.role in PII_ROLES, now=services.clock.now())
 
 
 @router.get("/{customer_id}/credit-record", response_model=CreditRecordOut)

@@ -27,7 +27,7 @@ def list_all(
     services: ServicesDep,
     actor: Annotated[Actor, require_view("notifications.read")],
     response: Response,
-    status: Literal["pending", "sending", "sent", "failed", "expired"] | None = None,
+    status: Literal["pending", "sending", "sent", "failed", "expired", "withheld"] | None = None,
     kind: Literal["pre_due_reminder", "first_dunning", "broken_promise"] | None = None,
     customer_id: Annotated[str | None, Query(max_length=128)] = None,
     receivable_id: Annotated[str | None, Query(max_length=36)] = None,

@@ -176,6 +176,8 @@ def worklist_view(services: Any, actor: Actor, collector: str | None, limit: int
             "reason": row["reasons"][0] if row["reasons"] else "",
             "reasons": row["reasons"],
             "allowed_commands": commands_for(actor.role, lifecycle.allowed_commands(row["state"])),
+            "on_hold": row["on_hold"],
+            "held_until": row["held_until"],
         }
         for row in rows
     ]

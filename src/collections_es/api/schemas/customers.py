@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from ...application.fields import Currency, Identifier, Money, Strict, Text
+from ...application.fields import AwareInstant, Currency, Identifier, Money, Strict, Text
 from ...domain.policy import Channel
+from .receivables import HoldOut
 
 
 class ContactsIn(Strict):
@@ -80,6 +81,21 @@ class MoneyOut(BaseModel):
     currency: str
 
 
+class CustomerHoldIn(Strict):
+    """Put collection with the customer on hold (each of its open receivables with it)."""
+
+    reason: Text
+    until: AwareInstant | None = Field(
+        default=None, description="When the hold ends by itself (after now); without it, until released"
+    )
+
+
+class CustomerReleaseHoldIn(Strict):
+    """Release the customer's hold: collection with it resumes from now, catching up."""
+
+    reason: Text
+
+
 class CustomerPublic(BaseModel):
     customer_id: str
     name: str
@@ -96,6 +112,7 @@ class CustomerPublic(BaseModel):
     willingness_to_pay: str | None
     notes: list[NoteOut]
     version: int
+    hold: HoldOut | None = Field(default=None, description="The hold on collection with the customer, if in force")
 
 
 class CustomerSummary(BaseModel):

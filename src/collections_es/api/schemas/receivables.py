@@ -53,6 +53,16 @@ class LimitationOut(BaseModel):
     )
 
 
+class HoldOut(BaseModel):
+    """A hold on collection in force (ADR 0052): nothing time-driven acts, nothing is sent."""
+
+    scope: Literal["receivable", "customer"] = Field(description="The receivable's own hold, or its customer's")
+    reason: str
+    until: datetime | None = Field(description="When it ends by itself; null: until released")
+    placed_by: str
+    placed_at: datetime
+
+
 class ReceivablePublic(BaseModel):
     id: str
     invoice_number: str
@@ -82,6 +92,7 @@ class ReceivablePublic(BaseModel):
     policy_version: str
     limitation: LimitationOut
     as_of: datetime | None = None
+    holds: list[HoldOut] = Field(default_factory=list, description="The holds in force (its own, its customer's)")
 
 
 class BreachOut(BaseModel):

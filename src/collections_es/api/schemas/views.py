@@ -52,6 +52,8 @@ class WorklistItemOut(BaseModel):
     reason: str
     reasons: list[str]
     allowed_commands: list[str] = Field(description="Commands the state allows and the caller's role may send")
+    on_hold: bool = Field(default=False, description="Collection is on hold: nothing time-driven acts, nothing is sent")
+    held_until: datetime | None = Field(default=None, description="When the hold ends by itself; null: until released")
 
 
 class WorklistOut(BaseModel):
