@@ -226,5 +226,8 @@ def customer(c: Customer, *, show_pii: bool) -> schemas.CustomerPublic:
         ability_to_pay=text(c.latest_note("ability_to_pay")),
         willingness_to_pay=text(c.latest_note("willingness_to_pay")),
         notes=[schemas.NoteOut(**n) for n in notes],
+        revisits=[
+            schemas.RevisitOut(**{**v, "feedback": text(v["feedback"]), "needs": text(v["needs"])}) for v in c.revisits
+        ],
         version=c.version,
     )

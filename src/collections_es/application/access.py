@@ -20,6 +20,12 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "customers.write": frozenset({"service", "supervisor", "sales"}),
     "customers.read": frozenset(ROLES),
     "customers.credit_record": frozenset(ROLES),
+    # After collection (issue 17): revisits are recorded on the customer; their figures and the
+    # complaints are read by whoever assesses or answers for the collection.
+    "customers.revisit": frozenset({"collector", "supervisor", "customer_service"}),
+    "revisits.read": frozenset({"collector", "supervisor", "customer_service", "auditor"}),
+    "complaints.read": frozenset({"collector", "supervisor", "customer_service", "auditor"}),
+    "reports.non_payment_reasons": frozenset({"collector", "supervisor", "auditor"}),
     "contacts.read": frozenset(ROLES),
     "letters.read": frozenset({"service", "collector", "supervisor", "legal", "customer_service"}),
     "notifications.read": frozenset({"service", "collector", "supervisor", "customer_service", "auditor"}),

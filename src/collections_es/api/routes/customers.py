@@ -27,6 +27,7 @@ from ..schemas import (
     CustomerPatch,
     CustomerPublic,
     CustomerSummary,
+    RevisitCreate,
 )
 
 router = APIRouter(prefix="/customers", tags=["customers"])
@@ -148,6 +149,24 @@ def update_customer(
     if "contact_persons" in patch and patch["contact_persons"] is None:
         patch["contact_persons"] = []
     outcome = services.app.update_customer(request, customer_id, **patch)
+    _etag(response, outcome.resource.version)
+    return present.customer(outcome.resource, show_pii=actor.role in PII_ROLES)
+
+
+@router.post("/{customer_id}/record-revisit", response_model=CustomerPublic)
+def record_revisit(
+    customer_id: CustomerId,
+    body: RevisitCreate,
+    http: Request,
+    response: Response,
+    services: ServicesDep,
+    actor: Annotated[Actor, require_view("customers.revisit")],
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+    if_match: Annotated[str | None, Header(max_length=32, pattern=IF_MATCH)] = None,
+) -> CustomerPublic:
+    """Record a revisit after collection: feedback, satisfaction 1–5, needs (a fact; meets the revisits owed)."""
+    request = command_request(http, actor, body.model_dump(mode="json"), idempotency_key=idempotency_key, if_match=if_match)
+    outcome = services.app.record_revisit(request, customer_id, **body.model_dump())
     _etag(response, outcome.resource.version)
     return present.customer(outcome.resource, show_pii=actor.role in PII_ROLES)
 

@@ -39,6 +39,8 @@ from .customers import (
     MoneyOut,
     NoteOut,
     Rating,
+    RevisitCreate,
+    RevisitOut,
     Tier,
     TimeZone,
 )
