@@ -14,10 +14,15 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from collections_es.domain.aftercare import classify_reason
 from collections_es.domain.receivable import Receivable
 
 from .conftest import CUSTOMER, invoice
+
+# The report's and the refusals' SQL is plain: these run on SQLite only (the suite's budget).
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 PAID_AT = datetime(2026, 4, 10, 2, 0, tzinfo=UTC)  # Friday 10:00 in Shanghai: settled on 2026-04-10
 REVISITS = {"tiers": ["A"], "after_days": 30, "within_days": 7}  # owed 2026-05-10, made by the end of 2026-05-17
@@ -94,6 +99,7 @@ def test_a_revisit_owed_after_settlement_is_on_the_worklist_on_its_day_and_a_fin
     assert mine["satisfaction"] == {"revisits": 1, "mean": 4.0, "scores": {"1": 0, "2": 0, "3": 0, "4": 1, "5": 0}}
 
 
+@sqlite_only
 def test_a_revisit_cannot_be_in_the_future_nor_off_the_scale(api):
     ok(api.as_("service").post("/customers", json=CUSTOMER), 201)
     path = f"/customers/{CUSTOMER['customer_id']}/record-revisit"
@@ -138,6 +144,7 @@ def test_an_upheld_complaint_about_a_contact_counts_for_the_contacts_collector_a
     assert ok(api.as_("collector").get("/complaints")) == per_customer  # a collector sees those about their own work
 
 
+@sqlite_only
 def test_a_settled_receivable_takes_complaints_and_nothing_else(api):
     ok(api.as_("service").post("/customers", json=CUSTOMER), 201)
     rid = issue(api, "INV-C-2")
@@ -156,6 +163,7 @@ WORDS = ["cash_flow_difficulty", "资金周转困难", "Cash flow", "goods_dispu
          "forgot", "refuses", "unreachable", "联系不上", "the dog ate it", None]
 
 
+@sqlite_only
 def test_the_reasons_report_over_a_generated_quarter_equals_a_count_from_the_events(api):
     rng = random.Random(20260401)
     customers = {"C-A": "A", "C-B": "B", "C-C": "C"}
@@ -173,7 +181,7 @@ def test_the_reasons_report_over_a_generated_quarter_equals_a_count_from_the_eve
     for day in range(90):
         when = start + timedelta(days=day, hours=rng.randint(0, 8))
         at(api, when)
-        for _ in range(rng.randint(0, 2)):
+        for _ in range(rng.choice((0, 1, 1))):
             rid = rng.choice(ids)
             kind = rng.random()
             if kind < 0.7:
@@ -219,7 +227,7 @@ def test_the_reasons_report_over_a_generated_quarter_equals_a_count_from_the_eve
             expected[group][key][code]["receivables"] += 1
             expected[group][key][code]["balances"][currency] += balance
 
-    assert sum(f["count"] for g in expected["tier"].values() for f in g.values()) > 40  # a real quarter's worth
+    assert sum(f["count"] for g in expected["tier"].values() for f in g.values()) > 25  # a real quarter's worth
     for group in ("tier", "collector", "customer"):
         report = ok(api.as_("supervisor").get("/reports/non-payment-reasons",
                                               params={"from": first.isoformat(), "to": last.isoformat(), "group_by": group}))
