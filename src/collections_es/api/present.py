@@ -90,6 +90,7 @@ def receivable(
         allowed_actions=allowed_actions(r.id, lifecycle.allowed_commands(r.state)),
         policy_version=r.policy_version,
         limitation=limitation_out(r, policy),
+        open_complaints=[schemas.OpenComplaintOut(**c) for c in r.open_complaints],
         as_of=as_of,
     )
 

@@ -166,3 +166,19 @@ def reasons_view(services: Any, from_: date | None, to: date | None, group_by: s
         ],
     }
     return data, lag
+
+
+def satisfaction_view(services: Any, start: date, end: date, collector: str | None) -> tuple[dict[str, Any], int]:
+    """Satisfaction from the revisits made in a period of days: everyone's and each collector's
+    (as the collectors report counts them), for the console's KPIs page."""
+    first, after_last = _instants(services, start, end)
+    assert first is not None and after_last is not None
+    lag = services.read_models("aftercare")
+    with services.snapshot() as conn:
+        per = aftercare.satisfaction(conn, start=first, end=after_last, collector=collector)
+    counts: dict[int, int] = {}
+    for figures in per.values():
+        for score, n in figures["scores"].items():
+            counts[int(score)] = counts.get(int(score), 0) + n
+    collectors = [{"collector": who, **per[who]} for who in sorted(per, key=lambda c: (c is None, c or ""))]
+    return {"overall": aftercare.satisfaction_figures(counts), "collectors": collectors}, lag

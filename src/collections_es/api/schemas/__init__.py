@@ -69,6 +69,7 @@ from .receivables import (
     ReceivablePage,
     ReceivablePublic,
     ReceivableSummary,
+    OpenComplaintOut,
     WriteOffRequestOut,
 )
 from .time import (
