@@ -20,10 +20,9 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "customers.write": frozenset({"service", "supervisor", "sales"}),
     "customers.read": frozenset(ROLES),
     "customers.credit_record": frozenset(ROLES),
-    # After collection (issue 17): revisits are recorded on the customer; their figures and the
-    # complaints are read by whoever assesses or answers for the collection.
+    # After collection (issue 17): revisits are recorded on the customer (the file shows them);
+    # complaints are read by whoever answers for the collection or assesses it.
     "customers.revisit": frozenset({"collector", "supervisor", "customer_service"}),
-    "revisits.read": frozenset({"collector", "supervisor", "customer_service", "auditor"}),
     "complaints.read": frozenset({"collector", "supervisor", "customer_service", "auditor"}),
     "reports.non_payment_reasons": frozenset({"collector", "supervisor", "auditor"}),
     "contacts.read": frozenset(ROLES),
