@@ -1,7 +1,8 @@
 """The after-collection pages in Debian's chromium against the live app (docs/aftercare.md), on the
 generated scenario plus a reason and a complaint: the reasons chart (a bar per reason of the
 vocabulary) and its tables, the complaints list, the open complaint on the receivable's page,
-the latest reason on the worklist; and the reasons page in Chinese."""
+the latest reason on the worklist, a revisit owed recorded from the worklist's form and shown on
+the receivable's page; and the reasons page in Chinese."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from .scenario import SEEDED_AT, seed
 
 
 def _with_a_reason_and_a_complaint(site) -> dict[str, str]:
+    # Revisits owed from the settlement day to tier A: the scenario's invoice "paid" owes one.
+    document = site.api.as_("supervisor").get("/policy").json()["policy"]
+    document.update(version="2026.2", revisits={"tiers": ["A"], "after_days": 0, "within_days": 30})
+    assert site.api.client.put("/policy", json=document, headers=site.api.headers("supervisor")).status_code == 200
     ids = seed(site)
     site.services.clock.at = SEEDED_AT
     api = site.api
@@ -25,7 +30,7 @@ def _with_a_reason_and_a_complaint(site) -> dict[str, str]:
     return ids
 
 
-def test_a_supervisor_sees_why_customers_do_not_pay_and_the_complaints(page, site):
+def test_a_supervisor_sees_why_customers_do_not_pay_the_complaints_and_records_an_owed_revisit(page, site):
     ids = _with_a_reason_and_a_complaint(site)
     site.sign_in(page, "supervisor")
     page.goto("/console/reports/non-payment-reasons?from=2026-03-01&to=2026-03-31")
@@ -47,7 +52,18 @@ def test_a_supervisor_sees_why_customers_do_not_pay_and_the_complaints(page, sit
 
     page.goto("/console/worklist")
     expect(page.locator(f"article.item:has-text('{ids['overdue']}') .latest-reason dd")).to_have_text("cash flow difficulty")
+    row = page.locator("section.revisits tr.revisit")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text(ids["paid"])
+    row.locator("summary").click()
+    row.locator("select[name=satisfaction]").select_option("4")
+    row.locator("textarea[name=feedback]").fill("满意，希望延长账期")
+    row.get_by_role("button", name="Record revisit").click()
+    expect(page.locator("section.revisits")).to_have_count(0)
+    page.goto(f"/console/receivables/{ids['paid']}")
+    expect(page.locator("section.revisits tr.revisit")).to_contain_text("满意，希望延长账期")
 
     page.goto("/console/reports/non-payment-reasons?from=2026-03-01&to=2026-03-31&lang=zh-CN")
     expect(page.locator("h1")).to_have_text("欠款原因分析")
     expect(page.locator('table.reasons-totals tr[data-reason="cash_flow_difficulty"] td').first).to_have_text("资金周转困难")
+

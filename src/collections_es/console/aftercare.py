@@ -4,18 +4,34 @@ the collection with their outcomes. Both read through the API routes' own helper
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 
 from ..api.deps import ServicesDep
 from ..api.routes.aftercare import complaints_view, reasons_view
+from ..api.schemas import RevisitCreate
+from ..application.idempotency import MAX_KEY_LENGTH, request_fingerprint
+from ..application.service import Idempotency, Request as CommandRequest
+from ..domain.errors import RuleViolationError
 from . import charts, i18n
 from .i18n import N_
 from .reports import Figures, day_of
-from .web import PREFIX, ConsoleRoute, ConsoleUser, console_view, language_of, render
+from .web import (
+    PREFIX,
+    ConsoleRoute,
+    ConsoleUser,
+    check_csrf,
+    console_view,
+    flash,
+    language_of,
+    posted_form,
+    render,
+)
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
@@ -69,3 +85,37 @@ def complaints_page(
         {"complaints": rows, "collector": collector or "", "customer_id": customer_id or "", "open": open,
          "picks_collector": user.role != "collector", "company_timezone": services.settings.report_timezone},
     )
+
+
+@router.post(f"{PREFIX}/customers/{{customer_id}}/record-revisit")
+def record_revisit(
+    customer_id: Annotated[str, Path(max_length=128)],
+    request: Request,
+    services: ServicesDep,
+    form: Annotated[dict[str, str], Depends(posted_form)],
+    user: Annotated[ConsoleUser, console_view("customers.revisit")],
+) -> Response:
+    """A revisit from the worklist's form, recorded as `POST /customers/{id}/record-revisit` records it (now)."""
+    check_csrf(user, form)  # before anything is read or recorded
+    done = RedirectResponse(f"{PREFIX}/worklist", status_code=303)
+    what = i18n.gettext(language_of(request), "Record revisit")
+    data = {k: form[k] for k in ("channel", "feedback", "satisfaction", "needs") if form.get(k)}
+    try:
+        body = RevisitCreate.model_validate(data)
+    except ValidationError as exc:
+        errors = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
+        flash(request, user, "error", f"{what}: {errors}")
+        return done
+    key = form.get("idempotency_key", "")[:MAX_KEY_LENGTH]
+    command = CommandRequest(
+        actor=user.actor,
+        correlation_id=f"console:{uuid.uuid4()}",
+        idempotency=Idempotency(f"console:{key}", request_fingerprint("POST", request.url.path, body.model_dump(mode="json"))) if key else None,
+    )
+    try:
+        services.app.record_revisit(command, customer_id, **body.model_dump())
+    except RuleViolationError as exc:
+        flash(request, user, "error", f"{what}: {exc.detail}", rule_id=exc.rule_id)
+        return done
+    flash(request, user, "success", i18n.gettext(language_of(request), "Recorded") + f": {what} ({customer_id})")
+    return done
