@@ -62,6 +62,8 @@ def test_a_supervisor_sees_why_customers_do_not_pay_the_complaints_and_records_a
     expect(page.locator("section.revisits")).to_have_count(0)
     page.goto(f"/console/receivables/{ids['paid']}")
     expect(page.locator("section.revisits tr.revisit")).to_contain_text("满意，希望延长账期")
+    page.goto("/console/reports/kpis")  # satisfaction of the period's revisits, for the collector of the settlement
+    expect(page.locator('section.satisfaction tr[data-satisfaction="collector-1"] td').first).to_have_text("1")
 
     page.goto("/console/reports/non-payment-reasons?from=2026-03-01&to=2026-03-31&lang=zh-CN")
     expect(page.locator("h1")).to_have_text("欠款原因分析")
