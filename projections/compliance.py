@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from dataclasses import replace
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -25,7 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from collections_es.adapters.cipher import SealedText
-from collections_es.domain.compliance import Fact, Finding, fact_of, judge
+from collections_es.domain.compliance import REVISIT_FACT, SETTLED, Fact, Finding, fact_of, judge
+from collections_es.domain.customer import Customer
 from collections_es.domain.policy import CollectionPolicy
 from collections_es.domain.policy_book import PolicyBook
 from collections_es.domain.receivable import Receivable
@@ -62,6 +64,25 @@ findings = sa.Table(
     sa.Column("event_version", sa.Integer, nullable=True),
     sa.Column("overridden_rule_id", sa.String(128), nullable=True),
     sa.Column("detail", SealedText, nullable=False),  # quotes overrides' reasons
+)
+
+# After collection (ADR 0057): the customers' tiers, and the settled receivables whose revisit
+# is not yet met, so a customer's revisit can enter those receivables' histories as a fact.
+customer_tiers = sa.Table(
+    "cmp_customers",
+    metadata,
+    sa.Column("aggregate_id", sa.String(36), primary_key=True),
+    sa.Column("customer_id", sa.String(128), nullable=False, unique=True),
+    sa.Column("tier", sa.String(32), nullable=False),
+)
+
+settled_receivables = sa.Table(
+    "cmp_settled",
+    metadata,
+    sa.Column("receivable_id", sa.String(36), primary_key=True),
+    sa.Column("customer_id", sa.String(128), nullable=False, index=True),
+    sa.Column("settled_at", sa.DateTime, nullable=False),  # naive UTC
+    sa.Column("revisited", sa.Boolean, nullable=False),
 )
 
 _DATES = ("due_on", "issued_on", "paid_on", "filed_on")
@@ -118,14 +139,14 @@ def _decode(text: str) -> list[Fact]:
 
 class Compliance(Projection):
     name = "compliance"
-    tables = (findings, histories, policies)
+    tables = (findings, histories, policies, customer_tiers, settled_receivables)
 
     def __init__(self) -> None:
         self._policies: dict[str, CollectionPolicy] = {}  # versions never change once adopted
 
     @property
     def handles(self) -> Sequence[type]:
-        return [PolicyBook.Adopted, *Receivable.event_classes()]
+        return [PolicyBook.Adopted, *Receivable.event_classes(), *_CUSTOMER_EVENTS]
 
     def clear(self, conn: sa.Connection) -> None:
         super().clear(conn)
@@ -143,9 +164,16 @@ class Compliance(Projection):
                 conn, policies, ["version"], [{"version": e.version, "document": json.dumps(e.document)} for e in adopted]
             )
         touched: dict[str, list[Fact]] = defaultdict(list)
+        aftercare = _Aftercare(conn, items)
         for event, _ in items:
             if isinstance(event, Receivable.Event):
-                touched[str(event.originator_id)].append(fact_of(event))
+                touched[str(event.originator_id)].append(aftercare.fact(event, touched))
+            elif isinstance(event, Customer.RevisitRecorded):
+                for rid in aftercare.revisited(event):
+                    touched[rid].append(revisit_fact(event))
+            elif isinstance(event, _CUSTOMER_EVENTS):
+                aftercare.customer(event)
+        aftercare.save()
         if not touched:
             return
         book = self._policy_book(conn)
@@ -160,6 +188,114 @@ class Compliance(Projection):
         rowlib.upsert(conn, histories, ["id"], rows)
         if new_findings:
             conn.execute(findings.insert(), new_findings)
+
+
+_CUSTOMER_EVENTS = (Customer.Registered, Customer.Updated, Customer.RevisitRecorded)
+
+
+def revisit_fact(event: Any) -> Fact:
+    """A customer's revisit as a fact of each settled receivable it may meet the revisit of.
+    Its version is the customer's, negated: it never stands for one of the receivable's own."""
+    return Fact(
+        type=REVISIT_FACT,
+        version=-event.originator_version,
+        at=event.timestamp,
+        policy_version=event.policy_version,
+        actor=event.actor_id,
+        role=event.actor_role,
+        state_after=SETTLED,
+        data={"occurred_at": event.occurred_at},
+    )
+
+
+class _Aftercare:
+    """What the revisit rule needs besides a receivable's own events: the customer's tier when it
+    is settled (given to the settling fact), and which settled receivables a revisit reaches."""
+
+    def __init__(self, conn: sa.Connection, items: list[Item]) -> None:
+        self.conn = conn
+        ids = {str(e.originator_id) for e, _ in items if isinstance(e, _CUSTOMER_EVENTS)}
+        self.people = rowlib.load(conn, customer_tiers, ids, key="aggregate_id")
+        self.people_before = set(self.people)
+        self.new_settled: list[dict[str, Any]] = []
+        self.revisited_now: set[str] = set()
+        self.settled_seen: set[str] = set()
+        self.issued: dict[str, str] = {}  # receivable id -> customer id, for those issued in the batch
+
+    def customer(self, event: Any) -> None:
+        aid = str(event.originator_id)
+        if isinstance(event, Customer.Registered):
+            self.people[aid] = {"aggregate_id": aid, "customer_id": event.customer_id, "tier": event.tier}
+        elif "tier" in event.changes and aid in self.people:
+            self.people[aid]["tier"] = event.changes["tier"]
+
+    def _tier(self, customer_id: str) -> str | None:
+        for person in self.people.values():
+            if person["customer_id"] == customer_id:
+                return person["tier"]
+        row = self.conn.execute(sa.select(customer_tiers).where(customer_tiers.c.customer_id == customer_id)).first()
+        if row is None:
+            return None
+        self.people[row.aggregate_id] = dict(row._mapping)
+        self.people_before.add(row.aggregate_id)
+        return row.tier
+
+    def fact(self, event: Any, touched: dict[str, list[Fact]]) -> Fact:
+        """The event's fact; a settling one carries the customer's tier then."""
+        found = fact_of(event)
+        rid = str(event.originator_id)
+        if isinstance(event, Receivable.Issued):
+            self.issued[rid] = event.customer_id
+        if found.state_after != SETTLED or rid in self.settled_seen:
+            return found
+        self.settled_seen.add(rid)
+        if any(f.state_after == SETTLED for f in touched.get(rid, ())) or self._was_settled(rid):
+            return found
+        customer_id = self.issued.get(rid) or self._customer_of(rid)
+        if customer_id is None:
+            return found
+        self.new_settled.append({
+            "receivable_id": rid, "customer_id": customer_id, "settled_at": rowlib.naive_utc(found.at), "revisited": False,
+        })
+        return replace(found, data={**found.data, "tier": self._tier(customer_id)})
+
+    def _was_settled(self, rid: str) -> bool:
+        return self.conn.execute(
+            sa.select(settled_receivables.c.receivable_id).where(settled_receivables.c.receivable_id == rid)
+        ).first() is not None
+
+    def _customer_of(self, rid: str) -> str | None:
+        row = self.conn.execute(sa.select(histories.c.facts).where(histories.c.id == rid)).first()
+        return None if row is None else _decode(row.facts)[0].data.get("customer_id")
+
+    def revisited(self, event: Any) -> list[str]:
+        """The receivables settled before it took place whose revisit none met yet; marked met."""
+        person = self.people.get(str(event.originator_id))
+        if person is None:
+            return []
+        cid = person["customer_id"]
+        at = rowlib.naive_utc(event.occurred_at)
+        s = settled_receivables.c
+        stored = self.conn.execute(
+            sa.select(s.receivable_id).where(s.customer_id == cid, s.revisited.is_(False), s.settled_at <= at)
+        ).scalars().all()
+        fresh = []
+        for r in self.new_settled:
+            if r["customer_id"] == cid and not r["revisited"] and r["settled_at"] <= at:
+                r["revisited"] = True
+                fresh.append(r["receivable_id"])
+        self.revisited_now.update(stored)
+        return [*stored, *fresh]
+
+    def save(self) -> None:
+        rowlib.save(self.conn, customer_tiers, self.people, self.people_before, key="aggregate_id")
+        if self.new_settled:
+            self.conn.execute(settled_receivables.insert(), self.new_settled)
+        if self.revisited_now:
+            s = settled_receivables.c
+            self.conn.execute(
+                settled_receivables.update().where(s.receivable_id.in_(sorted(self.revisited_now))).values(revisited=True)
+            )
 
 
 def _row(f: Finding, invoice: str, seq: int) -> dict[str, Any]:

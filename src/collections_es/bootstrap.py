@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from projections.aftercare import Aftercare
 from projections.aging import Aging
 from projections.base import ProjectionRunner
 from projections.kpis import Kpis
@@ -159,6 +160,7 @@ def _build(settings: Settings, *, clock: Clock | None = None) -> Services:
             CreditRecords(hold_days=settings.credit_hold_write_off_days),
             ContactsLog(),
             Compliance(),
+            Aftercare(),
             Outbox(
                 load_receivable=lambda rid, version: app.get_receivable(rid, version=version),
                 load_customer_as_of=app.get_customer_as_of,

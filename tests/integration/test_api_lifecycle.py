@@ -33,6 +33,8 @@ LA_CUSTOMER = {
 
 #: The token names of `Api` → the actor and role every event must record.
 ACTOR_OF = {role: (f"{role}-1", role) for role in ROLES} | {"supervisor-2": ("supervisor-2", "supervisor")}
+# A settled receivable takes complaints about its collection, nothing else (ADR 0057).
+SETTLED_ALLOWS = ["record_complaint", "resolve_complaint"]
 
 
 def register(api: Api, customer: dict[str, Any]) -> None:
@@ -156,7 +158,7 @@ def test_an_invoice_paid_in_two_parts_before_its_due_date_settles_without_collec
         frozen.move_to("2026-03-31T15:30:00Z")  # 23:30 on the last evening before due, in Shanghai
         r = story.do("service", "record-payment", payment("1000.00", "alipay", "2026-03-31", "ALIPAY-0002"), event="PaymentRecorded")
         assert (r["state"], r["balance"], r["paid"], r["version"]) == ("settled", "0.00", "1200.50", 5)
-        assert r["allowed_commands"] == [] and r["days_past_due"] == 0
+        assert r["allowed_commands"] == ["record_complaint", "resolve_complaint"] and r["days_past_due"] == 0
         assert story.last["data"] == {"amount": "1000.00", "method": "alipay", "paid_on": "2026-03-31", "reference": "ALIPAY-0002"}
 
         frozen.move_to("2026-06-01T02:00:00Z")  # long after the due date, a settled invoice is not past due
@@ -226,7 +228,7 @@ def test_a_los_angeles_customer_promises_to_pay_and_keeps_the_promise(frozen_api
         frozen.move_to("2026-04-11T06:30:00Z")
         r = story.do("service", "record-payment", payment("600.50", "card", "2026-04-10", "CARD-9912"), event="PaymentRecorded")
         assert (r["state"], r["balance"], r["paid"], r["version"]) == ("settled", "0.00", "1200.50", 7)
-        assert (r["promise"], r["allowed_commands"], r["days_past_due"]) == (None, [], 0)
+        assert (r["promise"], r["allowed_commands"], r["days_past_due"]) == (None, SETTLED_ALLOWS, 0)
         assert story.types() == [
             "Issued", "FellDue", "FollowUpStarted", "ContactRecorded", "PromiseMade", "PaymentRecorded", "PaymentRecorded",
         ]
@@ -321,7 +323,7 @@ def test_a_broken_promise_escalates_then_goes_to_legal_is_written_off_and_later_
         r = story.do("supervisor-2", "approve-write-off", {"note": "approved: insolvency confirmed"}, event="WriteOffApproved")
         assert (r["state"], r["version"], r["written_off_amount"], r["write_off_request"]) == ("written_off", 11 + 1, "1000.00", None)
         assert (r["balance"], r["paid"], r["recovered"]) == ("1000.00", "200.50", "0.00")
-        assert r["allowed_commands"] == ["record_recovery"]
+        assert r["allowed_commands"] == ["record_complaint", "resolve_complaint", "record_recovery"]
         assert story.last["data"]["amount"] == "1000.00"
         assert story.last["actor"] == "supervisor-2" and story.events[-2]["actor"] == "supervisor-1"
 
@@ -388,7 +390,7 @@ def test_an_escalated_dispute_resolved_with_a_lower_amount_settles_what_was_paid
             event="DisputeResolved",
         )
         assert (r["state"], r["version"], r["amount"], r["balance"], r["paid"]) == ("settled", 6, "1200.50", "0.00", "1000.00")
-        assert (r["dispute"], r["allowed_commands"], r["days_past_due"]) == (None, [], 0)
+        assert (r["dispute"], r["allowed_commands"], r["days_past_due"]) == (None, SETTLED_ALLOWS, 0)
         assert story.last["data"] == {"resolution": "credit note CN-17 for the two damaged units", "adjusted_amount": "1000.00"}
         assert story.last["reason"] == "credit note CN-17 for the two damaged units"
         assert story.types() == ["Issued", "FellDue", "Escalated", "DisputeRaised", "PaymentRecorded", "DisputeResolved"]
@@ -433,7 +435,7 @@ def test_an_installment_plan_is_agreed_and_paid_off_installment_by_installment(f
                 event="PaymentRecorded",
             )
             assert (r["balance"], r["version"]) == (balance, 3 + number)
-        assert (r["state"], r["installment_plan"], r["allowed_commands"]) == ("settled", None, [])
+        assert (r["state"], r["installment_plan"], r["allowed_commands"]) == ("settled", None, SETTLED_ALLOWS)
         assert story.types() == ["Issued", "FellDue", "InstallmentPlanAgreed", "PaymentRecorded", "PaymentRecorded", "PaymentRecorded"]
 
 

@@ -74,7 +74,7 @@ def test_a_command_the_state_does_not_allow_is_409_naming_the_state_and_what_is_
     assert api.as_("service").post(f"/receivables/{issued}/record-payment", json=pay("1200.50")).status_code == 200
     with unchanged(api):
         problem = assert_problem(api.as_("service").post(f"/receivables/{issued}/record-payment", json=pay("1.00", "BANK-2")), 409)
-    assert (problem["state"], problem["allowed_commands"]) == ("settled", [])
+    assert (problem["state"], problem["allowed_commands"]) == ("settled", ["record_complaint", "resolve_complaint"])
 
 
 def promised(api: Api, ref: str = INVOICE) -> None:

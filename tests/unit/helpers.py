@@ -48,6 +48,7 @@ LATER = "2024-02-20T02:00:00+00:00"  # two weeks past due
 COLLECTOR = Actor("collector:ann", "collector")
 OTHER_COLLECTOR = Actor("collector:bob", "collector")
 SUPERVISOR = Actor("supervisor:sue", "supervisor")
+CUSTOMER_SERVICE = Actor("customer_service:cai", "customer_service")
 SCHEDULER = Actor(SCHEDULER_ACTOR, "system")
 NOTIFIER = Actor("system:notifier", "service")
 LAWYER = Actor("legal:li", "legal")
@@ -365,6 +366,24 @@ SAMPLE_CALLS = {
     "hold": hold,
     "release_hold": release_hold,
 }
+
+
+def record_complaint(
+    *, text: str = "called at lunch", severity: str = "medium", about_version: int | None = None,
+    at: datetime | str = LATER, by: Actor = CUSTOMER_SERVICE,
+) -> Call:
+    return call("record_complaint", at=at, by=by, channel="phone", text=text, severity=severity, about_version=about_version)
+
+
+def resolve_complaint(
+    *, outcome: str = "upheld", action: str = "apologised", complaint: int | None = None,
+    at: datetime | str = LATER, by: Actor = SUPERVISOR,
+) -> Call:
+    return call("resolve_complaint", at=at, by=by, outcome=outcome, action=action, complaint=complaint)
+
+
+SAMPLE_CALLS["record_complaint"] = record_complaint
+SAMPLE_CALLS["resolve_complaint"] = resolve_complaint
 
 
 def sample_call(command: str) -> Call:

@@ -143,9 +143,13 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "release_hold": "legal",
         "record_proceedings": "legal",
     },
-    "settled": {},  # final: accepts nothing
-    "written_off": {"record_recovery": "written_off"},  # final but for recoveries
+    "settled": {},  # final: accepts nothing but complaints (below)
+    "written_off": {"record_recovery": "written_off"},  # final but for recoveries (and complaints)
 }
+# Issue 17 (docs/aftercare.md, ADR 0057): complaints about the collection are recorded and ruled on
+# in every state, settled and written off too, without changing it.
+for _state, _row in EXPECTED.items():
+    _row.update({"record_complaint": _state, "resolve_complaint": _state})
 
 SPEC_STATES = {
     "issued",
@@ -183,6 +187,8 @@ SPEC_COMMANDS = {
     "record_proceedings",
     "hold",  # docs/design.md section 7: a supervisor's hold pauses actions, not the calendar (ADR 0052)
     "release_hold",
+    "record_complaint",  # issue 17: complaints about the collection, in every state
+    "resolve_complaint",
 }
 
 
@@ -257,10 +263,10 @@ def test_the_refusal_message_names_the_state_and_the_commands_allowed_now(state)
         assert "none" in message
 
 
-def test_the_settled_state_names_no_allowed_command():
+def test_the_settled_state_names_only_the_complaint_commands():
     with pytest.raises(CommandNotAllowedError) as info:
         lifecycle.next_state("settled", "record_payment", settles=True)
-    assert info.value.allowed == []
+    assert info.value.allowed == ["record_complaint", "resolve_complaint"]
 
 
 @pytest.mark.parametrize(("state", "command"), [("issued", "teleport"), ("limbo", "record_payment"), ("", "")])

@@ -21,6 +21,7 @@ from collections_es.domain.trail import Actor
 
 from .helpers import (
     hold,
+    record_complaint,
     AMOUNT,
     COLLECTOR,
     DUE_ON,
@@ -900,17 +901,19 @@ def test_a_limitation_period_from_the_29th_of_february_lapses_on_the_28th():
 # ---- final states and refusals ----------------------------------------------
 
 
-@pytest.mark.parametrize("command", lifecycle.COMMANDS)
-def test_a_settled_receivable_refuses_every_command(command):
+@pytest.mark.parametrize("command", [c for c in lifecycle.COMMANDS if c not in lifecycle.AFTERCARE_COMMANDS])
+def test_a_settled_receivable_refuses_every_command_but_complaints(command):
     r = given_in("settled")
     err = then_not_allowed(r, sample_call(command))
-    assert err.allowed == []
+    assert err.allowed == ["record_complaint", "resolve_complaint"]
 
 
-@pytest.mark.parametrize("command", [c for c in lifecycle.COMMANDS if c != "record_recovery"])
-def test_a_written_off_receivable_refuses_everything_but_recoveries(command):
+@pytest.mark.parametrize(
+    "command", [c for c in lifecycle.COMMANDS if c != "record_recovery" and c not in lifecycle.AFTERCARE_COMMANDS]
+)
+def test_a_written_off_receivable_refuses_everything_but_recoveries_and_complaints(command):
     err = then_not_allowed(given_in("written_off"), sample_call(command))
-    assert err.allowed == ["record_recovery"]
+    assert set(err.allowed) == {"record_recovery", "record_complaint", "resolve_complaint"}
 
 
 @pytest.mark.parametrize("state", NON_FINAL)
@@ -933,6 +936,7 @@ PRECONDITIONS = {
     "resolve_dispute": [raise_dispute()],
     "keep_promise": [record_payment_before_the_fix("400.00")],  # covered, still promised
     "release_hold": [hold()],
+    "resolve_complaint": [record_complaint()],
 }
 
 

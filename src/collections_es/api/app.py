@@ -23,6 +23,7 @@ from .errors import problem
 from .rate_limit import RateLimits
 from ..bootstrap import run_webhooks  # beside the notifier (ADR 0045)
 from .routes import (
+    aftercare,
     audit,
     compliance,
     customers,
@@ -214,6 +215,7 @@ def include_routes(app: FastAPI, *, sandbox: bool) -> None:
     app.include_router(reports.router)
     app.include_router(audit.router)
     app.include_router(compliance.router)
+    app.include_router(aftercare.router)
     app.include_router(notifications.router)
     app.include_router(time.policy_router)
     app.include_router(time.admin_router)

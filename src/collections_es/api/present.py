@@ -90,6 +90,7 @@ def receivable(
         allowed_actions=allowed_actions(r.id, lifecycle.allowed_commands(r.state)),
         policy_version=r.policy_version,
         limitation=limitation_out(r, policy),
+        open_complaints=[schemas.OpenComplaintOut(**c) for c in r.open_complaints],
         as_of=as_of,
         holds=[hold_out(h, text) for h in r.holds_in_force(as_of or now)],
     )
@@ -239,6 +240,9 @@ def customer(c: Customer, *, show_pii: bool, now: datetime | None = None) -> sch
         ability_to_pay=text(c.latest_note("ability_to_pay")),
         willingness_to_pay=text(c.latest_note("willingness_to_pay")),
         notes=[schemas.NoteOut(**n) for n in notes],
+        revisits=[
+            schemas.RevisitOut(**{**v, "feedback": text(v["feedback"]), "needs": text(v["needs"])}) for v in c.revisits
+        ],
         version=c.version,
         hold=hold_out(hold, text) if (hold := _customer_hold(c, now)) else None,
     )

@@ -22,6 +22,11 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "customers.credit_record": frozenset(ROLES),
     # Holds on collection with a customer (ADR 0052); a receivable's are commands of its own.
     "customers.hold": frozenset({"supervisor"}),
+    # After collection (issue 17): revisits are recorded on the customer (the file shows them);
+    # complaints are read by whoever answers for the collection or assesses it.
+    "customers.revisit": frozenset({"collector", "supervisor", "customer_service"}),
+    "complaints.read": frozenset({"collector", "supervisor", "customer_service", "auditor"}),
+    "reports.non_payment_reasons": frozenset({"collector", "supervisor", "auditor"}),
     "contacts.read": frozenset(ROLES),
     "letters.read": frozenset({"service", "collector", "supervisor", "legal", "customer_service"}),
     "notifications.read": frozenset({"service", "collector", "supervisor", "customer_service", "auditor"}),

@@ -69,7 +69,11 @@ class RecordContact(CommandBody):
     outcome: ContactOutcome
     note: Text
     customer_attitude: Text | None = None
-    reason_for_non_payment: Text | None = None
+    reason_for_non_payment: Text | None = Field(
+        default=None,
+        description="A code of the policy's vocabulary (GET /policy: non_payment_reasons) or free words, kept as given; "
+        "words that match no code count as `unclassified` (ADR 0058)",
+    )
     next_step: Text | None = None
     promised_on: Day | None = None
     occurred_at: AwareInstant | None = Field(
@@ -122,7 +126,9 @@ class RequestWriteOff(Reasoned):
 
 
 class RaiseDispute(Reasoned):
-    pass
+    reason_for_non_payment: Text | None = Field(
+        default=None, description="The reason for non-payment the dispute gives: a code of the policy's vocabulary, or words"
+    )
 
 
 class Payment(CommandBody):
@@ -201,6 +207,23 @@ class ReleaseHold(CommandBody):
     """Release the holds in force (the receivable's own and its customer's): collection resumes from now."""
 
     reason: Text
+class RecordComplaint(CommandBody):
+    """A complaint about the collection, maybe about one event of the receivable (a contact, say)."""
+
+    channel: Channel = Field(description="How the complaint came in")
+    text: Text
+    severity: Literal["low", "medium", "high"]
+    about_version: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="The receivable's version (event) it concerns, e.g. a contact's"
+    )
+
+
+class ResolveComplaint(CommandBody):
+    outcome: Literal["upheld", "not_upheld"]
+    action: Text = Field(description="What was done about it")
+    complaint: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="The complaint (its event's version); needed when several are open"
+    )
 
 
 # ---- the declaration -----------------------------------------------------------------
@@ -310,6 +333,13 @@ LIFECYCLE: dict[str, Command] = _declare(
     ),
     Command("hold", Hold, _SUPERVISOR, "Put collection on hold: nothing time-driven acts, nothing is sent"),
     Command("release_hold", ReleaseHold, _SUPERVISOR, "Release the hold: collection resumes from now, catching up"),
+    Command(
+        "record_complaint",
+        RecordComplaint,
+        frozenset({"customer_service", "supervisor"}),
+        "Record a complaint about the collection (in every state, settled too)",
+    ),
+    Command("resolve_complaint", ResolveComplaint, _SUPERVISOR, "Rule on a complaint: upheld or not, and the action taken"),
 )
 
 missing = set(lifecycle.COMMANDS) ^ set(LIFECYCLE)

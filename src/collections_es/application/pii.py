@@ -31,6 +31,9 @@ FREE_TEXT: frozenset[str] = frozenset(
         "next_step",
         "reason_for_non_payment",
         "text",
+        "action",
+        "feedback",
+        "needs",
         "ability_to_pay",
         "willingness_to_pay",
     }

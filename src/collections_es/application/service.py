@@ -53,7 +53,7 @@ MAX_ATTEMPTS = 100
 OUTCOMES: tuple[str, ...] = ("ok", "refused", "not_allowed", "error")
 # Names a command is measured under besides the lifecycle's (bounded: metric labels).
 MEASURED: frozenset[str] = frozenset(
-    {"issue", "register_customer", "update_customer", "adopt_policy", "hold_customer", "release_customer_hold"}
+    {"issue", "register_customer", "update_customer", "adopt_policy", "hold_customer", "release_customer_hold", "record_revisit"}
 )
 
 
@@ -321,6 +321,19 @@ class Collections(Application):
         return self._unit_of_work(
             request, customer_uuid(customer_id), act, load=lambda: self.get_customer(customer_id), resource="customer"
         )
+
+    def record_revisit(self, request: Request, customer_id: str, **fields: Any) -> Outcome:
+        """A revisit after collection, recorded on the customer (a fact, like a contact)."""
+        with self._measured("record_revisit", customer_uuid(customer_id)):
+            check_view(request.actor.role, "customers.revisit")
+
+            def act(customer: Customer) -> Customer:
+                customer.record_revisit(self._context(request), **fields)
+                return customer
+
+            return self._unit_of_work(
+                request, customer_uuid(customer_id), act, load=lambda: self.get_customer(customer_id), resource="customer"
+            )
 
     def get_customer(self, customer_id: str, *, version: int | None = None) -> Customer:
         try:

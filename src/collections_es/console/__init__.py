@@ -12,11 +12,13 @@ sandbox clock); its messages in a `.po` file of `locale/zh_CN/LC_MESSAGES/`.
 
 from fastapi import APIRouter
 
-from . import audit, compliance, policy, reports, routes, sandbox
+from . import aftercare, audit, compliance, policy, reports, routes, sandbox
 from .routes import PUBLIC_PATHS
 from .web import NAV, Page, console_command, console_view
 
 #: Every router of the console, in the order they are included.
-ROUTERS: list[APIRouter] = [routes.router, reports.router, compliance.router, audit.router, policy.router, sandbox.router]
+ROUTERS: list[APIRouter] = [
+    routes.router, reports.router, compliance.router, audit.router, policy.router, sandbox.router, aftercare.router,
+]
 
 __all__ = ["NAV", "PUBLIC_PATHS", "Page", "ROUTERS", "console_command", "console_view"]

@@ -157,6 +157,11 @@ def dynamic_messages() -> list[str]:
     for command in LIFECYCLE.values():
         for spec in forms.inputs(command):
             found += [spec.label, *spec.options]
+    from ..domain.aftercare import COMPLAINT_OUTCOMES, SEVERITIES, UNCLASSIFIED
+    from ..domain.policy import DEFAULT_NON_PAYMENT_REASONS
+
+    # The reasons for non-payment of the bundled vocabulary (a policy's own codes show as they are).
+    found += [*(r.code for r in DEFAULT_NON_PAYMENT_REASONS), UNCLASSIFIED, *SEVERITIES, *COMPLAINT_OUTCOMES]
     return list(dict.fromkeys(found))
 
 

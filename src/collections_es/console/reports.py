@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from projections.aging import BUCKET_NAMES
 
 from ..api.deps import ServicesDep
+from ..api.routes.aftercare import satisfaction_view
 from ..api.routes.reports import _today, aging_csv, aging_view, kpi_months, kpi_view
 from . import charts, i18n
 from .i18n import N_
@@ -213,6 +214,7 @@ def kpis_page(
             raise invalid("year", "must be a year between 1970 and 2199", year)
         chosen_year = int(year)
     data, lag = kpi_view(services, start, end, collector or None)
+    satisfaction, _ = satisfaction_view(services, data["from"], data["to"], collector or None)
     today = _today(services)
     periods = month_periods(today, chosen_year)
     monthly, month_lag = kpi_months(services, periods, collector or None) if periods else ([], 0)
@@ -254,6 +256,7 @@ def kpis_page(
             "year": chosen_year,
             "years": list(range(today.year, today.year - 6, -1)),
             "series": series,
+            "satisfaction": satisfaction,
         },
     )
 

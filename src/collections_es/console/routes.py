@@ -24,7 +24,7 @@ from ..api.deps import ServicesDep
 from ..api.routes.letters import letter_response
 from ..api.routes.receivables import as_of_instant
 from ..api.routes.reports import worklist_view
-from ..application.access import VIEW_ROLES, commands_for
+from ..application.access import PII_ROLES, VIEW_ROLES, commands_for
 from ..application.audit import verify_chain
 from ..application.commands import LIFECYCLE, Command
 from ..application.fields import DayOrInstant
@@ -236,6 +236,7 @@ def worklist(
             "previous_page": url_with(request, page=page - 1 if page > 2 else None, check=None, channel=None) if page > 1 else None,
             "next_page": url_with(request, page=page + 1, check=None, channel=None) if more else None,
             "may_check": user.role in VIEW_ROLES["receivables.contact_check"],
+            "may_revisit": user.role in VIEW_ROLES["customers.revisit"],
             "company_timezone": services.settings.report_timezone,
             "idempotency_key": new_nonce,
         },
@@ -315,6 +316,8 @@ def receivable(
             "r": public,
             "timezone": r.timezone,
             "customer_name": customer.name if customer else None,
+            # The customer's revisits after collection (its file keeps the latest 20), masked as the API masks them.
+            "revisits": present.customer(customer, show_pii=user.role in PII_ROLES).revisits if customer else [],
             "past": past,
             "as_of": as_of or "",
             "version": r.version,

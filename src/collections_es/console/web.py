@@ -68,6 +68,8 @@ NAV: list[Page] = [
     Page(f"{PREFIX}/reports/aging", N_("Aging"), "reports.aging"),
     Page(f"{PREFIX}/reports/kpis", N_("KPIs"), "reports.kpis"),
     Page(f"{PREFIX}/compliance/findings", N_("Compliance"), "compliance.findings"),
+    Page(f"{PREFIX}/reports/non-payment-reasons", N_("Reasons"), "reports.non_payment_reasons"),
+    Page(f"{PREFIX}/complaints", N_("Complaints"), "complaints.read"),
     Page(f"{PREFIX}/audit/verify", N_("Audit"), "audit.read"),
     Page(f"{PREFIX}/policy", N_("Policy"), "policy.read"),
     Page(f"{PREFIX}/sandbox/clock", N_("Sandbox clock"), "sandbox.clock", offered=lambda services: services.sandbox is not None),

@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from . import calendar, lifecycle, limitation as limitation_period
+from . import aftercare, calendar, lifecycle, limitation as limitation_period
 from .errors import PermissionDeniedError, RuleViolationError
 from .policy import CollectionPolicy
 from .trail import Context
@@ -197,6 +197,16 @@ _RULES: tuple[Rule, ...] = (
         "receivable shows (docs/limitation.md): from the day after due, or from the last demand, acknowledgement "
         "or proceedings (PRC Civil Code arts. 188, 189, 195).",
         ("limitation_period_years", "limitation_warning_days", "limitation_action_days"),
+    ),
+    Rule(
+        "revisit.not_made_in_time",
+        "detective",
+        "Revisit after settlement not made in time",
+        "A customer of one of the `revisits.tiers` is revisited (`record-revisit` on the customer) after a "
+        "receivable of theirs is settled: from `revisits.after_days` after the settlement day, by the end of "
+        "`revisits.within_days` days later (the customer's days). Any revisit of the customer recorded as taking "
+        "place after the settlement and by then meets it (ADR 0057).",
+        ("revisits.tiers", "revisits.after_days", "revisits.within_days"),
     ),
     Rule(
         "override.used",
@@ -635,6 +645,10 @@ class Finding:
     overridden_rule_id: str | None = None
 
 
+#: The state a receivable is paid in full in; the customer's revisits enter its facts as this type.
+SETTLED = "settled"
+REVISIT_FACT = "RevisitRecorded"
+
 #: Events that show someone worked the receivable with the customer.
 _FOLLOW_UP = frozenset({"FollowUpStarted", "ContactRecorded", "PromiseMade", "InstallmentPlanAgreed", "Escalated"})
 _PROMISE_FOLLOW_UP = frozenset({"ContactRecorded", "PromiseMade", "InstallmentPlanAgreed", "ReferredToLegal"})
@@ -766,6 +780,7 @@ class _Judge:
             self.limitation,
             self.overrides,
             self.recorded_breaches,
+            self.revisit,
         ):
             yield from check()
 
@@ -909,6 +924,27 @@ class _Judge:
         """The periods the history ran through, oldest first (the last is the one running)."""
         return [period for period, _ in self._periods()]
 
+    def revisit(self) -> Iterable[Finding]:
+        """A settlement owes the customer a revisit when its policy says so for the customer's tier
+        (the projection gives the settling fact the tier, and the customer's revisits as facts)."""
+        settled = next((f for f in self.facts if f.state_after == SETTLED), None)
+        policy = None if settled is None else self.policy(settled)
+        if settled is None or policy is None:
+            return
+        owed = aftercare.revisit_owed(settled.at, self.tz, settled.data.get("tier"), policy)
+        if owed is None:
+            return
+        deadline = self.end_of(owed.last_day)
+        if any(f.type == REVISIT_FACT and settled.at <= happened_at(f) < deadline for f in self.facts):
+            return
+        yield self.finding(
+            "revisit.not_made_in_time",
+            deadline,
+            f"settled on {settled.at.astimezone(self.zone).date()}; no revisit of the customer from {owed.owed_on} "
+            f"by the end of {owed.last_day}",
+            settled,
+        )
+
     def overrides(self) -> Iterable[Finding]:
         for f in self.facts:
             if f.override:
@@ -961,7 +997,7 @@ def _fields(*groups: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]
 #: period reads (`limitation.FIELDS`: one computation, fed the same fields).
 FACT_FIELDS: Mapping[str, tuple[str, ...]] = _fields(
     {
-        "Issued": ("invoice_number", "timezone", "due_on", "issued_on", "collector"),
+        "Issued": ("invoice_number", "customer_id", "timezone", "due_on", "issued_on", "collector"),
         "ContactRecorded": ("channel", "outcome", "next_step", "occurred_at", "breaches_found", "exception"),
         "CollectorAssigned": ("collector",),
         "PaymentRecorded": ("paid_on",),

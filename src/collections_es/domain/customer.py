@@ -9,11 +9,11 @@ carry defaults: older events decode with them and verify unchanged.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from . import holds
+from . import aftercare, holds
 from .aggregate import TrailedAggregate
 from .calendar import check_timezone
 from .errors import RuleViolationError
@@ -28,6 +28,8 @@ LANGUAGES: tuple[str, ...] = ("zh-CN", "en")
 RATINGS: tuple[str, ...] = ("A", "B", "C", "D", "unrated")
 NOTE_TOPICS: tuple[str, ...] = ("ability_to_pay", "willingness_to_pay")
 # Profile fields a PATCH may change through `Updated` (contacts and credit limit have events of their own).
+REVISITS_KEPT = 20
+EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
 PROFILE_FIELDS: tuple[str, ...] = ("name", "timezone", "tier", "preferred_channel", "language", "credit_rating")
 
 
@@ -164,6 +166,22 @@ class Customer(TrailedAggregate):
 
     # Added with holds (ADR 0052): customers registered before have none.
     hold = None
+    class RevisitRecorded(TrailedAggregate.Event):
+        """A revisit after collection took place (a fact: learning the customer's needs and feedback)."""
+
+        occurred_at: datetime
+        channel: str
+        feedback: str
+        satisfaction: int
+        needs: str | None = None
+
+        def evolve(self, c: Customer) -> None:
+            revisit = {"at": self.occurred_at, "by": self.actor_id, "channel": self.channel,
+                       "satisfaction": self.satisfaction, "feedback": self.feedback, "needs": self.needs}
+            c.revisits = [*c.revisits[-(REVISITS_KEPT - 1):], revisit]
+
+    # Added by issue 17 (class-level default: customers and snapshots from before have none).
+    revisits = ()  # the latest revisits: {"at", "by", "channel", "satisfaction", "feedback", "needs"}
 
     # ---- queries ----------------------------------------------------------
 
@@ -224,6 +242,41 @@ class Customer(TrailedAggregate):
             credit_rating=credit_rating,
             ability_to_pay=ability_to_pay,
             willingness_to_pay=willingness_to_pay,
+        )
+
+    def record_revisit(
+        self,
+        ctx: Context,
+        *,
+        channel: str,
+        feedback: str,
+        satisfaction: int,
+        needs: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        """Record a revisit that took place (at `occurred_at`, default now): a fact, never refused
+        for when it happened, only for what cannot be true (the future, a score off the scale)."""
+        if channel not in CHANNELS:
+            raise RuleViolationError("field.choice", f"'{channel}' is not one of {', '.join(CHANNELS)}", field="channel")
+        if not str(feedback).strip():
+            raise RuleViolationError("field.required", "'feedback' must not be empty", field="feedback")
+        if satisfaction not in aftercare.SATISFACTION_SCORES:
+            raise RuleViolationError("revisit.satisfaction", "satisfaction is a score from 1 to 5", field="satisfaction")
+        at = ctx.now if occurred_at is None else occurred_at
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise RuleViolationError("field.timezone", "'occurred_at' needs a time zone", field="occurred_at")
+        if at > ctx.now:
+            raise RuleViolationError("revisit.occurred_in_future", f"occurred_at {at.isoformat()} is in the future", field="occurred_at")
+        if at < EARLIEST_INSTANT:
+            raise RuleViolationError("field.date_range", "occurred_at is before 1970-01-01", field="occurred_at")
+        self._record(
+            self.RevisitRecorded,
+            ctx,
+            occurred_at=at,
+            channel=channel,
+            feedback=feedback,
+            satisfaction=satisfaction,
+            needs=needs if needs and needs.strip() else None,
         )
 
     def update(self, ctx: Context, **patch: Any) -> None:

@@ -47,7 +47,9 @@ class ReceivableLifecycle(StateMachine):
     promised = State("promised")
     overdue_escalated = State("overdue_escalated")
     legal = State("legal")
-    settled = State("settled", final=True)
+    # Not final in the machine either: a settled receivable still takes complaints about how it
+    # was collected (ADR 0057); nothing else. `FINAL_STATES` names it all the same.
+    settled = State("settled")
     # Not final: a written-off receivable still records recoveries (ADR 0002).
     written_off = State("written_off")
     # The states with a balance to collect (a class-body name only: deleted below).
@@ -83,6 +85,9 @@ class ReceivableLifecycle(StateMachine):
     # A supervisor's hold on collection, and its release (ADR 0052): the state stays.
     hold = _stay(_OPEN)
     release_hold = _stay(_OPEN)
+    # After collection (issue 17): complaints about the collection, in every state, settled too (ADR 0057).
+    record_complaint = _stay((*_OPEN, settled, written_off))
+    resolve_complaint = _stay((*_OPEN, settled, written_off))
 
     del _OPEN
 
@@ -92,7 +97,14 @@ class ReceivableLifecycle(StateMachine):
 
 
 STATES: tuple[str, ...] = tuple(s.id for s in ReceivableLifecycle.states)
-FINAL_STATES: frozenset[str] = frozenset(s.id for s in ReceivableLifecycle.states if s.final)
+#: Commands about how a receivable was collected, not part of collecting it: they change no state.
+AFTERCARE_COMMANDS: frozenset[str] = frozenset({"record_complaint", "resolve_complaint"})
+#: Paid in full: the states the machine leaves by no command but the aftercare ones (ADR 0057).
+FINAL_STATES: frozenset[str] = frozenset(
+    s.id
+    for s in ReceivableLifecycle.states
+    if s.final or (s.transitions and all(t.event in AFTERCARE_COMMANDS for t in s.transitions))
+)
 #: Nothing is left to collect: settled (final) and written off (open only to recoveries).
 CLOSED_STATES: frozenset[str] = FINAL_STATES | {"written_off"}
 INITIAL_STATE: str = next(s.id for s in ReceivableLifecycle.states if s.initial)

@@ -60,6 +60,35 @@ class ContactPolicy(_Strict):
         return value
 
 
+class RevisitPolicy(_Strict):
+    """Revisits after a settlement (ADR 0057): owed to customers of `tiers`, `after_days` after the
+    day the receivable was settled, to be made within `within_days` of that day."""
+
+    tiers: list[Name] = Field(default_factory=list, description="Customer tiers owed a revisit; none: no revisits owed.")
+    after_days: int = Field(30, ge=0, le=365, description="Days after the settlement day on which the revisit is owed.")
+    within_days: int = Field(7, ge=0, le=90, description="Days after it is owed by which it must be made.")
+
+
+class NonPaymentReason(_Strict):
+    """One reason for non-payment of the vocabulary (ADR 0058): its code, and words that mean it."""
+
+    code: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    aliases: list[Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]] = Field(
+        default_factory=list, description="Free texts recorded for it (compared without case, spaces or punctuation)."
+    )
+
+
+DEFAULT_NON_PAYMENT_REASONS: tuple[NonPaymentReason, ...] = (
+    NonPaymentReason(code="cash_flow_difficulty", aliases=["cash flow", "资金周转困难", "资金紧张"]),
+    NonPaymentReason(code="goods_dispute", aliases=["disputes quality", "quality", "对质量有异议", "货物争议"]),
+    NonPaymentReason(code="invoice_not_received", aliases=["no invoice", "未收到发票"]),
+    NonPaymentReason(code="forgot", aliases=["忘记了"]),
+    NonPaymentReason(code="refuses", aliases=["拒绝付款"]),
+    NonPaymentReason(code="unreachable", aliases=["联系不上"]),
+    NonPaymentReason(code="other", aliases=["其他"]),
+)
+
+
 class CollectionPolicy(_Strict):
     version: Annotated[str, AfterValidator(_no_nul)] = Field(min_length=1, max_length=64)
     reminder_lead_days: int = Field(7, ge=0, le=90)
@@ -81,6 +110,21 @@ class CollectionPolicy(_Strict):
     legal_referral_requires_approval: bool = False
     legal_referral_roles: list[Name] = Field(default_factory=lambda: ["legal", "supervisor"])
     write_off_approver_roles: list[Name] = Field(default_factory=lambda: ["supervisor"])
+    # After collection (issue 17): revisits owed after a settlement, and the one vocabulary
+    # of reasons for non-payment that contacts and disputes are counted by.
+    revisits: RevisitPolicy = Field(default_factory=RevisitPolicy)
+    non_payment_reasons: list[NonPaymentReason] = Field(
+        default_factory=lambda: list(DEFAULT_NON_PAYMENT_REASONS), min_length=1, max_length=100
+    )
+
+    @field_validator("non_payment_reasons")
+    @classmethod
+    def _codes_once(cls, value: list[NonPaymentReason]) -> list[NonPaymentReason]:
+        codes = [r.code for r in value]
+        repeated = sorted({c for c in codes if codes.count(c) > 1})
+        if repeated:
+            raise ValueError(f"reason codes listed twice: {', '.join(repeated)}")
+        return value
 
     @field_validator("escalate_after_days")
     @classmethod

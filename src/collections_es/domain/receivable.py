@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from . import compliance, holds, lifecycle, limitation
+from . import aftercare, compliance, holds, lifecycle, limitation
 from .aggregate import TrailedAggregate
 from .errors import RuleViolationError
 from .calendar import business_day_on_or_before, check_timezone, start_of_day
@@ -186,6 +186,8 @@ class Receivable(TrailedAggregate):
         occurred_at: datetime | None = None
         breaches_found: list[dict[str, Any]] | None = None
         exception: dict[str, str] | None = None
+        # Added by issue 17: the reason's code in the policy's vocabulary (ADR 0058).
+        reason_code: str | None = None
 
         @property
         def contact_at(self) -> datetime:
@@ -295,6 +297,9 @@ class Receivable(TrailedAggregate):
 
     class DisputeRaised(Event):
         reason: str
+        # Added by issue 17: the reason for non-payment the dispute gives, and its code (ADR 0058).
+        reason_for_non_payment: str | None = None
+        reason_code: str | None = None
 
         def evolve(self, r: Receivable) -> None:
             r.dispute = {"reason": self.reason, "raised_by": self.actor_id, "raised_at": self.timestamp}
@@ -340,6 +345,30 @@ class Receivable(TrailedAggregate):
 
         def evolve(self, r: Receivable) -> None:
             r.proceedings = [*r.proceedings, {"kind": self.kind, "filed_on": self.filed_on, "case_number": self.case_number}]
+
+    class ComplaintRecorded(Event):
+        """A complaint about the collection (customer service or a supervisor records it)."""
+
+        channel: str
+        text: str
+        severity: str
+        about_version: int | None  # the receivable's event it concerns (a contact, say), if any
+
+        def evolve(self, r: Receivable) -> None:
+            r.open_complaints = [*r.open_complaints, {
+                "complaint": self.originator_version, "severity": self.severity, "channel": self.channel,
+                "about_version": self.about_version, "recorded_by": self.actor_id, "recorded_at": self.timestamp,
+            }]
+
+    class ComplaintResolved(Event):
+        """A supervisor's ruling on a complaint: upheld or not, and the action taken."""
+
+        complaint: int  # the version of the event that recorded it
+        outcome: str
+        action: str
+
+        def evolve(self, r: Receivable) -> None:
+            r.open_complaints = [c for c in r.open_complaints if c["complaint"] != self.complaint]
 
     class RecoveryRecorded(Event):
         amount: Decimal
@@ -397,6 +426,7 @@ class Receivable(TrailedAggregate):
     # when the last hold ended (released, or its `until` passed), for the timers (domain/holds.py).
     holds = ()
     resumed_at = None
+    open_complaints = ()  # each: {"complaint" (its event's version), "severity", "channel", "about_version", ...}
 
     # ---- queries ------------------------------------------------------------
 
@@ -652,6 +682,7 @@ class Receivable(TrailedAggregate):
             promised_on=promised_on,
             reason_for_non_payment=reason_for_non_payment,
             occurred_at=at,
+            reason_code=aftercare.classify_reason(reason_for_non_payment, ctx.policy),
             breaches_found=judged.recorded(),
             exception=judged.exception.describe() if judged.exception else None,
         )
@@ -819,12 +850,58 @@ class Receivable(TrailedAggregate):
         breaches = compliance.write_off_breaches(ctx, self.write_off_request["requested_by"])
         self._record(self.WriteOffApproved, ctx, breaches=breaches, state_after=state, note=note, amount=self.balance)
 
-    def raise_dispute(self, ctx: Context, *, reason: str) -> None:
+    def raise_dispute(self, ctx: Context, *, reason: str, reason_for_non_payment: str | None = None) -> None:
         state = self._next("raise_dispute")
         _require_text(reason, "reason")
         if self.is_disputed:
             raise RuleViolationError("dispute.already_open", "a dispute is open already")
-        self._record(self.DisputeRaised, ctx, state_after=state, reason=reason)
+        self._record(
+            self.DisputeRaised,
+            ctx,
+            state_after=state,
+            reason=reason,
+            reason_for_non_payment=reason_for_non_payment,
+            reason_code=aftercare.classify_reason(reason_for_non_payment, ctx.policy),
+        )
+
+    def record_complaint(
+        self, ctx: Context, *, channel: str, text: str, severity: str, about_version: int | None = None
+    ) -> None:
+        """Record a complaint about the collection, maybe about one of this receivable's events."""
+        state = self._next("record_complaint")
+        _require_choice(channel, CHANNELS, "channel")
+        _require_text(text, "text")
+        _require_choice(severity, aftercare.SEVERITIES, "severity")
+        if about_version is not None and not 1 <= about_version <= self.version:
+            raise RuleViolationError(
+                "complaint.about_unknown_event",
+                f"the receivable has no version {about_version} (it is at version {self.version})",
+                field="about_version",
+            )
+        self._record(
+            self.ComplaintRecorded, ctx, state_after=state, channel=channel, text=text, severity=severity,
+            about_version=about_version,
+        )
+
+    def resolve_complaint(self, ctx: Context, *, outcome: str, action: str, complaint: int | None = None) -> None:
+        """A supervisor rules on an open complaint (the only one, or the one named by `complaint`)."""
+        state = self._next("resolve_complaint")
+        _require_choice(outcome, aftercare.COMPLAINT_OUTCOMES, "outcome")
+        _require_text(action, "action")
+        open_ids = [c["complaint"] for c in self.open_complaints]
+        if not open_ids:
+            raise RuleViolationError("complaint.none_open", "there is no open complaint")
+        if complaint is None:
+            if len(open_ids) > 1:
+                raise RuleViolationError(
+                    "complaint.which", f"complaints {', '.join(map(str, open_ids))} are open: name one", field="complaint"
+                )
+            complaint = open_ids[0]
+        elif complaint not in open_ids:
+            raise RuleViolationError(
+                "complaint.not_open", f"no open complaint {complaint}; open: {', '.join(map(str, open_ids))}", field="complaint"
+            )
+        self._record(self.ComplaintResolved, ctx, state_after=state, complaint=complaint, outcome=outcome, action=action)
 
     def resolve_dispute(self, ctx: Context, *, resolution: str, adjusted_amount: object | None = None) -> None:
         lifecycle.next_state(self.state, "resolve_dispute")

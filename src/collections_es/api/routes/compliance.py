@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from projections import compliance as findings_model
-from projections import kpis
+from projections import aftercare, kpis
 
 from ...application.access import PII_ROLES
 from ...application.pii import Redactor
@@ -62,10 +62,28 @@ class FindingOut(BaseModel):
     )
 
 
+class ComplaintCountsOut(BaseModel):
+    received: int = 0
+    upheld: int = 0
+    not_upheld: int = 0
+    open: int = 0
+
+
+class SatisfactionOut(BaseModel):
+    revisits: int = Field(0, description="Revisits made in the period, counted for the collector of the customer's last settlement")
+    mean: float | None = Field(None, description="Their mean satisfaction (1–5), 2 places; null without any")
+    scores: dict[str, int] = Field(default_factory=lambda: {str(s): 0 for s in range(1, 6)}, description="Revisits per score")
+
+
 class CollectorAssessmentOut(BaseModel):
     collector: str | None
     findings: dict[str, int] = Field(description="Findings in the period, by rule id")
     findings_total: int
+    complaints: ComplaintCountsOut = Field(
+        default_factory=ComplaintCountsOut,
+        description="Complaints recorded in the period about the collector's work; upheld ones count beside the findings",
+    )
+    satisfaction: SatisfactionOut = Field(default_factory=SatisfactionOut, description="Customer satisfaction from revisits")
     kpis: list[KpiBlockOut] = Field(description="The collector's KPIs in the period, per currency")
 
 
@@ -203,7 +221,7 @@ def collectors_report(
     """Per collector and period: findings by rule beside the KPIs of the read-model issue."""
     start, end = report_period(services, from_, to)
     first, after_last = _instants(services, start, end)
-    read_current(services, response, "compliance", "kpis", "aging")
+    read_current(services, response, "compliance", "kpis", "aging", "aftercare")
     with services.snapshot() as conn:
         counts = findings_model.counts_by_collector(
             conn,
@@ -213,11 +231,14 @@ def collectors_report(
             collector=collector,
         )
         figures = money_strings(kpis.compute(conn, start, end, collector=collector))
+        assert first is not None and after_last is not None
+        complaints = aftercare.complaint_counts(conn, start=first, end=after_last, collector=collector)
+        satisfaction = aftercare.satisfaction(conn, start=first, end=after_last, collector=collector)
     blocks: dict[str | None, list[dict[str, Any]]] = {}
     for block in figures["collectors"]:
         who = block.pop("collector")
         blocks.setdefault(who, []).append(block)
-    names = sorted(set(counts) | set(blocks), key=lambda c: (c is None, c or ""))
+    names = sorted(set(counts) | set(blocks) | set(complaints) | set(satisfaction), key=lambda c: (c is None, c or ""))
     return {
         "from": start,
         "to": end,
@@ -226,6 +247,8 @@ def collectors_report(
                 "collector": who,
                 "findings": dict(sorted(counts.get(who, {}).items())),
                 "findings_total": sum(counts.get(who, {}).values()),
+                "complaints": complaints.get(who, {}),
+                "satisfaction": satisfaction.get(who, aftercare.satisfaction_figures({})),
                 "kpis": blocks.get(who, []),
             }
             for who in names

@@ -29,6 +29,7 @@ from ..schemas import (
     CustomerPublic,
     CustomerReleaseHoldIn,
     CustomerSummary,
+    RevisitCreate,
 )
 
 router = APIRouter(prefix="/customers", tags=["customers"])
@@ -188,6 +189,24 @@ def release_hold(
     outcome = services.app.release_customer_hold(request, customer_id, **body.model_dump())
     _etag(response, outcome.resource.version)
     return present.customer(outcome.resource, show_pii=actor.role in PII_ROLES, now=services.clock.now())
+
+
+@router.post("/{customer_id}/record-revisit", response_model=CustomerPublic)
+def record_revisit(
+    customer_id: CustomerId,
+    body: RevisitCreate,
+    http: Request,
+    response: Response,
+    services: ServicesDep,
+    actor: Annotated[Actor, require_view("customers.revisit")],
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+    if_match: Annotated[str | None, Header(max_length=32, pattern=IF_MATCH)] = None,
+) -> CustomerPublic:
+    """Record a revisit after collection: feedback, satisfaction 1–5, needs (a fact; meets the revisits owed)."""
+    request = command_request(http, actor, body.model_dump(mode="json"), idempotency_key=idempotency_key, if_match=if_match)
+    outcome = services.app.record_revisit(request, customer_id, **body.model_dump())
+    _etag(response, outcome.resource.version)
+    return present.customer(outcome.resource, show_pii=actor.role in PII_ROLES)
 
 
 @router.get("/{customer_id}/credit-record", response_model=CreditRecordOut)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
-from projections import aging, kpis, worklist
+from projections import aftercare, aging, kpis, worklist
 from projections.rows import from_minor
 
 from ...application.access import commands_for
@@ -156,10 +156,12 @@ def worklist_view(services: Any, actor: Actor, collector: str | None, limit: int
         if collector not in (None, actor.id):  # as with findings: a collector's own work only
             raise invalid_query("collector", "a collector sees only their own worklist", collector)
         collector = actor.id
-    lag = services.read_models("worklist")
+    lag = services.read_models("worklist", "aftercare")
     now = services.clock.now()
     with services.snapshot() as conn:
         rows = worklist.items_for(conn, collector=collector, now=now, policy=services.app.policy(), limit=limit)
+        reasons = aftercare.latest_reasons(conn, [row["id"] for row in rows])
+        revisits = aftercare.revisits_due(conn, now=now, collector=collector, limit=limit)
     items = [
         {
             "receivable_id": row["id"],
@@ -178,10 +180,16 @@ def worklist_view(services: Any, actor: Actor, collector: str | None, limit: int
             "allowed_commands": commands_for(actor.role, lifecycle.allowed_commands(row["state"])),
             "on_hold": row["on_hold"],
             "held_until": row["held_until"],
+            "latest_reason": reasons.get(row["id"]),
         }
         for row in rows
     ]
-    return {"collector": collector, "as_of": now, "items": items}, lag
+    due = [
+        {**{k: r[k] for k in ("customer_id", "receivable_id", "invoice_number", "collector", "owed_on", "last_day")},
+         "settled_at": r["settled_at"].replace(tzinfo=UTC)}
+        for r in revisits
+    ]
+    return {"collector": collector, "as_of": now, "items": items, "revisits": due}, lag
 
 
 @router.get("/reports/kpis", response_model=KpisOut, response_model_by_alias=True)

@@ -43,6 +43,8 @@ from .customers import (
     MoneyOut,
     NoteOut,
     Rating,
+    RevisitCreate,
+    RevisitOut,
     Tier,
     TimeZone,
 )
@@ -72,6 +74,7 @@ from .receivables import (
     ReceivablePage,
     ReceivablePublic,
     ReceivableSummary,
+    OpenComplaintOut,
     WriteOffRequestOut,
 )
 from .time import (

@@ -76,6 +76,27 @@ class NoteOut(BaseModel):
     at: datetime
 
 
+class RevisitCreate(Strict):
+    """A revisit after collection that took place: recorded on the customer (a fact)."""
+
+    occurred_at: AwareInstant | None = Field(default=None, description="When it took place (default now); not in the future")
+    channel: Channel
+    feedback: Text = Field(description="What the customer said about the collection and the company")
+    satisfaction: int = Field(ge=1, le=5, description="The customer's satisfaction, 1 (poor) to 5 (very good)")
+    needs: Text | None = Field(default=None, description="Needs the customer voiced (new orders, terms, contacts)")
+
+
+class RevisitOut(BaseModel):
+    """A revisit after collection, as the customer's file keeps it (the latest 20)."""
+
+    at: datetime = Field(description="When it took place")
+    by: str
+    channel: str
+    satisfaction: int = Field(ge=1, le=5)
+    feedback: str
+    needs: str | None
+
+
 class MoneyOut(BaseModel):
     amount: str
     currency: str
@@ -111,6 +132,7 @@ class CustomerPublic(BaseModel):
     ability_to_pay: str | None
     willingness_to_pay: str | None
     notes: list[NoteOut]
+    revisits: list[RevisitOut] = Field(default_factory=list, description="Revisits after collection, latest last")
     version: int
     hold: HoldOut | None = Field(default=None, description="The hold on collection with the customer, if in force")
 

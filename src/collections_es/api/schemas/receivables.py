@@ -32,6 +32,17 @@ class DisputeOut(BaseModel):
     raised_at: datetime
 
 
+class OpenComplaintOut(BaseModel):
+    """A complaint about the collection not yet ruled on (docs/aftercare.md)."""
+
+    complaint: int = Field(description="Its id: the receivable's version that recorded it; `resolve-complaint` names it")
+    severity: str
+    channel: str
+    about_version: int | None
+    recorded_by: str
+    recorded_at: datetime
+
+
 class WriteOffRequestOut(BaseModel):
     requested_by: str
     reason: str
@@ -91,6 +102,7 @@ class ReceivablePublic(BaseModel):
     allowed_actions: list[AllowedAction] = Field(description="`allowed_commands` with the method and path of each")
     policy_version: str
     limitation: LimitationOut
+    open_complaints: list[OpenComplaintOut] = Field(default_factory=list, description="Complaints not yet ruled on")
     as_of: datetime | None = None
     holds: list[HoldOut] = Field(default_factory=list, description="The holds in force (its own, its customer's)")
 

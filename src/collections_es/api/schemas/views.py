@@ -54,12 +54,28 @@ class WorklistItemOut(BaseModel):
     allowed_commands: list[str] = Field(description="Commands the state allows and the caller's role may send")
     on_hold: bool = Field(default=False, description="Collection is on hold: nothing time-driven acts, nothing is sent")
     held_until: datetime | None = Field(default=None, description="When the hold ends by itself; null: until released")
+    latest_reason: str | None = Field(
+        default=None, description="The latest reason for non-payment recorded on it: a code of the policy's vocabulary"
+    )
+
+
+class RevisitDueOut(BaseModel):
+    """A revisit owed after a settlement, not yet made (docs/aftercare.md)."""
+
+    customer_id: str
+    receivable_id: str = Field(description="The settled receivable that owes it")
+    invoice_number: str
+    collector: str | None
+    settled_at: datetime
+    owed_on: date = Field(description="The customer's day from which it is owed")
+    last_day: date = Field(description="Made by the end of this day, or it is a finding (`revisit.not_made_in_time`)")
 
 
 class WorklistOut(BaseModel):
     collector: str | None
     as_of: datetime
     items: list[WorklistItemOut]
+    revisits: list[RevisitDueOut] = Field(default_factory=list, description="Revisits owed today and not yet made")
 
 
 class KpiBlockOut(BaseModel):
