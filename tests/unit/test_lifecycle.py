@@ -46,6 +46,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "issued",
         "grant_contact_exception": "issued",
         "record_delivery": "issued",
+        "replan": "issued",  # issue 13: follows the strategy and policy in force from now
     },
     "reminded": {
         "send_reminder": "reminded",
@@ -58,6 +59,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "reminded",
         "grant_contact_exception": "reminded",
         "record_delivery": "reminded",
+        "replan": "reminded",  # issue 13: follows the strategy and policy in force from now
     },
     "due": {
         "start_follow_up": "following_up",
@@ -72,6 +74,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "due",
         "grant_contact_exception": "due",
         "record_delivery": "due",
+        "replan": "due",  # issue 13: follows the strategy and policy in force from now
     },
     "following_up": {
         "record_contact": "following_up",
@@ -85,6 +88,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "following_up",
         "grant_contact_exception": "following_up",
         "record_delivery": "following_up",
+        "replan": "following_up",  # issue 13: follows the strategy and policy in force from now
     },
     "promised": {
         "record_contact": "promised",
@@ -97,6 +101,8 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "promised",
         "grant_contact_exception": "promised",
         "record_delivery": "promised",
+        "replan": "promised",  # issue 13: follows the strategy and policy in force from now
+        "remind_installment": "promised",  # issue 13: a reminder before each installment
     },
     "overdue_escalated": {
         "record_contact": "overdue_escalated",
@@ -113,6 +119,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "overdue_escalated",
         "grant_contact_exception": "overdue_escalated",
         "record_delivery": "overdue_escalated",
+        "replan": "overdue_escalated",  # issue 13: follows the strategy and policy in force from now
     },
     "legal": {
         "record_contact": "legal",
@@ -125,6 +132,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "legal",
         "grant_contact_exception": "legal",
         "record_delivery": "legal",
+        "replan": "legal",  # issue 13: follows the strategy and policy in force from now
         "record_proceedings": "legal",
     },
     "settled": {},  # final: accepts nothing
@@ -165,6 +173,8 @@ SPEC_COMMANDS = {
     "grant_contact_exception",  # docs/design.md section 6: a supervisor's exception, granted before a contact
     "record_delivery",  # docs/design.md section 7: a message counts (for limitation) when delivered
     "record_proceedings",
+    "remind_installment",  # issue 13 (item 5): installment reminders
+    "replan",  # issue 13 (item 1): a change of segment or policy re-plans the timers
 }
 
 

@@ -188,6 +188,18 @@ class GrantContactException(CommandBody):
     valid_until: AwareInstant = Field(description="In the future, at most 31 days ahead; contacts count by their occurred_at")
 
 
+class RemindInstallment(CommandBody):
+    """Remind the customer of the next installment of the plan (the scheduler sends it the policy's lead days before)."""
+
+    channel: Channel
+
+
+class Replan(CommandBody):
+    """Follow the policy in force and the strategy the customer matches now; the timers are planned anew."""
+
+    reason: Text
+
+
 # ---- the declaration -----------------------------------------------------------------
 
 _SERVICE = frozenset({"service"})
@@ -292,6 +304,20 @@ LIFECYCLE: dict[str, Command] = _declare(
         GrantContactException,
         _SUPERVISOR,
         "Let contacts by one channel pass the contact windows and caps until an instant (reported as overrides)",
+    ),
+    Command(
+        "remind_installment",
+        RemindInstallment,
+        _SERVICE | _COLLECTION,
+        "Remind the customer of the next installment of the plan",
+        time_driven=True,
+    ),
+    Command(
+        "replan",
+        Replan,
+        _SERVICE | _SUPERVISOR,
+        "Follow the policy in force and the strategy the customer matches now (recorded by the service itself "
+        "when a customer's segment, tier, strategy or hours or the policy changes)",
     ),
 )
 

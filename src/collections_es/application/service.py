@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -24,9 +25,9 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoder
 from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, UUIDAsHex
 
 from ..adapters.persistence import DateAsISO, MROJSONTranscoder
-from ..domain import lifecycle
+from ..domain import lifecycle, strategy
 from ..domain.compliance import ContactAttempt, ContactCheck
-from ..domain.customer import Customer, customer_uuid
+from ..domain.customer import STRATEGY_FIELDS, Customer, customer_uuid
 from ..domain.errors import (
     CollectionsError,
     CommandNotAllowedError,
@@ -52,7 +53,7 @@ MAX_ATTEMPTS = 100
 #: How a command ended, for metrics and logs (ADR 0047).
 OUTCOMES: tuple[str, ...] = ("ok", "refused", "not_allowed", "error")
 # Names a command is measured under besides the lifecycle's (bounded: metric labels).
-MEASURED: frozenset[str] = frozenset({"issue", "register_customer", "update_customer", "adopt_policy"})
+MEASURED: frozenset[str] = frozenset({"issue", "register_customer", "update_customer", "adopt_policy", "replan_open"})
 
 
 def outcome_of(error: BaseException | None) -> str:
@@ -66,6 +67,11 @@ def outcome_of(error: BaseException | None) -> str:
     return "error"
 #: How far from now a contact check may ask about (its search looks further ahead).
 CONTACT_CHECK_REACH = timedelta(days=366)
+
+
+def _same_figures(a: CollectionPolicy, b: CollectionPolicy) -> bool:
+    """Whether two policies plan alike: every figure equal but the version."""
+    return a.model_dump(exclude={"version"}) == b.model_dump(exclude={"version"})
 
 
 class PolicyConflictError(CollectionsError):
@@ -142,6 +148,9 @@ class Collections(Application):
         # A port: the customer's contacts after an instant, on all of its receivables, for
         # the frequency caps across receivables (bootstrap wires it to the contact log).
         self.customer_contacts: Callable[[str, datetime], Sequence[ContactAttempt]] = lambda customer_id, since: ()
+        # A port: the ids of the open receivables (of one customer, or all), for re-planning when
+        # a customer's strategy or the policy changes (bootstrap wires it to the receivables list).
+        self.open_receivables: Callable[[str | None], Sequence[uuid.UUID]] = lambda customer_id: ()
         # A port: told of every command's name, outcome (OUTCOMES) and seconds (bootstrap wires the metrics).
         self.observe_command: Callable[[str, str, float], None] = lambda name, outcome, seconds: None
 
@@ -210,16 +219,91 @@ class Collections(Application):
             override_reason=request.override.reason if request.override else None,
         )
 
+    def _receivable_context(self, request: Request, receivable: Receivable, customer: Customer | None = None) -> Context:
+        """The context of a command on `receivable`: the policy in force as the strategy its
+        customer matches makes it, narrowed to the customer's contact hours (ADR 0050)."""
+        resolved = self.strategy_for(receivable, customer)
+        return replace(self._context(request), policy=resolved.policy, strategy=resolved.strategy)
+
+    def strategy_for(
+        self, receivable: Receivable, customer: Customer | None = None, policy: CollectionPolicy | None = None
+    ) -> strategy.Resolved:
+        """The strategy `receivable` follows under `policy` (default: in force) for its customer
+        now, and the policy that makes. The customer is read only when the policy has strategies."""
+        policy = policy or self.policy()
+        facts = strategy.CustomerFacts(contact_hours=strategy.hours_of(receivable.contact_hours))
+        if policy.strategies:
+            customer = customer or self.get_customer(receivable.customer_id)
+            facts = replace(customer.strategy_facts(), contact_hours=facts.contact_hours)
+        return strategy.resolve(policy, facts, receivable.amount, receivable.currency)
+
+    def _issue_context(self, request: Request, customer: Customer, fields: dict[str, Any]) -> Context:
+        """The context of issuing a receivable for `customer` (its amount and currency as sent)."""
+        try:
+            amount = Decimal(str(fields.get("amount")))
+        except ArithmeticError:
+            amount = Decimal(0)  # refused by `issue` itself
+        if not amount.is_finite():
+            amount = Decimal(0)
+        resolved = strategy.resolve(self.policy(), customer.strategy_facts(), amount, str(fields.get("currency")))
+        return replace(self._context(request), policy=resolved.policy, strategy=resolved.strategy)
+
+    def _replan_context(self, request: Request, receivable: Receivable, customer: Customer | None) -> Context:
+        """A re-plan follows the customer's facts now, its contact hours included."""
+        customer = customer or self.get_customer(receivable.customer_id)
+        resolved = strategy.resolve(self.policy(), customer.strategy_facts(), receivable.amount, receivable.currency)
+        return replace(self._context(request), policy=resolved.policy, strategy=resolved.strategy)
+
+    def replan_open(self, request: Request, customer_id: str | None = None, *, reason: str) -> list[uuid.UUID]:
+        """Re-plan the open receivables (of one customer, or all) whose plan the policy in force
+        and their customer's facts now change: each records `Replanned`, from which the timers
+        are planned anew. Returns the ids re-planned. The change that calls this was authorised
+        already (a customer update, a policy adoption): no role is checked here."""
+        with self._measured("replan_open"):
+            policy = self.policy()
+            same: dict[tuple[Any, ...], bool] = {}
+            done: list[uuid.UUID] = []
+            for rid in self.open_receivables(customer_id):
+                try:
+                    receivable = self.get_receivable(rid)
+                    customer = self.get_customer(receivable.customer_id)
+                except NotFoundError:
+                    continue
+                if not lifecycle.allows(receivable.state, "replan"):
+                    continue
+                new = strategy.resolve(policy, customer.strategy_facts(), receivable.amount, receivable.currency)
+                hours_now = strategy.hours_of(customer.preferred_contact_hours)
+                key = (receivable.policy_version, receivable.strategy, strategy.hours_of(receivable.contact_hours), new.strategy, hours_now)
+                if key not in same:
+                    old = self.effective_policy(receivable.policy_version, receivable.strategy, receivable.contact_hours)
+                    same[key] = key[2] == hours_now and key[1] == new.strategy and _same_figures(old, new.policy)
+                if same[key]:
+                    continue
+                try:
+                    self._execute(
+                        Request(request.actor, correlation_id=request.correlation_id), rid, "replan", check=False, reason=reason
+                    )
+                except (CommandNotAllowedError, RuleViolationError):
+                    continue  # closed meanwhile, or re-planned by someone else
+                done.append(rid)
+            return done
+
+    def effective_policy(self, version: str, strategy_id: str | None, contact_hours: Any = None) -> CollectionPolicy:
+        """What an event that recorded `version` and `strategy_id` was decided under (replay, timers)."""
+        return strategy.effective(self.policy_version(version), strategy_id, strategy.hours_of(contact_hours))
+
     # -- the policy ---------------------------------------------------------
 
     POLICY_REFRESH_SECONDS = 1.0
 
-    def install_policy(self, policy: CollectionPolicy) -> None:
-        """At start: adopt the configured policy unless its version is in the book already."""
+    def install_policy(self, policy: CollectionPolicy) -> bool:
+        """At start: adopt the configured policy unless its version is in the book already.
+        Returns whether it replaced another now (the caller then re-plans: `replan_open`)."""
         book = self._policy_book()
         ctx = Context(Actor("system:startup", "supervisor"), self.clock.now(), f"startup:{uuid.uuid4()}", policy)
         if book is None:
             book = PolicyBook.open(ctx)
+        adopted = False
         if policy.version in book.versions:
             # Compared as policies, not documents: a field added later with a default
             # does not make a version adopted before it look different.
@@ -228,12 +312,15 @@ class Collections(Application):
                     f"policy version {policy.version} was adopted before with other figures; give the file a new version"
                 )
         else:
+            replaces = book.current is not None
             book.adopt(ctx, policy)
             try:
                 self.save(book)
+                adopted = replaces
             except IntegrityError:  # another process adopted it at the same moment
                 pass
         self._refresh_policy(force=True)
+        return adopted
 
     def policy(self) -> CollectionPolicy:
         """The policy in force (re-read from the book at most once a second)."""
@@ -263,7 +350,8 @@ class Collections(Application):
             except IntegrityError:
                 raise VersionMismatchError(book.version - 1, book.version) from None
             self._refresh_policy(force=True)
-            return book
+        self.replan_open(request, reason=f"policy {policy.version} adopted")
+        return book
 
     def policy_book(self) -> PolicyBook:
         book = self._policy_book()
@@ -313,9 +401,16 @@ class Collections(Application):
             customer.update(self._context(request), **patch)
             return customer
 
-        return self._unit_of_work(
+        outcome = self._unit_of_work(
             request, customer_uuid(customer_id), act, load=lambda: self.get_customer(customer_id), resource="customer"
         )
+        if any(f in patch for f in STRATEGY_FIELDS):
+            # Its open receivables follow the strategy it matches now, from now (ADR 0050);
+            # a retry finds them re-planned already and records nothing.
+            self.replan_open(request, customer_id, reason=f"customer {customer_id} changed: " + ", ".join(
+                f for f in STRATEGY_FIELDS if f in patch
+            ))
+        return outcome
 
     def get_customer(self, customer_id: str, *, version: int | None = None) -> Customer:
         try:
@@ -350,7 +445,12 @@ class Collections(Application):
         return self._unit_of_work(
             request,
             receivable_id(fields["invoice_number"]),
-            lambda _: Receivable.issue(self._context(request), timezone=customer.timezone, **fields),
+            lambda _: Receivable.issue(
+                self._issue_context(request, customer, fields),
+                timezone=customer.timezone,
+                contact_hours=customer.preferred_contact_hours,
+                **fields,
+            ),
             resource="receivable",
             exists=DuplicateError(f"invoice '{fields['invoice_number']}' is issued already"),
         )
@@ -360,13 +460,19 @@ class Collections(Application):
         with self._measured(command, receivable):
             return self._execute(request, receivable, command, **fields)
 
-    def _execute(self, request: Request, receivable: uuid.UUID, command: str, **fields: Any) -> Outcome:
-        check_command(request.actor.role, command)
+    def _execute(self, request: Request, receivable: uuid.UUID, command: str, *, check: bool = True, **fields: Any) -> Outcome:
+        if check:
+            check_command(request.actor.role, command)
         if command not in lifecycle.COMMANDS:
             raise NotFoundError(f"no command '{command}'")
 
         def act(aggregate: Receivable) -> Receivable:
-            ctx = self._context(request)
+            if command == "replan":  # the customer's facts now, its contact hours included
+                customer = self.get_customer(aggregate.customer_id)
+                fields["contact_hours"] = customer.preferred_contact_hours
+                ctx = self._replan_context(request, aggregate, customer)
+            else:
+                ctx = self._receivable_context(request, aggregate)
             if command == "record_contact":
                 ctx = replace(ctx, customer_contacts=tuple(self._customer_contacts(aggregate, ctx, fields.get("occurred_at"))))
             getattr(aggregate, command)(ctx, **fields)
@@ -497,14 +603,19 @@ class Collections(Application):
     def decide_issue(self, request: Request, customer: Customer, **fields: Any) -> Receivable:
         """What `issue_receivable` decides for `customer`, in memory: nothing is saved."""
         check_command(request.actor.role, "issue")
-        return Receivable.issue(self._context(request), timezone=customer.timezone, **fields)
+        return Receivable.issue(
+            self._issue_context(request, customer, fields),
+            timezone=customer.timezone,
+            contact_hours=customer.preferred_contact_hours,
+            **fields,
+        )
 
     def decide(self, request: Request, receivable: Receivable, command: str, **fields: Any) -> Receivable:
         """What `execute` decides, on a receivable already loaded (and maybe acted on) in memory."""
         check_command(request.actor.role, command)
         if command not in lifecycle.COMMANDS or command == "record_contact":
             raise NotFoundError(f"no command '{command}' to decide in a batch")
-        getattr(receivable, command)(self._context(request), **fields)
+        getattr(receivable, command)(self._receivable_context(request, receivable), **fields)
         return receivable
 
     def save_decided(self, decided: Sequence[Decided]) -> None:

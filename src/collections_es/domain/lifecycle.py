@@ -80,6 +80,10 @@ class ReceivableLifecycle(StateMachine):
     record_delivery = _stay(_OPEN)
     # Suit or arbitration filed: restarts the limitation period (art. 195).
     record_proceedings = legal.to.itself()
+    # Strategies (ADR 0050): a reminder before each installment of a plan, and a re-plan when
+    # the customer's strategy or the policy changes.
+    remind_installment = promised.to.itself()
+    replan = _stay(_OPEN)
 
     del _OPEN
 
