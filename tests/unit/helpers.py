@@ -323,6 +323,27 @@ def record_proceedings(
     return call("record_proceedings", at=at, by=by, kind=kind, filed_on=filed_on, case_number=case_number)
 
 
+def remind_installment(*, channel: str = "email", at: datetime | str = LATER, by: Actor = COLLECTOR) -> Call:
+    return call("remind_installment", at=at, by=by, channel=channel)
+
+
+#: The standard policy under its next version (a re-plan follows it).
+POLICY_2 = POLICY.model_copy(update={"version": "test-2"})
+
+
+def replan(
+    *,
+    reason: str = "policy test-2 adopted",
+    at: datetime | str = LATER,
+    by: Actor = SUPERVISOR,
+    policy: CollectionPolicy = POLICY_2,
+    strategy: str | None = None,
+    contact_hours: list[dict[str, str]] | None = None,
+) -> Call:
+    """The receivable follows `policy` (the effective one) and `strategy` from now."""
+    return Call("replan", {"reason": reason, "contact_hours": contact_hours}, context(at, by, policy=policy, strategy=strategy))
+
+
 #: A valid call for each lifecycle command, for tests that sweep over commands.
 SAMPLE_CALLS = {
     "send_reminder": send_reminder,
@@ -347,6 +368,8 @@ SAMPLE_CALLS = {
     "grant_contact_exception": grant_contact_exception,
     "record_delivery": record_delivery,
     "record_proceedings": record_proceedings,
+    "remind_installment": remind_installment,
+    "replan": replan,
 }
 
 
