@@ -16,6 +16,7 @@ from ..domain.customer import Customer, customer_uuid
 from ..domain.money import format_money
 from ..domain.policy import CollectionPolicy
 from ..domain.receivable import Receivable, receivable_id
+from ..domain.strategy import effective, hours_of
 from ..domain.trail import TRAIL_FIELDS
 from . import schemas
 
@@ -42,7 +43,9 @@ def receivable(
     redactor: Redactor | None = None,
 ) -> schemas.ReceivablePublic:
     """The receivable; with a `redactor` (roles without need of PII), contact details quoted
-    in its dispute and write-off reasons are masked."""
+    in its dispute and write-off reasons are masked. Its figures (limitation, legal referral)
+    are `policy`'s as the strategy the receivable follows makes it (ADR 0050)."""
+    policy = effective(policy, r.strategy, hours_of(r.contact_hours))
     text = redactor.text if redactor is not None else _same
     promise = None
     if r.promise is not None:
@@ -89,6 +92,7 @@ def receivable(
         allowed_commands=lifecycle.allowed_commands(r.state),
         allowed_actions=allowed_actions(r.id, lifecycle.allowed_commands(r.state)),
         policy_version=r.policy_version,
+        strategy=r.strategy,
         limitation=limitation_out(r, policy),
         as_of=as_of,
     )
@@ -176,6 +180,7 @@ def history_entry(event: Any, redactor: Redactor | None = None) -> schemas.Histo
         state_after=event.state_after,
         correlation_id=event.correlation_id,
         policy_version=event.policy_version,
+        strategy=event.strategy,
         scheduled_for=event.scheduled_for,
         override=redactor.data(event.override) if redactor is not None and event.override else event.override,
         hash=event.hash,
@@ -227,4 +232,7 @@ def customer(c: Customer, *, show_pii: bool) -> schemas.CustomerPublic:
         willingness_to_pay=text(c.latest_note("willingness_to_pay")),
         notes=[schemas.NoteOut(**n) for n in notes],
         version=c.version,
+        segment=c.segment,
+        strategy_override=c.strategy_override,
+        preferred_contact_hours=c.preferred_contact_hours,
     )
