@@ -17,6 +17,7 @@ from ..domain.money import format_money
 from ..domain.policy import CollectionPolicy
 from ..domain.receivable import Receivable, receivable_id
 from ..domain.strategy import effective, hours_of
+from .schemas.strategies import PlannedStepOut, PolicyPlanOut, PolicySimulationOut, ReceivablePlanOut
 from ..domain.trail import TRAIL_FIELDS
 from . import schemas
 
@@ -235,4 +236,33 @@ def customer(c: Customer, *, show_pii: bool) -> schemas.CustomerPublic:
         segment=c.segment,
         strategy_override=c.strategy_override,
         preferred_contact_hours=c.preferred_contact_hours,
+    )
+
+
+def simulation(result: Any) -> PolicySimulationOut:
+    """A policy simulation (application.service.Simulation) as the API shows it."""
+
+    def plan(p: Any) -> PolicyPlanOut:
+        return PolicyPlanOut(
+            policy_version=p.version, strategy=p.strategy, steps=[PlannedStepOut(**s.as_dict()) for s in p.steps]
+        )
+
+    return PolicySimulationOut(
+        customer_id=result.customer_id,
+        since=result.since,
+        until=result.until,
+        receivables=[
+            ReceivablePlanOut(
+                id=str(rp.receivable.id),
+                invoice_number=rp.receivable.invoice_number,
+                state=rp.receivable.state,
+                balance=format_money(rp.receivable.balance),
+                currency=rp.receivable.currency,
+                due_on=rp.receivable.due_on.isoformat(),
+                current=plan(rp.current),
+                candidate=plan(rp.candidate),
+                changed=[s.as_dict() for s in rp.current.steps] != [s.as_dict() for s in rp.candidate.steps],
+            )
+            for rp in result.receivables
+        ],
     )

@@ -36,6 +36,8 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "worklist.read": frozenset({"collector", "supervisor", "legal"}),
     "policy.read": frozenset(ROLES),
     "policy.write": frozenset({"supervisor"}),
+    # A candidate policy's plan for one customer's open receivables beside today's (ADR 0051).
+    "policy.simulate": frozenset({"supervisor", "auditor"}),
     "audit.read": frozenset({"supervisor", "auditor"}),
     # A receivable's whole record, contact details included (a masked history could not be checked).
     "evidence.read": frozenset({"supervisor", "legal", "auditor"}),

@@ -25,7 +25,7 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoder
 from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, UUIDAsHex
 
 from ..adapters.persistence import DateAsISO, MROJSONTranscoder
-from ..domain import lifecycle, strategy
+from ..domain import lifecycle, simulation, strategy
 from ..domain.compliance import ContactAttempt, ContactCheck
 from ..domain.customer import STRATEGY_FIELDS, Customer, customer_uuid
 from ..domain.errors import (
@@ -67,6 +67,33 @@ def outcome_of(error: BaseException | None) -> str:
     return "error"
 #: How far from now a contact check may ask about (its search looks further ahead).
 CONTACT_CHECK_REACH = timedelta(days=366)
+
+
+SIMULATION_DAYS = 400
+
+
+@dataclass(frozen=True)
+class PolicyPlan:
+    """A receivable's dated plan under one policy: its version, the strategy matched, the steps."""
+
+    version: str
+    strategy: str | None
+    steps: list[simulation.PlannedStep]
+
+
+@dataclass(frozen=True)
+class ReceivablePlan:
+    receivable: Receivable
+    current: PolicyPlan
+    candidate: PolicyPlan
+
+
+@dataclass(frozen=True)
+class Simulation:
+    customer_id: str
+    since: datetime
+    until: datetime
+    receivables: list[ReceivablePlan]
 
 
 def _same_figures(a: CollectionPolicy, b: CollectionPolicy) -> bool:
@@ -287,6 +314,32 @@ class Collections(Application):
                     continue  # closed meanwhile, or re-planned by someone else
                 done.append(rid)
             return done
+
+    def simulate_policy(
+        self, actor: Actor, candidate: CollectionPolicy, customer_id: str, *, horizon_days: int = SIMULATION_DAYS
+    ) -> Simulation:
+        """The dated plan each open receivable of the customer would follow under `candidate`,
+        beside the plan under the policy in force: what time alone would do (ADR 0051)."""
+        check_view(actor.role, "policy.simulate")
+        customer = self.get_customer(customer_id)
+        now = self.clock.now()
+        until = now + timedelta(days=horizon_days)
+        current = self.policy()
+        plans = []
+        for rid in self.open_receivables(customer_id):
+            try:
+                r = self.get_receivable(rid)
+            except NotFoundError:
+                continue
+            pair = []
+            for policy in (current, candidate):
+                resolved = strategy.resolve(policy, customer.strategy_facts(), r.amount, r.currency)
+                steps = simulation.plan(
+                    r, resolved.policy, resolved.strategy, since=now, until=until, preferred_channel=customer.preferred_channel
+                )
+                pair.append(PolicyPlan(policy.version, resolved.strategy, steps))
+            plans.append(ReceivablePlan(r, pair[0], pair[1]))
+        return Simulation(customer_id, now, until, plans)
 
     def effective_policy(self, version: str, strategy_id: str | None, contact_hours: Any = None) -> CollectionPolicy:
         """What an event that recorded `version` and `strategy_id` was decided under (replay, timers)."""
