@@ -620,8 +620,6 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="The id shown by `key
     typer.echo(f"revoked {key_id}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
 
 
 @policy_app.command("simulate")
@@ -671,3 +669,7 @@ def policy_simulate(
                 typer.echo(f"    {step.at.isoformat()}  {step.kind:<20} {step.command} -> {step.state_after}")
             if not plan.steps:
                 typer.echo("    (nothing time-driven)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
