@@ -158,7 +158,7 @@ class Receivable(TrailedAggregate):
         channel: str
 
         def evolve(self, r: Receivable) -> None:
-            r.reminders_sent = r.reminders_count + 1
+            r.reminders_sent += 1
             r.last_reminder_at = self.timestamp
 
     class Replanned(Event):

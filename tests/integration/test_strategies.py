@@ -1,0 +1,204 @@
+"""Strategies over HTTP through the sandbox clock (issue 13, ADR 0050/0051).
+
+Two customers in Shanghai, one in segment `smb` (strategy `strict`), one in segment
+`enterprise` (strategy `gentle`), each with the same invoice: CNY 1,200.50 issued
+Monday 2 March 2026, due Wednesday 1 April. The policy is the bundled one plus:
+
+- `strict` (segment smb): reminders 3 days before due, at most two, two days apart;
+  escalation 10 days past due;
+- `gentle` (segment enterprise): one reminder 10 days before due; escalation 45 days past due.
+
+Every instant below is worked out by hand: 09:00 Shanghai is 01:00Z, its midnight 16:00Z
+the day before; the bundled windows are weekdays 09:00-12:00 and 14:00-18:00.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from collections_es.adapters.policy_file import bundled_policy_text, parse_policy
+from collections_es.application.clock import SandboxClock
+
+from ..conftest import make_services
+from .conftest import Api
+
+START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # Monday 2 March, 09:00 in Shanghai
+
+STRICT = {
+    "id": "strict",
+    "match": {"segments": ["smb"]},
+    "reminder_lead_days": 3,
+    "max_automatic_reminders": 2,
+    "reminder_interval_days": 2,
+    "escalate_after_days": 10,
+}
+GENTLE = {"id": "gentle", "match": {"segments": ["enterprise"]}, "reminder_lead_days": 10, "escalate_after_days": 45}
+
+
+def policy_document(version: str, *strategies: dict[str, Any], **figures: Any) -> dict[str, Any]:
+    document = parse_policy(bundled_policy_text()).model_dump(mode="json")
+    return {**document, **figures, "version": version, "strategies": list(strategies)}
+
+
+def customer(customer_id: str, segment: str, **more: Any) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "name": f"{customer_id} 有限公司",
+        "timezone": "Asia/Shanghai",
+        "tier": "B",
+        "preferred_channel": "email",
+        "contacts": {"email": f"ap@{customer_id.lower()}.example.cn"},
+        "segment": segment,
+        **more,
+    }
+
+
+def invoice(number: str, customer_id: str, **more: Any) -> dict[str, Any]:
+    return {
+        "invoice_number": number,
+        "customer_id": customer_id,
+        "amount": "1200.50",
+        "currency": "CNY",
+        "issued_on": "2026-03-02",
+        "due_on": "2026-04-01",
+        **more,
+    }
+
+
+def ok(response, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+@pytest.fixture
+def sandbox(database_url: str) -> Iterator[Api]:
+    services = make_services(database_url, SandboxClock(START), COLLECTIONS_CLOCK="sandbox")
+    yield Api(services)
+    services.close()
+
+
+@pytest.fixture
+def sqlite_sandbox(sqlite_url: str) -> Iterator[Api]:
+    services = make_services(sqlite_url, SandboxClock(START), COLLECTIONS_CLOCK="sandbox")
+    yield Api(services)
+    services.close()
+
+
+def advance(api: Api, to: str) -> list[dict[str, Any]]:
+    return ok(api.as_("supervisor").post("/sandbox/clock/advance", json={"to": to}))["fired"]
+
+
+def history(api: Api, invoice_number: str) -> list[dict[str, Any]]:
+    return ok(api.as_("auditor").get(f"/receivables/{invoice_number}/history"))
+
+
+def timeline(api: Api, invoice_number: str) -> list[tuple[str, str | None, str, str | None]]:
+    """(type, scheduled_for, occurred_at, strategy) of every event after the issue, in UTC."""
+
+    def z(text: str | None) -> str | None:
+        return None if text is None else datetime.fromisoformat(text).astimezone(UTC).strftime("%m-%dT%H:%MZ")
+
+    return [
+        (e["type"], z(e["scheduled_for"]), z(e["occurred_at"]), e["strategy"])
+        for e in history(api, invoice_number)
+        if e["type"] != "Issued"
+    ]
+
+
+def adopt(api: Api, document: dict[str, Any]) -> None:
+    ok(api.client.put("/policy", json=document, headers=api.headers("supervisor")))
+
+
+def two_customers(api: Api) -> None:
+    adopt(api, policy_document("2026.1-strategies", STRICT, GENTLE))
+    ok(api.as_("service").post("/customers", json=customer("C-SMB", "smb")), 201)
+    ok(api.as_("service").post("/customers", json=customer("C-ENT", "enterprise")), 201)
+    ok(api.as_("service").post("/receivables", json=invoice("INV-SMB", "C-SMB")), 201)
+    ok(api.as_("service").post("/receivables", json=invoice("INV-ENT", "C-ENT")), 201)
+
+
+def test_two_segments_follow_two_cadences_and_a_segment_change_re_plans_without_firing_twice(sandbox):
+    api = sandbox
+    two_customers(api)
+    assert ok(api.as_("auditor").get("/receivables/INV-SMB"))["strategy"] == "strict"
+    assert ok(api.as_("auditor").get("/receivables/INV-ENT"))["strategy"] == "gentle"
+
+    advance(api, "2026-04-08T04:00:00Z")
+    assert timeline(api, "INV-SMB") == [
+        # 3 days before due is Sunday 29 March: the Friday before; the next two days later, on Monday.
+        ("ReminderSent", "03-27T01:00Z", "03-27T01:00Z", "strict"),
+        ("ReminderSent", "03-30T01:00Z", "03-30T01:00Z", "strict"),
+        ("FellDue", "03-31T16:00Z", "03-31T16:00Z", "strict"),
+        ("FollowUpStarted", "04-02T01:00Z", "04-02T01:00Z", "strict"),
+    ]
+    assert timeline(api, "INV-ENT") == [
+        # 10 days before due is Sunday 22 March: the Friday before; one reminder only.
+        ("ReminderSent", "03-20T01:00Z", "03-20T01:00Z", "gentle"),
+        ("FellDue", "03-31T16:00Z", "03-31T16:00Z", "gentle"),
+        ("FollowUpStarted", "04-02T01:00Z", "04-02T01:00Z", "gentle"),
+    ]
+
+    # 15 April: the enterprise customer moves to segment smb. Its escalation, owed since
+    # 11 April under `strict`, fires at once; nothing it had done fires again.
+    advance(api, "2026-04-15T04:00:00Z")
+    assert ok(api.as_("service").patch("/customers/C-ENT", json={"segment": "smb"}))["segment"] == "smb"
+    ok(api.as_("service").patch("/customers/C-ENT", json={"segment": "smb"}))  # the same again: nothing new
+    fired = advance(api, "2026-06-01T00:00:00Z")
+
+    assert timeline(api, "INV-SMB")[4:] == [("Escalated", "04-10T16:00Z", "04-10T16:00Z", "strict")]
+    assert timeline(api, "INV-ENT")[3:] == [
+        ("Replanned", None, "04-15T04:00Z", "strict"),
+        ("Escalated", "04-10T16:00Z", "04-15T04:00Z", "strict"),
+    ]
+    assert [f["kind"] for f in fired if f["outcome"] != "fired"] == []
+    ent = ok(api.as_("auditor").get("/receivables/INV-ENT"))
+    assert (ent["state"], ent["strategy"], ent["policy_version"]) == ("overdue_escalated", "strict", "2026.1-strategies")
+
+
+def test_a_policy_change_re_plans_the_open_receivables_from_that_moment(sqlite_sandbox):
+    api = sqlite_sandbox
+    two_customers(api)
+    advance(api, "2026-04-08T04:00:00Z")
+    # The new version makes `gentle` escalate after 20 days: owed from 21 April.
+    gentler = {**GENTLE, "escalate_after_days": 20}
+    adopt(api, policy_document("2026.2", STRICT, gentler))
+    advance(api, "2026-05-01T00:00:00Z")
+    assert timeline(api, "INV-ENT")[3:] == [
+        ("Replanned", None, "04-08T04:00Z", "gentle"),
+        ("Escalated", "04-20T16:00Z", "04-20T16:00Z", "gentle"),
+    ]
+    # `strict` did not change: its receivable has nothing to re-plan and escalated as before.
+    assert timeline(api, "INV-SMB")[4:] == [("Escalated", "04-10T16:00Z", "04-10T16:00Z", "strict")]
+    assert [e["policy_version"] for e in history(api, "INV-ENT")][-1] == "2026.2"
+
+
+def test_the_simulation_of_a_stricter_policy_lists_earlier_escalations(sqlite_sandbox, tmp_path):
+    api = sqlite_sandbox
+    two_customers(api)
+    advance(api, "2026-04-03T04:00:00Z")  # both following up
+    stricter = policy_document("2026.2-stricter", STRICT, {**GENTLE, "escalate_after_days": 15})
+    body = {"customer_id": "C-ENT", "policy": stricter, "horizon_days": 120}
+    result = ok(api.as_("supervisor").post("/policy/simulate", json=body))
+    [plan] = result["receivables"]
+    assert plan["invoice_number"] == "INV-ENT" and plan["changed"] is True
+
+    def escalation(side: str) -> str:
+        steps = plan[side]["steps"]
+        return next(s["at"] for s in steps if s["command"] == "escalate")
+
+    assert (plan["current"]["strategy"], plan["candidate"]["policy_version"]) == ("gentle", "2026.2-stricter")
+    assert escalation("current") == "2026-05-15T16:00:00Z"  # 45 days past due
+    assert escalation("candidate") == "2026-04-15T16:00:00Z"  # 15 days past due
+    assert escalation("candidate") < escalation("current")
+    # Nothing was adopted or recorded.
+    assert ok(api.as_("auditor").get("/policy"))["version"] == "2026.1-strategies"
+    assert [e["type"] for e in history(api, "INV-ENT")][-1] == "FollowUpStarted"
+    # Only supervisors and auditors may ask; a bad policy is 422 naming the field.
+    assert api.as_("collector").post("/policy/simulate", json=body).status_code == 403
+    bad = {**body, "policy": {**stricter, "strategies": [{"id": "x", "escalate_after_days": 0}]}}
+    refused = api.as_("supervisor").post("/policy/simulate", json=bad)
+    assert refused.status_code == 422 and "strategy 'x'" in refused.json()["detail"]
