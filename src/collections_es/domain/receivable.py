@@ -399,8 +399,8 @@ class Receivable(TrailedAggregate):
             return 1
         return self.reminders_sent
 
-    def installment_to_remind(self) -> dict[str, Any] | None:
-        """The next installment not yet covered by payments, unless its reminder is sent."""
+    def next_installment(self) -> dict[str, Any] | None:
+        """The plan's first installment that payments since the plan do not cover yet."""
         plan = self.installment_plan
         if plan is None:
             return None
@@ -408,8 +408,15 @@ class Receivable(TrailedAggregate):
         for item in plan["installments"]:
             owed += item["amount"]
             if paid < owed:
-                return None if item["due_on"] in plan.get("reminded", ()) else item
+                return item
         return None
+
+    def installment_to_remind(self) -> dict[str, Any] | None:
+        """The next installment not yet covered by payments, unless its reminder is sent."""
+        item = self.next_installment()
+        if item is None or item["due_on"] in (self.installment_plan or {}).get("reminded", ()):
+            return None
+        return item
 
     def is_below_dunning_minimum(self, policy: CollectionPolicy) -> bool:
         return policy.is_below_dunning_minimum(self.balance, self.currency)
