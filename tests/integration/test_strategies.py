@@ -202,3 +202,34 @@ def test_the_simulation_of_a_stricter_policy_lists_earlier_escalations(sqlite_sa
     bad = {**body, "policy": {**stricter, "strategies": [{"id": "x", "escalate_after_days": 0}]}}
     refused = api.as_("supervisor").post("/policy/simulate", json=bad)
     assert refused.status_code == 422 and "strategy 'x'" in refused.json()["detail"]
+
+
+def test_installment_reminders_come_before_each_installment_through_the_sandbox_and_reach_the_customer(sqlite_sandbox):
+    api = sqlite_sandbox
+    adopt(api, policy_document("2026.1-installments", installment_reminder_lead_days=3))
+    ok(api.as_("service").post("/customers", json=customer("C-PLAN", "smb")), 201)
+    ok(api.as_("service").post("/receivables", json=invoice("INV-PLAN", "C-PLAN")), 201)
+    advance(api, "2026-04-07T02:00:00Z")  # due 1 April; following up since 2 April
+    plan = {
+        "installments": [{"due_on": "2026-04-20", "amount": "600.25"}, {"due_on": "2026-05-20", "amount": "600.25"}],
+        "reason": "cash flow",
+    }
+    ok(api.as_("collector").post("/receivables/INV-PLAN/agree-installment-plan", json=plan))
+    advance(api, "2026-04-20T02:00:00Z")
+    payment = {"amount": "600.25", "method": "bank_transfer", "paid_on": "2026-04-20", "reference": "P-1"}
+    ok(api.as_("service").post("/receivables/INV-PLAN/record-payment", json=payment))
+    advance(api, "2026-05-19T02:00:00Z")
+
+    reminders = [
+        (e["scheduled_for"], e["data"]["installment_due_on"], e["data"]["amount"])
+        for e in history(api, "INV-PLAN")
+        if e["type"] == "InstallmentReminderSent"
+    ]
+    assert reminders == [
+        ("2026-04-17T01:00:00Z", "2026-04-20", "600.25"),  # Friday, three days before Monday 20 April
+        ("2026-05-15T01:00:00Z", "2026-05-20", "600.25"),  # 17 May is a Sunday: the Friday before
+    ]
+    rid = ok(api.as_("collector").get("/receivables/INV-PLAN"))["id"]
+    messages = ok(api.as_("collector").get("/notifications", params={"receivable_id": rid, "kind": "installment_reminder"}))
+    subjects = sorted(m["subject"] for m in messages["items"])
+    assert len(subjects) == 2 and "2026年5月20日" in subjects[1] and "¥600.25" in subjects[1], subjects
