@@ -256,9 +256,15 @@ class Collections(Application):
         self, receivable: Receivable, customer: Customer | None = None, policy: CollectionPolicy | None = None
     ) -> strategy.Resolved:
         """The strategy `receivable` follows under `policy` (default: in force) for its customer
-        now, and the policy that makes. The customer is read only when the policy has strategies."""
+        now, and the policy that makes. The customer is read only when the policy has strategies
+        and the receivable's last event was not recorded under this version: a change of the
+        customer's strategy facts re-plans its receivables (`replan_open`), so the strategy their
+        last event recorded under the version in force is the one the customer matches."""
         policy = policy or self.policy()
-        facts = strategy.CustomerFacts(contact_hours=strategy.hours_of(receivable.contact_hours))
+        hours = strategy.hours_of(receivable.contact_hours)
+        if customer is None and receivable.policy_version == policy.version:
+            return strategy.Resolved(receivable.strategy, strategy.effective(policy, receivable.strategy, hours))
+        facts = strategy.CustomerFacts(contact_hours=hours)
         if policy.strategies:
             customer = customer or self.get_customer(receivable.customer_id)
             facts = replace(customer.strategy_facts(), contact_hours=facts.contact_hours)
@@ -290,12 +296,14 @@ class Collections(Application):
             policy = self.policy()
             same: dict[tuple[Any, ...], bool] = {}
             done: list[uuid.UUID] = []
+            customers: dict[str, Customer] = {}
             for rid in self.open_receivables(customer_id):
                 try:
                     receivable = self.get_receivable(rid)
-                    customer = self.get_customer(receivable.customer_id)
+                    customer = customers.get(receivable.customer_id) or self.get_customer(receivable.customer_id)
                 except NotFoundError:
                     continue
+                customers[receivable.customer_id] = customer
                 if not lifecycle.allows(receivable.state, "replan"):
                     continue
                 new = strategy.resolve(policy, customer.strategy_facts(), receivable.amount, receivable.currency)
