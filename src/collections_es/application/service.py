@@ -70,6 +70,7 @@ CONTACT_CHECK_REACH = timedelta(days=366)
 
 
 SIMULATION_DAYS = 400
+REPLAN_BATCH = 100  # re-plans saved per transaction
 
 
 @dataclass(frozen=True)
@@ -297,6 +298,7 @@ class Collections(Application):
             same: dict[tuple[Any, ...], bool] = {}
             done: list[uuid.UUID] = []
             customers: dict[str, Customer] = {}
+            batch: list[Receivable] = []
             for rid in self.open_receivables(customer_id):
                 try:
                     receivable = self.get_receivable(rid)
@@ -314,13 +316,35 @@ class Collections(Application):
                     same[key] = key[2] == hours_now and key[1] == new.strategy and _same_figures(old, new.policy)
                 if same[key]:
                     continue
+                ctx = replace(self._context(request), policy=new.policy, strategy=new.strategy)
+                try:
+                    receivable.replan(ctx, reason=reason, contact_hours=customer.preferred_contact_hours)
+                except (CommandNotAllowedError, RuleViolationError):
+                    continue
+                batch.append(receivable)
+                if len(batch) >= REPLAN_BATCH:
+                    done += self._save_replans(request, batch, reason)
+                    batch = []
+            return done + self._save_replans(request, batch, reason)
+
+    def _save_replans(self, request: Request, batch: list[Receivable], reason: str) -> list[uuid.UUID]:
+        """Save re-plans decided in memory in one transaction; if any receivable was written
+        meanwhile, each is re-decided and saved on its own (as any command would be)."""
+        if not batch:
+            return []
+        try:
+            self.save(*batch)
+            return [r.id for r in batch]
+        except IntegrityError:
+            done = []
+            for r in batch:
                 try:
                     self._execute(
-                        Request(request.actor, correlation_id=request.correlation_id), rid, "replan", check=False, reason=reason
+                        Request(request.actor, correlation_id=request.correlation_id), r.id, "replan", check=False, reason=reason
                     )
                 except (CommandNotAllowedError, RuleViolationError):
                     continue  # closed meanwhile, or re-planned by someone else
-                done.append(rid)
+                done.append(r.id)
             return done
 
     def simulate_policy(
