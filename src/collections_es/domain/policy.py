@@ -10,7 +10,17 @@ from datetime import date, time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 Channel = Literal["phone", "sms", "email", "letter", "visit", "wechat", "other"]
 CHANNELS: tuple[str, ...] = ("phone", "sms", "email", "letter", "visit", "wechat", "other")
@@ -62,7 +72,12 @@ class ContactPolicy(_Strict):
 
 
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-PolicyAmount = Annotated[Decimal, Field(ge=0, le=Decimal("1e15"), allow_inf_nan=False)]
+# An amount in a policy: a decimal string in JSON, as money is everywhere in the API.
+PolicyAmount = Annotated[
+    Decimal,
+    Field(ge=0, le=Decimal("1e15"), allow_inf_nan=False),
+    WithJsonSchema({"type": "string", "pattern": r"^[0-9]{1,15}(\.[0-9]{1,6})?$", "maxLength": 22, "examples": ["200.00"]}),
+]
 
 
 class StrategyMatch(_Strict):
@@ -101,7 +116,31 @@ class Strategy(BaseModel):
         return dict(self.model_extra or {})
 
 
+def _strategy_schema(schema: dict[str, Any]) -> None:
+    """In the policy's document, a strategy lists every field it may set — the policy's own,
+    each with the policy's schema for it, read when the document is made — and no other,
+    as validation refuses others."""
+    properties = schema["properties"]
+    strategy = {
+        "id": {"type": "string", "minLength": 1, "maxLength": 64},
+        "description": {"anyOf": [{"type": "string", "maxLength": 500}, {"type": "null"}]},
+        "match": StrategyMatch.model_json_schema(),  # plain fields: no definitions to carry
+    }
+    for name, field in properties.items():
+        if name not in ("version", "strategies"):
+            strategy[name] = {k: v for k, v in field.items() if k not in ("default", "title")}
+    properties["strategies"]["items"] = {
+        "type": "object",
+        "description": Strategy.__doc__.replace("\n    ", " ").strip() if Strategy.__doc__ else "",
+        "properties": strategy,
+        "required": ["id"],
+        "additionalProperties": False,
+    }
+
+
 class CollectionPolicy(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=lambda schema, cls: _strategy_schema(schema))
+
     version: Annotated[str, AfterValidator(_no_nul)] = Field(min_length=1, max_length=64)
     reminder_lead_days: int = Field(7, ge=0, le=90)
     follow_up_after_days: int = Field(1, ge=0, le=90)
@@ -130,6 +169,7 @@ class CollectionPolicy(_Strict):
     automatic_dunning_min_amount: dict[CurrencyCode, PolicyAmount] = Field(
         default_factory=dict,
         description="Per currency: below this balance nothing is sent, followed up or escalated automatically",
+        json_schema_extra={"additionalProperties": False},
     )
     installment_reminder_lead_days: int | None = Field(
         None, ge=0, le=90, description="Remind the customer this many days before each installment (none: no reminder)"

@@ -8,11 +8,21 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ...application.fields import Identifier, Strict
+from ...domain.policy import CollectionPolicy
+from .common import inline_json_schema
+
+
+def _as_policy(schema: dict[str, Any]) -> None:
+    """Documented as the policy document it is (validated strictly as `PUT /policy` validates)."""
+    schema.clear()
+    schema.update(inline_json_schema(CollectionPolicy))
 
 
 class PolicySimulationIn(Strict):
     customer_id: Identifier
-    policy: dict[str, Any] = Field(description="A whole policy document (as `PUT /policy` takes), not adopted")
+    policy: dict[str, Any] = Field(
+        description="A whole policy document (as `PUT /policy` takes), not adopted", json_schema_extra=_as_policy
+    )
     horizon_days: int = Field(400, ge=1, le=3660, description="How far ahead to plan, in days from now")
 
 
