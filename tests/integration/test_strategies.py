@@ -19,9 +19,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from collections_es.adapters.policy_file import bundled_policy_text, parse_policy
 from collections_es.application.clock import SandboxClock
+from projections.timers import timers
 
 from ..conftest import make_services
 from .conftest import Api
@@ -166,6 +168,16 @@ def test_a_policy_change_re_plans_the_open_receivables_from_that_moment(sqlite_s
     # The new version makes `gentle` escalate after 20 days: owed from 21 April.
     gentler = {**GENTLE, "escalate_after_days": 20}
     adopt(api, policy_document("2026.2", STRICT, gentler))
+    # Replay: the timers rebuilt from the log (each event's version and strategy) are the live ones.
+    services = api.services
+    services.read_models("timers")
+    live = timer_rows(services)
+    services.projections.rebuild("timers")
+    assert timer_rows(services) == live
+    assert sorted((row.at.isoformat(), row.policy_version) for row in live if row.kind == "escalate") == [
+        ("2026-04-10T16:00:00", "2026.1-strategies"),  # strict: unchanged, not re-planned
+        ("2026-04-20T16:00:00", "2026.2"),  # gentle: re-planned under the new version
+    ]
     advance(api, "2026-05-01T00:00:00Z")
     assert timeline(api, "INV-ENT")[3:] == [
         ("Replanned", None, "04-08T04:00Z", "gentle"),
@@ -174,6 +186,11 @@ def test_a_policy_change_re_plans_the_open_receivables_from_that_moment(sqlite_s
     # `strict` did not change: its receivable has nothing to re-plan and escalated as before.
     assert timeline(api, "INV-SMB")[4:] == [("Escalated", "04-10T16:00Z", "04-10T16:00Z", "strict")]
     assert [e["policy_version"] for e in history(api, "INV-ENT")][-1] == "2026.2"
+
+
+def timer_rows(services: Any) -> list[Any]:
+    with services.engine.connect() as conn:
+        return sorted(conn.execute(sa.select(timers)), key=tuple)
 
 
 def test_the_simulation_of_a_stricter_policy_lists_earlier_escalations(sqlite_sandbox, tmp_path):
