@@ -250,3 +250,29 @@ def test_installment_reminders_come_before_each_installment_through_the_sandbox_
     messages = ok(api.as_("collector").get("/notifications", params={"receivable_id": rid, "kind": "installment_reminder"}))
     subjects = sorted(m["subject"] for m in messages["items"])
     assert len(subjects) == 2 and "2026年5月20日" in subjects[1] and "¥600.25" in subjects[1], subjects
+
+
+def test_a_customers_own_strategy_and_contact_hours_are_checked_and_narrow_its_plan(sqlite_sandbox):
+    api = sqlite_sandbox
+    two_customers(api)
+    service = api.as_("service")
+    refused = service.post("/customers", json=customer("C-X", "smb", strategy_override="no-such"))
+    assert (refused.status_code, refused.json()["rule_id"]) == (422, "customer.unknown_strategy")
+    refused = service.patch("/customers/C-ENT", json={"preferred_contact_hours": [{"start": "19:00", "end": "21:00"}]})
+    assert (refused.status_code, refused.json()["rule_id"]) == (422, "customer.contact_hours")
+    assert service.patch("/customers/C-ENT", json={"preferred_contact_hours": [{"start": "12:00", "end": "09:00"}]}).status_code == 422
+
+    # The enterprise customer takes `strict` for itself and prefers 10:30-11:00 (02:30Z-03:00Z).
+    hours = [{"start": "10:30", "end": "11:00"}]
+    changed = ok(service.patch("/customers/C-ENT", json={"strategy_override": "strict", "preferred_contact_hours": hours}))
+    assert (changed["segment"], changed["strategy_override"], changed["preferred_contact_hours"]) == ("enterprise", "strict", hours)
+    advance(api, "2026-04-01T00:00:00Z")
+    assert timeline(api, "INV-ENT") == [
+        ("Replanned", None, "03-02T01:00Z", "strict"),
+        # strict: 3 days before due (Sunday 29 March) is Friday 27 March, in the customer's hours.
+        ("ReminderSent", "03-27T02:30Z", "03-27T02:30Z", "strict"),
+        ("ReminderSent", "03-30T02:30Z", "03-30T02:30Z", "strict"),
+        ("FellDue", "03-31T16:00Z", "03-31T16:00Z", "strict"),
+    ]
+    replanned = next(e for e in history(api, "INV-ENT") if e["type"] == "Replanned")
+    assert replanned["data"]["contact_hours"] == hours and "strategy_override" in replanned["reason"]
