@@ -371,6 +371,7 @@ class Collections(Application):
                 )
                 pair.append(PolicyPlan(policy.version, resolved.strategy, steps))
             plans.append(ReceivablePlan(r, pair[0], pair[1]))
+        plans.sort(key=lambda p: (p.receivable.due_on, p.receivable.invoice_number))
         return Simulation(customer_id, now, until, plans)
 
     def effective_policy(self, version: str, strategy_id: str | None, contact_hours: Any = None) -> CollectionPolicy:
