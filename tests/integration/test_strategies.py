@@ -276,3 +276,6 @@ def test_a_customers_own_strategy_and_contact_hours_are_checked_and_narrow_its_p
     ]
     replanned = next(e for e in history(api, "INV-ENT") if e["type"] == "Replanned")
     assert replanned["data"]["contact_hours"] == hours and "strategy_override" in replanned["reason"]
+    # The gate before a contact knows the hours: 09:30 is in the policy's window, not in the customer's.
+    check = ok(api.as_("collector").get("/receivables/INV-ENT/contact-check", params={"channel": "phone", "at": "2026-04-01T01:30:00Z"}))
+    assert (check["allowed"], check["next_allowed_at"]) == (False, "2026-04-01T02:30:00Z")

@@ -631,10 +631,13 @@ class Collections(Application):
 
     def contact_check(self, actor: Actor, rid: uuid.UUID, *, channel: str, at: datetime | None = None) -> ContactCheck:
         """The gate before a contact: what one by `channel` at `at` (default now) would break,
-        under the policy in force, and the first instant from then that breaks nothing."""
+        under the policy in force (as the receivable's strategy makes it), and the first instant
+        from then that breaks nothing."""
         check_view(actor.role, "receivables.contact_check")
         receivable = self.get_receivable(rid)
-        ctx = Context(actor=actor, now=self.clock.now(), correlation_id="contact-check", policy=self.policy())
+        # The policy as the receivable's strategy makes it, narrowed to the customer's hours (ADR 0050).
+        policy = self.strategy_for(receivable).policy
+        ctx = Context(actor=actor, now=self.clock.now(), correlation_id="contact-check", policy=policy)
         at = at or ctx.now
         if at.tzinfo is None:
             raise RuleViolationError("field.timezone", "'at' needs a time zone, e.g. 2026-03-01T09:00:00Z", field="at")
