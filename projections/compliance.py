@@ -124,6 +124,7 @@ def _encode(facts: Sequence[Fact]) -> str:
             "state_after": f.state_after,
             "override": f.override,
             "data": data,
+            **({"strategy": f.strategy} if f.strategy is not None else {}),
         }
 
     return json.dumps([one(f) for f in facts], separators=(",", ":"), ensure_ascii=False)

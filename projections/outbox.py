@@ -31,6 +31,7 @@ KIND_OF = {
     Receivable.ReminderSent: "pre_due_reminder",
     Receivable.FollowUpStarted: "first_dunning",
     Receivable.PromiseBroken: "broken_promise",
+    Receivable.InstallmentReminderSent: "installment_reminder",
 }
 
 messages = sa.Table(

@@ -112,13 +112,6 @@ def list_receivables(
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def open_receivable_ids(conn: sa.Connection, customer_id: str) -> list[str]:
-    """The ids of the customer's receivables that are not closed (a customer's hold reaches them)."""
-    row = receivables.c
-    query = sa.select(row.id).where(row.customer_id == customer_id, row.state.not_in(CLOSED_STATES)).order_by(row.id)
-    return list(conn.execute(query).scalars())
-
-
 class ProjectedVersions:
     """The version and log position of each receivable as this read model saw it, which the
     audit compares with the store (`application.audit.ReadModelVersions`)."""

@@ -2,7 +2,7 @@
 
 Derived from the log, never hand-edited: after each receivable event the
 receivable's timers are recomputed from its state at that event's version and
-the policy version that event recorded, so a rebuild gives the same timers.
+the policy version and strategy that event recorded, so a rebuild gives the same timers.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from collections_es.domain.policy import CollectionPolicy
 from collections_es.domain.receivable import Receivable
 from collections_es.domain.schedule import owed
+from collections_es.domain.strategy import effective, hours_of
 
 from . import rows as rowlib
 from .base import Item, Projection, metadata
@@ -144,6 +145,8 @@ class Timers(Projection):
         for rid, its_events in per_receivable.items():
             event = its_events[-1]
             receivable = self._evolved(its_events)
+            # The policy the last event recorded, as the strategy it followed makes it (ADR 0050).
+            policy = effective(self.policy(event.policy_version), event.strategy, hours_of(receivable.contact_hours))
             rows[str(rid)] = [
                 {
                     "receivable_id": str(rid),
@@ -153,7 +156,7 @@ class Timers(Projection):
                     "reason": t.reason,
                     "policy_version": event.policy_version,
                 }
-                for t in owed(receivable, self.policy(event.policy_version), event.timestamp)
+                for t in owed(receivable, policy, event.timestamp)
             ]
         return rows
 

@@ -21,7 +21,7 @@ from projections.contacts import ContactsLog, read_contacts, recent_contacts
 from projections.credit import CreditRecords
 from projections.customers import CustomersList
 from projections.outbox import Outbox, SqlOutbox, list_messages, messages as outbox_messages
-from projections.receivables import ReceivablesList, open_receivable_ids
+from projections.receivables import ReceivablesList, receivables as receivables_table
 from projections.timers import SqlTimerStore, Timers
 from projections.webhooks import EVENT_TYPES, SqlDeliveries, WebhookDeliveries
 from projections.webhooks import deliveries as webhook_deliveries
@@ -48,6 +48,7 @@ from .application.service import Collections, Request
 from .application.webhooks import WebhookSender, Webhooks
 from .config import Settings
 from .domain.calendar import check_timezone
+from .domain.lifecycle import CLOSED_STATES
 from .domain.compliance import ContactAttempt
 from .domain.errors import CollectionsError, RuleViolationError
 from .domain.trail import Actor
@@ -145,7 +146,7 @@ def _build(settings: Settings, *, clock: Clock | None = None) -> Services:
         app.close()
         engine.dispose()
         raise
-    app.install_policy(policy)
+    adopted = app.install_policy(policy)
     letters = Letters(load_company(settings.company_file), templates_dir=settings.templates_dir, font=settings.pdf_font)
     runner = ProjectionRunner(
         app,
@@ -243,12 +244,18 @@ def _build(settings: Settings, *, clock: Clock | None = None) -> Services:
 
     app.customer_contacts = customer_contacts
 
-    def customer_receivables(customer_id: str) -> list[uuid.UUID]:
+    def open_receivables(customer_id: str | None) -> list[uuid.UUID]:
         services.read_models("receivables")
+        query = sa.select(receivables_table.c.id).where(receivables_table.c.state.not_in(sorted(CLOSED_STATES)))
+        if customer_id is not None:
+            query = query.where(receivables_table.c.customer_id == customer_id)
         with engine.connect() as conn:
-            return [uuid.UUID(rid) for rid in open_receivable_ids(conn, customer_id)]
+            return [uuid.UUID(row.id) for row in conn.execute(query.order_by(receivables_table.c.id))]
 
-    app.customer_receivables = customer_receivables
+    app.open_receivables = open_receivables
+    if adopted:
+        # A new policy file: the open receivables follow it from now (ADR 0050).
+        app.replan_open(Request(Actor("system:startup", "supervisor")), reason=f"policy {policy.version} adopted")
     return services
 
 

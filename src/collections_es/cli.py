@@ -18,6 +18,8 @@ keys_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(keys_app, name="keys")
+policy_app = typer.Typer(help="The collection policy: preview a policy file before adopting it.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
 
 
 def _settings() -> Settings:
@@ -861,6 +863,57 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="The id shown by `key
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"revoked {key_id}")
+
+
+
+
+@policy_app.command("simulate")
+def policy_simulate(
+    file: Annotated[Path, typer.Argument(help="A policy file (TOML), not adopted")],
+    customer: Annotated[str, typer.Option("--customer", help="The customer whose open receivables are planned")],
+    horizon_days: Annotated[int, typer.Option(min=1, max=3660, help="How far ahead to plan, in days")] = 400,
+    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+) -> None:
+    """Show the dated plan each open receivable of CUSTOMER would follow under FILE, beside today's."""
+    import json
+
+    from .adapters.policy_file import load_policy
+    from .api.present import simulation
+    from .domain.trail import Actor
+
+    if output not in ("text", "json"):
+        typer.echo("error: --format is text or json", err=True)
+        raise typer.Exit(2)
+    try:
+        candidate = load_policy(file)
+    except CollectionsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    services = _services()
+    try:
+        result = simulation(
+            services.app.simulate_policy(Actor("cli", "supervisor"), candidate, customer, horizon_days=horizon_days)
+        )
+    except CollectionsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        services.close()
+    if output == "json":
+        typer.echo(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"customer {result.customer_id}: plans from {result.since.isoformat()} to {result.until.isoformat()}")
+    if not result.receivables:
+        typer.echo("no open receivables")
+    for r in result.receivables:
+        mark = "changed" if r.changed else "unchanged"
+        typer.echo(f"\n{r.invoice_number} ({r.state}, balance {r.balance} {r.currency}, due {r.due_on}): {mark}")
+        for label, plan in (("today", r.current), (str(file), r.candidate)):
+            typer.echo(f"  {label}: policy {plan.policy_version}, strategy {plan.strategy or '(none)'}")
+            for step in plan.steps:
+                typer.echo(f"    {step.at.isoformat()}  {step.kind:<20} {step.command} -> {step.state_after}")
+            if not plan.steps:
+                typer.echo("    (nothing time-driven)")
 
 
 if __name__ == "__main__":  # pragma: no cover

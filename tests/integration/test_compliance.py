@@ -338,7 +338,7 @@ def test_the_rules_list_gives_ids_descriptions_and_the_figures_in_force(api):
     assert by_id["contact.phone_per_day"]["kind"] == "recorded"
     assert by_id["contact.phone_per_day"]["commands"] == [] and by_id["contact.phone_per_day"]["judged_on"] == ["record_contact"]
     assert by_id["contact.channel_not_allowed"]["kind"] == "preventive"
-    assert by_id["contact.channel_not_allowed"]["commands"] == ["send_reminder", "start_follow_up"]
+    assert by_id["contact.channel_not_allowed"]["commands"] == ["send_reminder", "start_follow_up", "remind_installment"]
     assert by_id["limitation.no_action"]["kind"] == "detective" and by_id["limitation.no_action"]["description"]
 
 

@@ -177,7 +177,8 @@ def test_a_registration_recorded_before_the_file_grew_still_loads_and_verifies(s
     (pending,) = customer.pending_events
     # Store it exactly as the first release did: without the keys of the fields added later.
     for added in ("language", "contact_persons", "credit_limit", "credit_currency", "credit_rating",
-                  "ability_to_pay", "willingness_to_pay"):
+                  "ability_to_pay", "willingness_to_pay",
+                  "segment", "strategy_override", "preferred_contact_hours", "strategy"):  # issue 13
         pending.__dict__.pop(added, None)
     services.app.save(customer)
 

@@ -251,9 +251,9 @@ def test_the_worklist_offers_the_commands_the_state_allows_and_the_callers_role_
     assert "assign_collector" not in collector["SILENT"]["allowed_commands"]
     assert "assign_collector" in supervisor["SILENT"]["allowed_commands"]
     # promised allows record_contact, record_payment, raise_dispute, resolve_dispute, assign_collector,
-    # warn_limitation, break_promise, keep_promise; a collector may send five of them
+    # warn_limitation, break_promise, keep_promise, remind_installment, replan; a collector may send six
     assert collector["PROMISE-SOON"]["allowed_commands"] == [
-        "record_contact", "record_payment", "raise_dispute", "break_promise", "keep_promise"
+        "record_contact", "record_payment", "raise_dispute", "break_promise", "keep_promise", "remind_installment"
     ]
 
 

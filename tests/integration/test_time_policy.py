@@ -1,6 +1,6 @@
 """The collection policy as configuration: a bad file is refused with the line
 and field at fault, `PUT /policy` is for supervisors and keeps the old policy
-when it refuses, and a change applies to timers computed from then on while
+when it refuses, and a change re-plans the open receivables from then on while
 past events keep the version they ran under.
 
 Customer in Shanghai (UTC+8): its local midnight is 16:00 UTC the day before.
@@ -218,7 +218,7 @@ def _tick(api: Api, at: str) -> list[dict[str, Any]]:
     return response.json()["fired"]
 
 
-def test_a_policy_change_applies_to_timers_computed_from_then_on_and_past_events_keep_their_version(api):
+def test_a_policy_change_re_plans_the_open_receivables_from_then_on_and_past_events_keep_their_version(api):
     assert api.as_("supervisor").post("/customers", json=CUSTOMER).status_code == 201
     for number in ("INV-UNTOUCHED", "INV-TOUCHED"):
         assert api.as_("service").post("/receivables", json=invoice(number, due_on="2026-04-03")).status_code == 201
@@ -240,8 +240,9 @@ def test_a_policy_change_applies_to_timers_computed_from_then_on_and_past_events
     ]
     assert utc(body["history"][1]["adopted_at"]) == utc("2026-04-08T04:00:00Z")
 
-    # A timer computed before the change stands; the next event recomputes under the new version.
-    assert _timer(api.services, "INV-UNTOUCHED", "escalate") == (utc("2026-05-02T16:00:00Z"), "2026.1")
+    # Issue 13 (ADR 0050): the open receivables are re-planned from the change (`Replanned`), so
+    # a timer computed before it no longer stands (it used to, until the receivable's next event).
+    assert _timer(api.services, "INV-UNTOUCHED", "escalate") == (utc("2026-04-12T16:00:00Z"), "2026.2")
     contact = {"channel": "phone", "outcome": "reached", "note": "payables desk says next week"}
     api.services.clock.at = utc("2026-04-08T06:00:00Z")  # 14:00, the afternoon contact window
     assert api.as_("collector").post("/receivables/INV-TOUCHED/record-contact", json=contact).status_code == 200
@@ -251,25 +252,27 @@ def test_a_policy_change_applies_to_timers_computed_from_then_on_and_past_events
     assert _timer(api.services, "INV-NEW", "escalate") == (utc("2026-04-19T16:00:00Z"), "2026.2")  # 20 April
 
     fired = _tick(api, "2026-04-14T00:00:00Z")
-    assert [(f["receivable_id"], f["kind"], utc(f["scheduled_for"])) for f in fired] == [
+    assert sorted((f["receivable_id"], f["kind"], utc(f["scheduled_for"])) for f in fired) == sorted([
         (str(receivable_id("INV-TOUCHED")), "escalate", utc("2026-04-12T16:00:00Z")),  # 13 April, 10 days
+        (str(receivable_id("INV-UNTOUCHED")), "escalate", utc("2026-04-12T16:00:00Z")),  # re-planned: the same
         (str(receivable_id("INV-NEW")), "follow_up", utc("2026-04-13T01:00:00Z")),  # Monday 13 April, 09:00
-    ]
+    ])
     _tick(api, "2026-04-21T00:00:00Z")
     assert api.as_("auditor").get("/receivables/INV-NEW").json()["state"] == "overdue_escalated"
-    assert api.as_("auditor").get("/receivables/INV-UNTOUCHED").json()["state"] == "following_up"
+    assert api.as_("auditor").get("/receivables/INV-UNTOUCHED").json()["state"] == "overdue_escalated"
     _tick(api, "2026-05-03T00:00:00Z")
 
     untouched = _history(api, "INV-UNTOUCHED")
     assert [(e["type"], e["policy_version"]) for e in untouched] == [
         ("Issued", "2026.1"), ("ReminderSent", "2026.1"), ("FellDue", "2026.1"), ("FollowUpStarted", "2026.1"),
-        ("Escalated", "2026.2"),  # fired under the version in force, at the instant computed under 2026.1
+        ("Replanned", "2026.2"),  # at the adoption
+        ("Escalated", "2026.2"),  # at the instant computed under 2026.2
     ]
-    assert utc(untouched[-1]["scheduled_for"]) == utc("2026-05-02T16:00:00Z")
+    assert utc(untouched[-1]["scheduled_for"]) == utc("2026-04-12T16:00:00Z")
     touched = _history(api, "INV-TOUCHED")
     assert [(e["type"], e["policy_version"]) for e in touched] == [
         ("Issued", "2026.1"), ("ReminderSent", "2026.1"), ("FellDue", "2026.1"), ("FollowUpStarted", "2026.1"),
-        ("ContactRecorded", "2026.2"), ("Escalated", "2026.2"),
+        ("Replanned", "2026.2"), ("ContactRecorded", "2026.2"), ("Escalated", "2026.2"),
     ]
     assert api.as_("auditor").get("/receivables/INV-UNTOUCHED").json()["policy_version"] == "2026.2"
     assert api.as_("auditor").get("/receivables/INV-UNTOUCHED?version=4").json()["policy_version"] == "2026.1"

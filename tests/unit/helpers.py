@@ -337,6 +337,25 @@ def hold(
 
 def release_hold(*, reason: str = "talks ended", scope: str | None = None, at: datetime | str = LATER, by: Actor = SUPERVISOR) -> Call:
     return call("release_hold", at=at, by=by, reason=reason, scope=scope)
+def remind_installment(*, channel: str = "email", at: datetime | str = LATER, by: Actor = COLLECTOR) -> Call:
+    return call("remind_installment", at=at, by=by, channel=channel)
+
+
+#: The standard policy under its next version (a re-plan follows it).
+POLICY_2 = POLICY.model_copy(update={"version": "test-2"})
+
+
+def replan(
+    *,
+    reason: str = "policy test-2 adopted",
+    at: datetime | str = LATER,
+    by: Actor = SUPERVISOR,
+    policy: CollectionPolicy = POLICY_2,
+    strategy: str | None = None,
+    contact_hours: list[dict[str, str]] | None = None,
+) -> Call:
+    """The receivable follows `policy` (the effective one) and `strategy` from now."""
+    return Call("replan", {"reason": reason, "contact_hours": contact_hours}, context(at, by, policy=policy, strategy=strategy))
 
 
 #: A valid call for each lifecycle command, for tests that sweep over commands.
@@ -365,6 +384,8 @@ SAMPLE_CALLS = {
     "record_proceedings": record_proceedings,
     "hold": hold,
     "release_hold": release_hold,
+    "remind_installment": remind_installment,
+    "replan": replan,
 }
 
 

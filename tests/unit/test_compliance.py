@@ -324,7 +324,7 @@ def test_the_catalogue_has_five_preventive_rules_and_four_judged_when_a_contact_
     recorded = {r.id for r in RULES.values() if r.kind == "recorded"}
     assert recorded == {"contact.outside_window", "contact.frequency_receivable", "contact.frequency_customer", "contact.phone_per_day"}
     assert all(RULES[rule].judged_on == ("record_contact",) and not RULES[rule].commands for rule in recorded)
-    assert RULES["contact.channel_not_allowed"].commands == ("send_reminder", "start_follow_up")
+    assert RULES["contact.channel_not_allowed"].commands == ("send_reminder", "start_follow_up", "remind_installment")
     assert RULES["contact.channel_not_allowed"].judged_on == ("record_contact",)
 
 

@@ -48,7 +48,7 @@ def released(r: Receivable, at: str, scope: str | None = None) -> Receivable:
 
 
 def test_a_hold_suspends_the_steps_that_act_on_the_customer_and_not_the_calendars_facts():
-    assert holds.SUSPENDED == {"send_reminder", "start_follow_up", "escalate", "break_promise"}
+    assert holds.SUSPENDED == {"send_reminder", "start_follow_up", "escalate", "break_promise", "remind_installment"}
     for command in ("fall_due", "warn_limitation", "keep_promise", "record_payment"):
         assert not holds.suspends(command)
 

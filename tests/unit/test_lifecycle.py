@@ -50,6 +50,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "record_delivery": "issued",
         "hold": "issued",
         "release_hold": "issued",
+        "replan": "issued",  # issue 13: follows the strategy and policy in force from now
     },
     "reminded": {
         "send_reminder": "reminded",
@@ -64,6 +65,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "record_delivery": "reminded",
         "hold": "reminded",
         "release_hold": "reminded",
+        "replan": "reminded",  # issue 13: follows the strategy and policy in force from now
     },
     "due": {
         "start_follow_up": "following_up",
@@ -80,6 +82,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "record_delivery": "due",
         "hold": "due",
         "release_hold": "due",
+        "replan": "due",  # issue 13: follows the strategy and policy in force from now
     },
     "following_up": {
         "record_contact": "following_up",
@@ -95,6 +98,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "record_delivery": "following_up",
         "hold": "following_up",
         "release_hold": "following_up",
+        "replan": "following_up",  # issue 13: follows the strategy and policy in force from now
     },
     "promised": {
         "record_contact": "promised",
@@ -109,6 +113,8 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "record_delivery": "promised",
         "hold": "promised",
         "release_hold": "promised",
+        "replan": "promised",  # issue 13: follows the strategy and policy in force from now
+        "remind_installment": "promised",  # issue 13: a reminder before each installment
     },
     "overdue_escalated": {
         "record_contact": "overdue_escalated",
@@ -127,6 +133,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "record_delivery": "overdue_escalated",
         "hold": "overdue_escalated",
         "release_hold": "overdue_escalated",
+        "replan": "overdue_escalated",  # issue 13: follows the strategy and policy in force from now
     },
     "legal": {
         "record_contact": "legal",
@@ -141,6 +148,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "record_delivery": "legal",
         "hold": "legal",
         "release_hold": "legal",
+        "replan": "legal",  # issue 13: follows the strategy and policy in force from now
         "record_proceedings": "legal",
     },
     "settled": {},  # final: accepts nothing but complaints (below)
@@ -189,6 +197,8 @@ SPEC_COMMANDS = {
     "release_hold",
     "record_complaint",  # issue 17: complaints about the collection, in every state
     "resolve_complaint",
+    "remind_installment",  # issue 13 (item 5): installment reminders
+    "replan",  # issue 13 (item 1): a change of segment or policy re-plans the timers
 }
 
 

@@ -16,6 +16,8 @@ from ..domain.customer import Customer, customer_uuid
 from ..domain.money import format_money
 from ..domain.policy import CollectionPolicy
 from ..domain.receivable import Receivable, receivable_id
+from ..domain.strategy import effective, hours_of
+from .schemas.strategies import PlannedStepOut, PolicyPlanOut, PolicySimulationOut, ReceivablePlanOut
 from ..domain.trail import TRAIL_FIELDS
 from . import schemas
 
@@ -42,7 +44,9 @@ def receivable(
     redactor: Redactor | None = None,
 ) -> schemas.ReceivablePublic:
     """The receivable; with a `redactor` (roles without need of PII), contact details quoted
-    in its dispute and write-off reasons are masked."""
+    in its dispute and write-off reasons are masked. Its figures (limitation, legal referral)
+    are `policy`'s as the strategy the receivable follows makes it (ADR 0050)."""
+    policy = effective(policy, r.strategy, hours_of(r.contact_hours))
     text = redactor.text if redactor is not None else _same
     promise = None
     if r.promise is not None:
@@ -89,6 +93,7 @@ def receivable(
         allowed_commands=lifecycle.allowed_commands(r.state),
         allowed_actions=allowed_actions(r.id, lifecycle.allowed_commands(r.state)),
         policy_version=r.policy_version,
+        strategy=r.strategy,
         limitation=limitation_out(r, policy),
         open_complaints=[schemas.OpenComplaintOut(**c) for c in r.open_complaints],
         as_of=as_of,
@@ -183,6 +188,7 @@ def history_entry(event: Any, redactor: Redactor | None = None) -> schemas.Histo
         state_after=event.state_after,
         correlation_id=event.correlation_id,
         policy_version=event.policy_version,
+        strategy=event.strategy,
         scheduled_for=event.scheduled_for,
         override=redactor.data(event.override) if redactor is not None and event.override else event.override,
         hash=event.hash,
@@ -245,4 +251,36 @@ def customer(c: Customer, *, show_pii: bool, now: datetime | None = None) -> sch
         ],
         version=c.version,
         hold=hold_out(hold, text) if (hold := _customer_hold(c, now)) else None,
+        segment=c.segment,
+        strategy_override=c.strategy_override,
+        preferred_contact_hours=c.preferred_contact_hours,
+    )
+
+
+def simulation(result: Any) -> PolicySimulationOut:
+    """A policy simulation (application.service.Simulation) as the API shows it."""
+
+    def plan(p: Any) -> PolicyPlanOut:
+        return PolicyPlanOut(
+            policy_version=p.version, strategy=p.strategy, steps=[PlannedStepOut(**s.as_dict()) for s in p.steps]
+        )
+
+    return PolicySimulationOut(
+        customer_id=result.customer_id,
+        since=result.since,
+        until=result.until,
+        receivables=[
+            ReceivablePlanOut(
+                id=str(rp.receivable.id),
+                invoice_number=rp.receivable.invoice_number,
+                state=rp.receivable.state,
+                balance=format_money(rp.receivable.balance),
+                currency=rp.receivable.currency,
+                due_on=rp.receivable.due_on.isoformat(),
+                current=plan(rp.current),
+                candidate=plan(rp.candidate),
+                changed=[s.as_dict() for s in rp.current.steps] != [s.as_dict() for s in rp.candidate.steps],
+            )
+            for rp in result.receivables
+        ],
     )

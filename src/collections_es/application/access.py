@@ -43,6 +43,8 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     "worklist.read": frozenset({"collector", "supervisor", "legal"}),
     "policy.read": frozenset(ROLES),
     "policy.write": frozenset({"supervisor"}),
+    # A candidate policy's plan for one customer's open receivables beside today's (ADR 0051).
+    "policy.simulate": frozenset({"supervisor", "auditor"}),
     "audit.read": frozenset({"supervisor", "auditor"}),
     # Taking a signed checkpoint of every chain's head now (ADR 0061).
     "audit.checkpoint": frozenset({"supervisor", "auditor"}),

@@ -37,7 +37,7 @@ from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.utils import resolve_topic
 
 from ..domain.aggregate import TrailedAggregate
-from ..domain.trail import GENESIS_HASH, TRAIL_FIELDS, event_hash, stored_event_hash, stored_event_payload
+from ..domain.trail import GENESIS_HASH, TRAIL_FIELDS, event_hash, hashed_fields, stored_event_hash, stored_event_payload
 
 PAGE_SIZE = 1000
 MAX_BREAKS = 100
@@ -426,7 +426,7 @@ def _version_matching(event: Any, stored_hash: str, version: int, highest: int) 
     for candidate in range(1, highest + REORDER_WINDOW + 1):
         if candidate != version:
             content["originator_version"] = candidate
-            if event_hash(name, content) == stored_hash:
+            if event_hash(name, hashed_fields(type(event), content)) == stored_hash:
                 return candidate
     return None
 
@@ -515,6 +515,7 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "role",
     "correlation_id",
     "policy_version",
+    "strategy",
     "scheduled_for",
     "override",
     "reason",
@@ -609,6 +610,7 @@ def _row(n: Notification, event: Any, mask: Masker | None) -> dict[str, Any]:
         "role": event.actor_role,
         "correlation_id": event.correlation_id,
         "policy_version": event.policy_version,
+        "strategy": getattr(event, "strategy", None),
         "scheduled_for": _plain(event.scheduled_for),
         "override": override,
         "reason": reason,

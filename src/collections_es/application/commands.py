@@ -207,6 +207,8 @@ class ReleaseHold(CommandBody):
     """Release the holds in force (the receivable's own and its customer's): collection resumes from now."""
 
     reason: Text
+
+
 class RecordComplaint(CommandBody):
     """A complaint about the collection, maybe about one event of the receivable (a contact, say)."""
 
@@ -224,6 +226,18 @@ class ResolveComplaint(CommandBody):
     complaint: int | None = Field(
         default=None, ge=1, le=2**31 - 1, description="The complaint (its event's version); needed when several are open"
     )
+
+
+class RemindInstallment(CommandBody):
+    """Remind the customer of the next installment of the plan (the scheduler sends it the policy's lead days before)."""
+
+    channel: Channel
+
+
+class Replan(CommandBody):
+    """Follow the policy in force and the strategy the customer matches now; the timers are planned anew."""
+
+    reason: Text
 
 
 # ---- the declaration -----------------------------------------------------------------
@@ -340,6 +354,20 @@ LIFECYCLE: dict[str, Command] = _declare(
         "Record a complaint about the collection (in every state, settled too)",
     ),
     Command("resolve_complaint", ResolveComplaint, _SUPERVISOR, "Rule on a complaint: upheld or not, and the action taken"),
+    Command(
+        "remind_installment",
+        RemindInstallment,
+        _SERVICE | _COLLECTION,
+        "Remind the customer of the next installment of the plan",
+        time_driven=True,
+    ),
+    Command(
+        "replan",
+        Replan,
+        _SERVICE | _SUPERVISOR,
+        "Follow the policy in force and the strategy the customer matches now (recorded by the service itself "
+        "when a customer's segment, tier, strategy or hours or the policy changes)",
+    ),
 )
 
 missing = set(lifecycle.COMMANDS) ^ set(LIFECYCLE)

@@ -141,10 +141,11 @@ class Scheduler:
     def _fields(self, row: Any, rid: uuid.UUID) -> dict[str, Any]:
         """The command's fields. Whether it is still owed is the domain's to decide:
         a refusal (e.g. `promise.not_broken` after a late payment) is noted as skipped."""
-        if row.command == "send_reminder":
+        if row.command in ("send_reminder", "remind_installment"):
             receivable = self.app.get_receivable(rid)
-            preferred = self.app.get_customer(receivable.customer_id).preferred_channel
-            return {"channel": channel_for(preferred, receivable.state, self.app.policy())}
+            customer = self.app.get_customer(receivable.customer_id)
+            policy = self.app.strategy_for(receivable, customer).policy  # the strategy's channels
+            return {"channel": channel_for(customer.preferred_channel, receivable.state, policy)}
         if row.command in ("break_promise", "escalate"):
             return {"reason": row.reason}
         return {}

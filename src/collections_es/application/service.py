@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -24,9 +25,9 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoder
 from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, UUIDAsHex
 
 from ..adapters.persistence import DateAsISO, MROJSONTranscoder
-from ..domain import lifecycle
+from ..domain import lifecycle, simulation, strategy
 from ..domain.compliance import ContactAttempt, ContactCheck
-from ..domain.customer import Customer, customer_uuid
+from ..domain.customer import STRATEGY_FIELDS, Customer, customer_uuid
 from ..domain.errors import (
     CollectionsError,
     CommandNotAllowedError,
@@ -53,7 +54,8 @@ MAX_ATTEMPTS = 100
 OUTCOMES: tuple[str, ...] = ("ok", "refused", "not_allowed", "error")
 # Names a command is measured under besides the lifecycle's (bounded: metric labels).
 MEASURED: frozenset[str] = frozenset(
-    {"issue", "register_customer", "update_customer", "adopt_policy", "hold_customer", "release_customer_hold", "record_revisit"}
+    {"issue", "register_customer", "update_customer", "adopt_policy", "hold_customer", "release_customer_hold",
+     "record_revisit", "replan_open"}
 )
 
 
@@ -68,6 +70,39 @@ def outcome_of(error: BaseException | None) -> str:
     return "error"
 #: How far from now a contact check may ask about (its search looks further ahead).
 CONTACT_CHECK_REACH = timedelta(days=366)
+
+
+SIMULATION_DAYS = 400
+REPLAN_BATCH = 100  # re-plans saved per transaction
+
+
+@dataclass(frozen=True)
+class PolicyPlan:
+    """A receivable's dated plan under one policy: its version, the strategy matched, the steps."""
+
+    version: str
+    strategy: str | None
+    steps: list[simulation.PlannedStep]
+
+
+@dataclass(frozen=True)
+class ReceivablePlan:
+    receivable: Receivable
+    current: PolicyPlan
+    candidate: PolicyPlan
+
+
+@dataclass(frozen=True)
+class Simulation:
+    customer_id: str
+    since: datetime
+    until: datetime
+    receivables: list[ReceivablePlan]
+
+
+def _same_figures(a: CollectionPolicy, b: CollectionPolicy) -> bool:
+    """Whether two policies plan alike: every figure equal but the version."""
+    return a.model_dump(exclude={"version"}) == b.model_dump(exclude={"version"})
 
 
 class PolicyConflictError(CollectionsError):
@@ -144,9 +179,10 @@ class Collections(Application):
         # A port: the customer's contacts after an instant, on all of its receivables, for
         # the frequency caps across receivables (bootstrap wires it to the contact log).
         self.customer_contacts: Callable[[str, datetime], Sequence[ContactAttempt]] = lambda customer_id, since: ()
-        # A port: the ids of the customer's open receivables, read-your-writes (bootstrap wires the
-        # receivables list), so a customer's hold reaches each of them (ADR 0052).
-        self.customer_receivables: Callable[[str], Sequence[uuid.UUID]] = lambda customer_id: ()
+        # A port: the ids of the open receivables (of one customer, or all), for re-planning when
+        # a customer's strategy or the policy changes, and so that a customer's
+        # hold reaches each of them (ADR 0052) (bootstrap wires it to the receivables list).
+        self.open_receivables: Callable[[str | None], Sequence[uuid.UUID]] = lambda customer_id: ()
         # A port: told of every command's name, outcome (OUTCOMES) and seconds (bootstrap wires the metrics).
         self.observe_command: Callable[[str, str, float], None] = lambda name, outcome, seconds: None
 
@@ -215,16 +251,149 @@ class Collections(Application):
             override_reason=request.override.reason if request.override else None,
         )
 
+    def _receivable_context(self, request: Request, receivable: Receivable, customer: Customer | None = None) -> Context:
+        """The context of a command on `receivable`: the policy in force as the strategy its
+        customer matches makes it, narrowed to the customer's contact hours (ADR 0050)."""
+        resolved = self.strategy_for(receivable, customer)
+        return replace(self._context(request), policy=resolved.policy, strategy=resolved.strategy)
+
+    def strategy_for(
+        self, receivable: Receivable, customer: Customer | None = None, policy: CollectionPolicy | None = None
+    ) -> strategy.Resolved:
+        """The strategy `receivable` follows under `policy` (default: in force) for its customer
+        now, and the policy that makes. The customer is read only when the policy has strategies
+        and the receivable's last event was not recorded under this version: a change of the
+        customer's strategy facts re-plans its receivables (`replan_open`), so the strategy their
+        last event recorded under the version in force is the one the customer matches."""
+        policy = policy or self.policy()
+        hours = strategy.hours_of(receivable.contact_hours)
+        if customer is None and receivable.policy_version == policy.version:
+            return strategy.Resolved(receivable.strategy, strategy.effective(policy, receivable.strategy, hours))
+        facts = strategy.CustomerFacts(contact_hours=hours)
+        if policy.strategies:
+            customer = customer or self.get_customer(receivable.customer_id)
+            facts = replace(customer.strategy_facts(), contact_hours=facts.contact_hours)
+        return strategy.resolve(policy, facts, receivable.amount, receivable.currency)
+
+    def _issue_context(self, request: Request, customer: Customer, fields: dict[str, Any]) -> Context:
+        """The context of issuing a receivable for `customer` (its amount and currency as sent)."""
+        try:
+            amount = Decimal(str(fields.get("amount")))
+        except ArithmeticError:
+            amount = Decimal(0)  # refused by `issue` itself
+        if not amount.is_finite():
+            amount = Decimal(0)
+        resolved = strategy.resolve(self.policy(), customer.strategy_facts(), amount, str(fields.get("currency")))
+        return replace(self._context(request), policy=resolved.policy, strategy=resolved.strategy)
+
+    def _replan_context(self, request: Request, receivable: Receivable, customer: Customer | None) -> Context:
+        """A re-plan follows the customer's facts now, its contact hours included."""
+        customer = customer or self.get_customer(receivable.customer_id)
+        resolved = strategy.resolve(self.policy(), customer.strategy_facts(), receivable.amount, receivable.currency)
+        return replace(self._context(request), policy=resolved.policy, strategy=resolved.strategy)
+
+    def replan_open(self, request: Request, customer_id: str | None = None, *, reason: str) -> list[uuid.UUID]:
+        """Re-plan the open receivables (of one customer, or all) whose plan the policy in force
+        and their customer's facts now change: each records `Replanned`, from which the timers
+        are planned anew. Returns the ids re-planned. The change that calls this was authorised
+        already (a customer update, a policy adoption): no role is checked here."""
+        with self._measured("replan_open"):
+            policy = self.policy()
+            same: dict[tuple[Any, ...], bool] = {}
+            done: list[uuid.UUID] = []
+            customers: dict[str, Customer] = {}
+            batch: list[Receivable] = []
+            for rid in self.open_receivables(customer_id):
+                try:
+                    receivable = self.get_receivable(rid)
+                    customer = customers.get(receivable.customer_id) or self.get_customer(receivable.customer_id)
+                except NotFoundError:
+                    continue
+                customers[receivable.customer_id] = customer
+                if not lifecycle.allows(receivable.state, "replan"):
+                    continue
+                new = strategy.resolve(policy, customer.strategy_facts(), receivable.amount, receivable.currency)
+                hours_now = strategy.hours_of(customer.preferred_contact_hours)
+                key = (receivable.policy_version, receivable.strategy, strategy.hours_of(receivable.contact_hours), new.strategy, hours_now)
+                if key not in same:
+                    old = self.effective_policy(receivable.policy_version, receivable.strategy, receivable.contact_hours)
+                    same[key] = key[2] == hours_now and key[1] == new.strategy and _same_figures(old, new.policy)
+                if same[key]:
+                    continue
+                ctx = replace(self._context(request), policy=new.policy, strategy=new.strategy)
+                try:
+                    receivable.replan(ctx, reason=reason, contact_hours=customer.preferred_contact_hours)
+                except (CommandNotAllowedError, RuleViolationError):
+                    continue
+                batch.append(receivable)
+                if len(batch) >= REPLAN_BATCH:
+                    done += self._save_replans(request, batch, reason)
+                    batch = []
+            return done + self._save_replans(request, batch, reason)
+
+    def _save_replans(self, request: Request, batch: list[Receivable], reason: str) -> list[uuid.UUID]:
+        """Save re-plans decided in memory in one transaction; if any receivable was written
+        meanwhile, each is re-decided and saved on its own (as any command would be)."""
+        if not batch:
+            return []
+        try:
+            self.save(*batch)
+            return [r.id for r in batch]
+        except IntegrityError:
+            done = []
+            for r in batch:
+                try:
+                    self._execute(
+                        Request(request.actor, correlation_id=request.correlation_id), r.id, "replan", check=False, reason=reason
+                    )
+                except (CommandNotAllowedError, RuleViolationError):
+                    continue  # closed meanwhile, or re-planned by someone else
+                done.append(r.id)
+            return done
+
+    def simulate_policy(
+        self, actor: Actor, candidate: CollectionPolicy, customer_id: str, *, horizon_days: int = SIMULATION_DAYS
+    ) -> Simulation:
+        """The dated plan each open receivable of the customer would follow under `candidate`,
+        beside the plan under the policy in force: what time alone would do (ADR 0051)."""
+        check_view(actor.role, "policy.simulate")
+        customer = self.get_customer(customer_id)
+        now = self.clock.now()
+        until = now + timedelta(days=horizon_days)
+        current = self.policy()
+        plans = []
+        for rid in self.open_receivables(customer_id):
+            try:
+                r = self.get_receivable(rid)
+            except NotFoundError:
+                continue
+            pair = []
+            for policy in (current, candidate):
+                resolved = strategy.resolve(policy, customer.strategy_facts(), r.amount, r.currency)
+                steps = simulation.plan(
+                    r, resolved.policy, resolved.strategy, since=now, until=until, preferred_channel=customer.preferred_channel
+                )
+                pair.append(PolicyPlan(policy.version, resolved.strategy, steps))
+            plans.append(ReceivablePlan(r, pair[0], pair[1]))
+        plans.sort(key=lambda p: (p.receivable.due_on, p.receivable.invoice_number))
+        return Simulation(customer_id, now, until, plans)
+
+    def effective_policy(self, version: str, strategy_id: str | None, contact_hours: Any = None) -> CollectionPolicy:
+        """What an event that recorded `version` and `strategy_id` was decided under (replay, timers)."""
+        return strategy.effective(self.policy_version(version), strategy_id, strategy.hours_of(contact_hours))
+
     # -- the policy ---------------------------------------------------------
 
     POLICY_REFRESH_SECONDS = 1.0
 
-    def install_policy(self, policy: CollectionPolicy) -> None:
-        """At start: adopt the configured policy unless its version is in the book already."""
+    def install_policy(self, policy: CollectionPolicy) -> bool:
+        """At start: adopt the configured policy unless its version is in the book already.
+        Returns whether it replaced another now (the caller then re-plans: `replan_open`)."""
         book = self._policy_book()
         ctx = Context(Actor("system:startup", "supervisor"), self.clock.now(), f"startup:{uuid.uuid4()}", policy)
         if book is None:
             book = PolicyBook.open(ctx)
+        adopted = False
         if policy.version in book.versions:
             # Compared as policies, not documents: a field added later with a default
             # does not make a version adopted before it look different.
@@ -233,12 +402,15 @@ class Collections(Application):
                     f"policy version {policy.version} was adopted before with other figures; give the file a new version"
                 )
         else:
+            replaces = book.current is not None
             book.adopt(ctx, policy)
             try:
                 self.save(book)
+                adopted = replaces
             except IntegrityError:  # another process adopted it at the same moment
                 pass
         self._refresh_policy(force=True)
+        return adopted
 
     def policy(self) -> CollectionPolicy:
         """The policy in force (re-read from the book at most once a second)."""
@@ -268,7 +440,8 @@ class Collections(Application):
             except IntegrityError:
                 raise VersionMismatchError(book.version - 1, book.version) from None
             self._refresh_policy(force=True)
-            return book
+        self.replan_open(request, reason=f"policy {policy.version} adopted")
+        return book
 
     def policy_book(self) -> PolicyBook:
         book = self._policy_book()
@@ -318,9 +491,16 @@ class Collections(Application):
             customer.update(self._context(request), **patch)
             return customer
 
-        return self._unit_of_work(
+        outcome = self._unit_of_work(
             request, customer_uuid(customer_id), act, load=lambda: self.get_customer(customer_id), resource="customer"
         )
+        if any(f in patch for f in STRATEGY_FIELDS):
+            # Its open receivables follow the strategy it matches now, from now (ADR 0050);
+            # a retry finds them re-planned already and records nothing.
+            self.replan_open(request, customer_id, reason=f"customer {customer_id} changed: " + ", ".join(
+                f for f in STRATEGY_FIELDS if f in patch
+            ))
+        return outcome
 
     def record_revisit(self, request: Request, customer_id: str, **fields: Any) -> Outcome:
         """A revisit after collection, recorded on the customer (a fact, like a contact)."""
@@ -385,7 +565,7 @@ class Collections(Application):
                     raise VersionMismatchError(request.expected_version, customer.version)
                 ctx = self._context(request)
                 act(customer, ctx)
-                receivables = [self.get_receivable(rid) for rid in self.customer_receivables(customer_id)]
+                receivables = [self.get_receivable(rid) for rid in self.open_receivables(customer_id)]
                 changed = [r for r in receivables if _copy_customer_hold(r, customer, ctx, reason=reason)]
                 record = self._key_record(request, 200, "customer", customer)
                 try:
@@ -413,7 +593,7 @@ class Collections(Application):
         outcome = self._unit_of_work(
             request,
             receivable_id(fields["invoice_number"]),
-            lambda _: self._issued(self._context(request), customer, fields),
+            lambda _: self._issued(self._issue_context(request, customer, fields), customer, fields),
             resource="receivable",
             exists=DuplicateError(f"invoice '{fields['invoice_number']}' is issued already"),
         )
@@ -440,7 +620,7 @@ class Collections(Application):
 
     def _issued(self, ctx: Context, customer: Customer, fields: dict[str, Any]) -> Receivable:
         """A new receivable; a customer on hold has it held from its first moment (ADR 0052)."""
-        receivable = Receivable.issue(ctx, timezone=customer.timezone, **fields)
+        receivable = Receivable.issue(ctx, timezone=customer.timezone, contact_hours=customer.preferred_contact_hours, **fields)
         _copy_customer_hold(receivable, customer, ctx, reason="")
         return receivable
 
@@ -449,13 +629,19 @@ class Collections(Application):
         with self._measured(command, receivable):
             return self._execute(request, receivable, command, **fields)
 
-    def _execute(self, request: Request, receivable: uuid.UUID, command: str, **fields: Any) -> Outcome:
-        check_command(request.actor.role, command)
+    def _execute(self, request: Request, receivable: uuid.UUID, command: str, *, check: bool = True, **fields: Any) -> Outcome:
+        if check:
+            check_command(request.actor.role, command)
         if command not in lifecycle.COMMANDS:
             raise NotFoundError(f"no command '{command}'")
 
         def act(aggregate: Receivable) -> Receivable:
-            ctx = self._context(request)
+            if command == "replan":  # the customer's facts now, its contact hours included
+                customer = self.get_customer(aggregate.customer_id)
+                fields["contact_hours"] = customer.preferred_contact_hours
+                ctx = self._replan_context(request, aggregate, customer)
+            else:
+                ctx = self._receivable_context(request, aggregate)
             if command == "record_contact":
                 ctx = replace(ctx, customer_contacts=tuple(self._customer_contacts(aggregate, ctx, fields.get("occurred_at"))))
             getattr(aggregate, command)(ctx, **fields)
@@ -528,10 +714,13 @@ class Collections(Application):
 
     def contact_check(self, actor: Actor, rid: uuid.UUID, *, channel: str, at: datetime | None = None) -> ContactCheck:
         """The gate before a contact: what one by `channel` at `at` (default now) would break,
-        under the policy in force, and the first instant from then that breaks nothing."""
+        under the policy in force (as the receivable's strategy makes it), and the first instant
+        from then that breaks nothing."""
         check_view(actor.role, "receivables.contact_check")
         receivable = self.get_receivable(rid)
-        ctx = Context(actor=actor, now=self.clock.now(), correlation_id="contact-check", policy=self.policy())
+        # The policy as the receivable's strategy makes it, narrowed to the customer's hours (ADR 0050).
+        policy = self.strategy_for(receivable).policy
+        ctx = Context(actor=actor, now=self.clock.now(), correlation_id="contact-check", policy=policy)
         at = at or ctx.now
         if at.tzinfo is None:
             raise RuleViolationError("field.timezone", "'at' needs a time zone, e.g. 2026-03-01T09:00:00Z", field="at")
@@ -586,14 +775,14 @@ class Collections(Application):
     def decide_issue(self, request: Request, customer: Customer, **fields: Any) -> Receivable:
         """What `issue_receivable` decides for `customer`, in memory: nothing is saved."""
         check_command(request.actor.role, "issue")
-        return self._issued(self._context(request), customer, fields)
+        return self._issued(self._issue_context(request, customer, fields), customer, fields)
 
     def decide(self, request: Request, receivable: Receivable, command: str, **fields: Any) -> Receivable:
         """What `execute` decides, on a receivable already loaded (and maybe acted on) in memory."""
         check_command(request.actor.role, command)
         if command not in lifecycle.COMMANDS or command == "record_contact":
             raise NotFoundError(f"no command '{command}' to decide in a batch")
-        getattr(receivable, command)(self._context(request), **fields)
+        getattr(receivable, command)(self._receivable_context(request, receivable), **fields)
         return receivable
 
     def save_decided(self, decided: Sequence[Decided]) -> None:

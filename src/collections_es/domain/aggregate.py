@@ -8,6 +8,7 @@ Event `evolve` methods only assign: nothing that decides runs on replay.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import KW_ONLY
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -31,10 +32,15 @@ class TrailedAggregate(Aggregate):
         override: dict[str, str] | None
         prev_hash: str
         hash: str
+        # Added with strategies (ADR 0050): keyword-only with a default, so every subclass keeps
+        # its fields' order and events recorded before it decode and verify unchanged.
+        _: KW_ONLY
+        strategy: str | None = None
 
         def apply(self, aggregate: Any) -> None:
             aggregate.last_hash = self.hash
             aggregate.policy_version = self.policy_version
+            aggregate.strategy = self.strategy
             self.evolve(aggregate)
 
         def evolve(self, aggregate: Any) -> None:
@@ -43,6 +49,7 @@ class TrailedAggregate(Aggregate):
     # Plain class attributes, not annotations (those would become dataclass fields).
     last_hash = GENESIS_HASH
     policy_version = ""
+    strategy = None  # the strategy the last event followed (ADR 0050)
 
     @classmethod
     def event_classes(cls) -> list[type]:

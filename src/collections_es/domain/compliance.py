@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from . import aftercare, calendar, lifecycle, limitation as limitation_period
+from . import aftercare, calendar, lifecycle, limitation as limitation_period, strategy
 from .errors import PermissionDeniedError, RuleViolationError
 from .policy import CollectionPolicy
 from .trail import Context
@@ -103,7 +103,7 @@ _RULES: tuple[Rule, ...] = (
         "channel is refused; a contact that used one is recorded and is a finding (no contact exception covers "
         "it).",
         ("channels_by_state",),
-        ("send_reminder", "start_follow_up"),
+        ("send_reminder", "start_follow_up", "remind_installment"),
         ("record_contact",),
     ),
     Rule(
@@ -630,6 +630,7 @@ class Fact:
     state_after: str
     override: Mapping[str, str] | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
+    strategy: str | None = None  # the strategy the event followed (ADR 0050)
 
 
 @dataclass(frozen=True)
@@ -693,7 +694,21 @@ class _Judge:
     # -- helpers --------------------------------------------------------------
 
     def policy(self, fact: Fact) -> CollectionPolicy | None:
-        return self.policies.get(fact.policy_version)
+        """The policy the event was decided under: its version, with the strategy it followed
+        and the customer's contact hours (domain/strategy.py)."""
+        base = self.policies.get(fact.policy_version)
+        if base is None:
+            return None
+        return strategy.effective(base, fact.strategy, self.contact_hours_at(fact.at))
+
+    def contact_hours_at(self, at: datetime) -> strategy.ContactHours | None:
+        hours = self.issued.data.get("contact_hours")
+        for f in self.facts:
+            if f.at > at:
+                break
+            if f.type == "Replanned":
+                hours = f.data.get("contact_hours")
+        return strategy.hours_of(hours)
 
     def in_force_at(self, at: datetime) -> Fact:
         """The last event at or before `at` (its policy version was the one in force)."""
@@ -997,7 +1012,8 @@ def _fields(*groups: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]
 #: period reads (`limitation.FIELDS`: one computation, fed the same fields).
 FACT_FIELDS: Mapping[str, tuple[str, ...]] = _fields(
     {
-        "Issued": ("invoice_number", "customer_id", "timezone", "due_on", "issued_on", "collector"),
+        "Issued": ("invoice_number", "customer_id", "timezone", "due_on", "issued_on", "collector", "contact_hours"),
+        "Replanned": ("contact_hours",),
         "ContactRecorded": ("channel", "outcome", "next_step", "occurred_at", "breaches_found", "exception"),
         "CollectorAssigned": ("collector",),
         "PaymentRecorded": ("paid_on",),
@@ -1027,6 +1043,7 @@ def fact_of(event: Any) -> Fact:
         state_after=event.state_after,
         override=event.override,
         data=data,
+        strategy=event.strategy,
     )
 
 

@@ -9,7 +9,7 @@ carry defaults: older events decode with them and verify unchanged.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from .calendar import check_timezone
 from .errors import RuleViolationError
 from .money import check_currency, to_money
 from .policy import CHANNELS
+from .strategy import CustomerFacts, hours_of, overlaps_windows
 from .trail import Context
 
 CUSTOMER_NAMESPACE = uuid.UUID("0f4d6a3e-8a37-4f0c-b6a5-7d0c1e2b9a44")
@@ -31,6 +32,11 @@ NOTE_TOPICS: tuple[str, ...] = ("ability_to_pay", "willingness_to_pay")
 REVISITS_KEPT = 20
 EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
 PROFILE_FIELDS: tuple[str, ...] = ("name", "timezone", "tier", "preferred_channel", "language", "credit_rating")
+# What strategies are matched on (ADR 0050): changing one re-plans the customer's open receivables.
+STRATEGY_FIELDS: tuple[str, ...] = ("tier", "segment", "strategy_override", "preferred_contact_hours")
+# Profile fields a PATCH may set to null (remove).
+REMOVABLE_FIELDS: frozenset[str] = frozenset({"credit_rating", "segment", "strategy_override", "preferred_contact_hours"})
+MAX_CONTACT_HOURS = 6
 
 
 def customer_uuid(customer_id: str) -> uuid.UUID:
@@ -52,6 +58,56 @@ def _check_profile(field: str, value: Any) -> None:
         raise RuleViolationError(
             "field.choice", f"'{value}' is not one of {', '.join(RATINGS)}", field="credit_rating"
         )
+
+
+def _check_strategy_fields(ctx: Context, field: str, value: Any) -> Any:
+    """Segment, own strategy and preferred contact hours, checked against the policy in force."""
+    if value is None:
+        return None
+    if field == "segment" and not (isinstance(value, str) and 0 < len(value.strip()) and len(value) <= 64):
+        raise RuleViolationError("field.required", "'segment' must be 1 to 64 characters", field="segment")
+    if field == "strategy_override" and ctx.policy.strategy(value) is None:
+        known = ", ".join(s.id for s in ctx.policy.strategies) or "none"
+        raise RuleViolationError(
+            "customer.unknown_strategy",
+            f"the policy in force ({ctx.policy.version}) has no strategy '{value}' (it has: {known})",
+            field="strategy_override",
+        )
+    if field == "preferred_contact_hours":
+        return _clean_hours(ctx, value)
+    return value
+
+
+def _clean_hours(ctx: Context, hours: list[dict[str, Any]]) -> list[dict[str, str]] | None:
+    """[{start, end}] as "HH:MM" text, each end after its start; some must fall in the policy's windows."""
+    if len(hours) > MAX_CONTACT_HOURS:
+        raise RuleViolationError(
+            "customer.contact_hours", f"at most {MAX_CONTACT_HOURS} ranges", field="preferred_contact_hours"
+        )
+    out = []
+    for i, window in enumerate(hours):
+        try:
+            start, end = (time.fromisoformat(str(window[k])) for k in ("start", "end"))
+        except (KeyError, TypeError, ValueError):
+            raise RuleViolationError(
+                "customer.contact_hours", "each range needs start and end as HH:MM", field=f"preferred_contact_hours[{i}]"
+            ) from None
+        if end <= start:
+            raise RuleViolationError(
+                "customer.contact_hours", f"end {end:%H:%M} must be after start {start:%H:%M}", field=f"preferred_contact_hours[{i}]"
+            )
+        out.append({"start": f"{start:%H:%M}", "end": f"{end:%H:%M}"})
+    if not out:
+        return None
+    hours_key = hours_of(out)
+    assert hours_key is not None
+    if not overlaps_windows(ctx.policy, hours_key):
+        raise RuleViolationError(
+            "customer.contact_hours",
+            "the preferred hours fall outside every contact window of the policy in force",
+            field="preferred_contact_hours",
+        )
+    return out
 
 
 def _clean_contacts(contacts: dict[str, Any]) -> dict[str, str]:
@@ -95,6 +151,10 @@ class Customer(TrailedAggregate):
         credit_rating: str | None = None
         ability_to_pay: str | None = None
         willingness_to_pay: str | None = None
+        # Added with strategies (ADR 0050).
+        segment: str | None = None
+        strategy_override: str | None = None
+        preferred_contact_hours: list[dict[str, str]] | None = None
 
         def evolve(self, c: Customer) -> None:
             c.customer_id = self.customer_id
@@ -108,6 +168,9 @@ class Customer(TrailedAggregate):
             c.credit_limit = self.credit_limit
             c.credit_currency = self.credit_currency
             c.credit_rating = self.credit_rating
+            c.segment = self.segment
+            c.strategy_override = self.strategy_override
+            c.preferred_contact_hours = self.preferred_contact_hours
             c.notes = []
             for topic in NOTE_TOPICS:
                 text = getattr(self, topic)
@@ -166,6 +229,7 @@ class Customer(TrailedAggregate):
 
     # Added with holds (ADR 0052): customers registered before have none.
     hold = None
+
     class RevisitRecorded(TrailedAggregate.Event):
         """A revisit after collection took place (a fact: learning the customer's needs and feedback)."""
 
@@ -183,7 +247,21 @@ class Customer(TrailedAggregate):
     # Added by issue 17 (class-level default: customers and snapshots from before have none).
     revisits = ()  # the latest revisits: {"at", "by", "channel", "satisfaction", "feedback", "needs"}
 
+    # Added with strategies: class-level defaults serve snapshots taken before.
+    segment = None
+    strategy_override = None
+    preferred_contact_hours = None
+
     # ---- queries ----------------------------------------------------------
+
+    def strategy_facts(self) -> CustomerFacts:
+        """What strategies are matched on (domain/strategy.py)."""
+        return CustomerFacts(
+            tier=self.tier,
+            segment=self.segment,
+            strategy=self.strategy_override,
+            contact_hours=hours_of(self.preferred_contact_hours),
+        )
 
     def latest_note(self, topic: str) -> str | None:
         for note in reversed(self.notes):
@@ -215,6 +293,9 @@ class Customer(TrailedAggregate):
         credit_rating: str | None = None,
         ability_to_pay: str | None = None,
         willingness_to_pay: str | None = None,
+        segment: str | None = None,
+        strategy_override: str | None = None,
+        preferred_contact_hours: list[dict[str, Any]] | None = None,
     ) -> Customer:
         for field, value in (
             ("name", name),
@@ -225,6 +306,9 @@ class Customer(TrailedAggregate):
         ):
             _check_profile(field, value)
         limit, currency = _credit_limit(*((credit_limit or {}).get(k) for k in ("amount", "currency")))
+        segment = _check_strategy_fields(ctx, "segment", segment)
+        strategy_override = _check_strategy_fields(ctx, "strategy_override", strategy_override)
+        preferred_contact_hours = _check_strategy_fields(ctx, "preferred_contact_hours", preferred_contact_hours)
         return cls._start(
             cls.Registered,
             ctx,
@@ -242,6 +326,9 @@ class Customer(TrailedAggregate):
             credit_rating=credit_rating,
             ability_to_pay=ability_to_pay,
             willingness_to_pay=willingness_to_pay,
+            segment=segment,
+            strategy_override=strategy_override,
+            preferred_contact_hours=preferred_contact_hours,
         )
 
     def record_revisit(
@@ -288,12 +375,13 @@ class Customer(TrailedAggregate):
         notes `ability_to_pay` / `willingness_to_pay` (each adds a note).
         """
         changes: dict[str, Any] = {}
-        for field in PROFILE_FIELDS:
+        for field in PROFILE_FIELDS + STRATEGY_FIELDS[1:]:
             if field in patch:
                 value = patch[field]
-                if value is None and field != "credit_rating":
+                if value is None and field not in REMOVABLE_FIELDS:
                     raise RuleViolationError("field.required", f"'{field}' cannot be removed", field=field)
                 _check_profile(field, value)
+                value = _check_strategy_fields(ctx, field, value)
                 if getattr(self, field) != value:
                     changes[field] = value
         contacts_given = "contacts" in patch or "contact_persons" in patch

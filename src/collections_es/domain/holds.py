@@ -33,7 +33,9 @@ SCOPES: tuple[str, ...] = ("receivable", "customer")
 #: Not suspended: `fall_due` (a fact of the calendar), `warn_limitation` (the period runs on
 #: whatever the hold; the warning protects the claim and sends nothing), `keep_promise`
 #: (a note that payments covered a promise), and charges' accrual (not collection activity).
-SUSPENDED: frozenset[str] = frozenset({"send_reminder", "start_follow_up", "escalate", "break_promise"})
+SUSPENDED: frozenset[str] = frozenset(
+    {"send_reminder", "start_follow_up", "escalate", "break_promise", "remind_installment"}
+)
 
 #: The latest instant a hold may run to (dates in the API end in 2199).
 LATEST_UNTIL = datetime.fromisoformat("2199-12-31T23:59:59+00:00")

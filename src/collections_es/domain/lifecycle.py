@@ -88,6 +88,10 @@ class ReceivableLifecycle(StateMachine):
     # After collection (issue 17): complaints about the collection, in every state, settled too (ADR 0057).
     record_complaint = _stay((*_OPEN, settled, written_off))
     resolve_complaint = _stay((*_OPEN, settled, written_off))
+    # Strategies (ADR 0050): a reminder before each installment of a plan, and a re-plan when
+    # the customer's strategy or the policy changes.
+    remind_installment = promised.to.itself()
+    replan = _stay(_OPEN)
 
     del _OPEN
 

@@ -45,6 +45,7 @@ DEMAND_TEMPLATES: frozenset[str] = frozenset(
         "pre_due_reminder",
         "first_dunning",
         "broken_promise",
+        "installment_reminder",
         "reminder",
         "dunning",
         "final_notice",

@@ -7,9 +7,20 @@ policy is. Every event records the `version` of the policy in force.
 from __future__ import annotations
 
 from datetime import date, time
-from typing import Annotated, Literal
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 Channel = Literal["phone", "sms", "email", "letter", "visit", "wechat", "other"]
 CHANNELS: tuple[str, ...] = ("phone", "sms", "email", "letter", "visit", "wechat", "other")
@@ -87,9 +98,76 @@ DEFAULT_NON_PAYMENT_REASONS: tuple[NonPaymentReason, ...] = (
     NonPaymentReason(code="unreachable", aliases=["联系不上"]),
     NonPaymentReason(code="other", aliases=["其他"]),
 )
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+# An amount in a policy: a decimal string in JSON, as money is everywhere in the API.
+PolicyAmount = Annotated[
+    Decimal,
+    Field(ge=0, le=Decimal("1e15"), allow_inf_nan=False),
+    WithJsonSchema({"type": "string", "pattern": r"^[0-9]{1,15}(\.[0-9]{1,6})?$", "maxLength": 22, "examples": ["200.00"]}),
+]
+
+
+class StrategyMatch(_Strict):
+    """Which receivables a strategy applies to: every condition given must hold (none given: all)."""
+
+    tiers: list[Name] | None = Field(None, description="The customer's tier is one of these")
+    segments: list[Name] | None = Field(None, description="The customer's segment is one of these")
+    currency: CurrencyCode | None = Field(None, description="The receivable's currency")
+    min_amount: PolicyAmount | None = Field(None, description="The invoice amount is at least this (needs `currency`)")
+    max_amount: PolicyAmount | None = Field(None, description="The invoice amount is below this (needs `currency`)")
+
+    @model_validator(mode="after")
+    def _amounts_in_a_currency(self) -> StrategyMatch:
+        if (self.min_amount is not None or self.max_amount is not None) and self.currency is None:
+            raise ValueError("an amount band needs a currency (amounts in different currencies do not compare)")
+        if self.min_amount is not None and self.max_amount is not None and self.max_amount <= self.min_amount:
+            raise ValueError(f"max_amount {self.max_amount} must be above min_amount {self.min_amount}")
+        return self
+
+
+class Strategy(BaseModel):
+    """A named cadence for some customers: `id`, `match`, and any top-level policy field
+    (besides `version` and `strategies`) whose value replaces the policy's for them; a
+    table (such as `contact` or `channels_by_state`) is merged key by key. The overrides
+    are checked by building the policy they make (domain/strategy.py)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: Name
+    description: Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_nul)] | None = None
+    match: StrategyMatch = Field(default_factory=StrategyMatch)
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The policy fields this strategy sets, as written."""
+        return dict(self.model_extra or {})
+
+
+def _strategy_schema(schema: dict[str, Any]) -> None:
+    """In the policy's document, a strategy lists every field it may set — the policy's own,
+    each with the policy's schema for it, read when the document is made — and no other,
+    as validation refuses others."""
+    properties = schema["properties"]
+    strategy = {
+        "id": {"type": "string", "minLength": 1, "maxLength": 64},
+        "description": {"anyOf": [{"type": "string", "maxLength": 500}, {"type": "null"}]},
+        "match": StrategyMatch.model_json_schema(),  # plain fields: no definitions to carry
+    }
+    for name, field in properties.items():
+        if name not in ("version", "strategies"):
+            strategy[name] = {k: v for k, v in field.items() if k not in ("default", "title")}
+    properties["strategies"]["items"] = {
+        "type": "object",
+        "description": Strategy.__doc__.replace("\n    ", " ").strip() if Strategy.__doc__ else "",
+        "properties": strategy,
+        "required": ["id"],
+        "additionalProperties": False,
+    }
 
 
 class CollectionPolicy(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=lambda schema, cls: _strategy_schema(schema))
+
     version: Annotated[str, AfterValidator(_no_nul)] = Field(min_length=1, max_length=64)
     reminder_lead_days: int = Field(7, ge=0, le=90)
     follow_up_after_days: int = Field(1, ge=0, le=90)
@@ -125,6 +203,22 @@ class CollectionPolicy(_Strict):
         if repeated:
             raise ValueError(f"reason codes listed twice: {', '.join(repeated)}")
         return value
+    # Issue 13 (strategies, ADR 0050): cadence figures peers offer, overridable per strategy.
+    max_automatic_reminders: int = Field(
+        1, ge=0, le=20, description="The scheduler sends a pre-due reminder only while fewer than this many were sent"
+    )
+    reminder_interval_days: int = Field(7, ge=1, le=90, description="Days between one pre-due reminder and the next")
+    automatic_dunning_min_amount: dict[CurrencyCode, PolicyAmount] = Field(
+        default_factory=dict,
+        description="Per currency: below this balance nothing is sent, followed up or escalated automatically",
+        json_schema_extra={"additionalProperties": False},
+    )
+    installment_reminder_lead_days: int | None = Field(
+        None, ge=0, le=90, description="Remind the customer this many days before each installment (none: no reminder)"
+    )
+    strategies: list[Strategy] = Field(
+        default_factory=list, description="Cadences for some customers; the first that matches applies (ADR 0050)"
+    )
 
     @field_validator("escalate_after_days")
     @classmethod
@@ -133,6 +227,38 @@ class CollectionPolicy(_Strict):
         if follow_up is not None and value <= follow_up:
             raise ValueError(f"escalate_after_days must be greater than follow_up_after_days ({follow_up})")
         return value
+
+    @field_validator("strategies")
+    @classmethod
+    def _unique_strategy_ids(cls, value: list[Strategy]) -> list[Strategy]:
+        seen: set[str] = set()
+        for strategy in value:
+            if strategy.id in seen:
+                raise ValueError(f"strategy id '{strategy.id}' is used twice")
+            seen.add(strategy.id)
+        return value
+
+    @model_validator(mode="after")
+    def _strategies_make_policies(self) -> CollectionPolicy:
+        """Each strategy's overrides build a valid policy (checked whole, so fields added
+        to the policy later are overridable and checked without naming them here)."""
+        from .strategy import StrategyError, check_overrides  # the module that applies them
+
+        for strategy in self.strategies:
+            try:
+                check_overrides(self, strategy)
+            except StrategyError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+    def strategy(self, strategy_id: str | None) -> Strategy | None:
+        """The strategy of that id in this policy, if any."""
+        return next((s for s in self.strategies if s.id == strategy_id), None)
+
+    def is_below_dunning_minimum(self, balance: Decimal, currency: str) -> bool:
+        """Whether `balance` is too small for automatic dunning in its currency."""
+        minimum = self.automatic_dunning_min_amount.get(currency)
+        return minimum is not None and balance < minimum
 
     @model_validator(mode="after")
     def _business_days_remain(self) -> CollectionPolicy:

@@ -22,6 +22,7 @@ from .calendar import business_day_on_or_before, check_timezone, start_of_day
 from .money import check_currency, to_money
 from .policy import CHANNELS, CollectionPolicy
 from .trail import Context
+from .strategy import hours_of
 
 CONTACTS_KEPT = 100
 EXCEPTIONS_KEPT = 20
@@ -135,8 +136,12 @@ class Receivable(TrailedAggregate):
         issued_on: date
         due_on: date
         collector: str | None
+        # Added with strategies (ADR 0050): the customer's preferred contact hours, which
+        # narrow the policy's windows for this receivable (domain/strategy.py).
+        contact_hours: list[dict[str, str]] | None = None
 
         def evolve(self, r: Receivable) -> None:
+            r.contact_hours = self.contact_hours
             r.invoice_number = self.invoice_number
             r.customer_id = self.customer_id
             r.timezone = self.timezone
@@ -164,6 +169,32 @@ class Receivable(TrailedAggregate):
 
     class ReminderSent(Event):
         channel: str
+
+        def evolve(self, r: Receivable) -> None:
+            r.reminders_sent += 1
+            r.last_reminder_at = self.timestamp
+
+    class Replanned(Event):
+        """The receivable follows the strategy and policy version this event records from now
+        on (its customer's segment, tier, own strategy or hours changed, or the policy did)."""
+
+        contact_hours: list[dict[str, str]] | None
+        reason: str
+
+        def evolve(self, r: Receivable) -> None:
+            r.contact_hours = self.contact_hours
+
+    class InstallmentReminderSent(Event):
+        """The customer was reminded of an installment coming due."""
+
+        channel: str
+        installment_due_on: date
+        amount: Decimal
+
+        def evolve(self, r: Receivable) -> None:
+            plan = r.installment_plan
+            if plan is not None:
+                r.installment_plan = {**plan, "reminded": [*plan.get("reminded", ()), self.installment_due_on]}
 
     class FellDue(Event):
         pass
@@ -427,12 +458,45 @@ class Receivable(TrailedAggregate):
     holds = ()
     resumed_at = None
     open_complaints = ()  # each: {"complaint" (its event's version), "severity", "channel", "about_version", ...}
+    # Added with strategies (ADR 0050).
+    contact_hours = None  # the customer's preferred contact hours, [{start, end}] as "HH:MM"
+    reminders_sent = 0  # pre-due reminders sent (see `reminders_count` for older snapshots)
+    last_reminder_at = None
 
     # ---- queries ------------------------------------------------------------
 
     @property
     def balance(self) -> Decimal:
         return self.amount - self.adjustment - self.paid
+
+    @property
+    def reminders_count(self) -> int:
+        """Pre-due reminders sent (a snapshot from before they were counted shows one when reminded)."""
+        if self.reminders_sent == 0 and self.state == "reminded":
+            return 1
+        return self.reminders_sent
+
+    def next_installment(self) -> dict[str, Any] | None:
+        """The plan's first installment that payments since the plan do not cover yet."""
+        plan = self.installment_plan
+        if plan is None:
+            return None
+        paid, owed = self.paid_towards_promise(), Decimal(0)
+        for item in plan["installments"]:
+            owed += item["amount"]
+            if paid < owed:
+                return item
+        return None
+
+    def installment_to_remind(self) -> dict[str, Any] | None:
+        """The next installment not yet covered by payments, unless its reminder is sent."""
+        item = self.next_installment()
+        if item is None or item["due_on"] in (self.installment_plan or {}).get("reminded", ()):
+            return None
+        return item
+
+    def is_below_dunning_minimum(self, policy: CollectionPolicy) -> bool:
+        return policy.is_below_dunning_minimum(self.balance, self.currency)
 
     @property
     def is_disputed(self) -> bool:
@@ -541,6 +605,7 @@ class Receivable(TrailedAggregate):
         issued_on: date,
         due_on: date,
         collector: str | None = None,
+        contact_hours: list[dict[str, str]] | None = None,
     ) -> Receivable:
         _require_text(invoice_number, "invoice_number")
         _require_text(customer_id, "customer_id")
@@ -564,6 +629,7 @@ class Receivable(TrailedAggregate):
             issued_on=issued_on,
             due_on=due_on,
             collector=collector,
+            contact_hours=contact_hours or None,
         )
 
     def _next(self, command: str, *, settles: bool = False) -> str:
@@ -622,8 +688,76 @@ class Receivable(TrailedAggregate):
             raise RuleViolationError(
                 "reminder.too_early", f"a reminder may be sent from {earliest.isoformat()} (due {self.due_on})"
             )
+        if ctx.scheduled_for is not None:  # the scheduler's: the strategy's cadence bounds it
+            self._check_automatic_reminder(ctx)
         breaches = compliance.channel_breach(channel, self.state, ctx.policy)
         self._record(self.ReminderSent, ctx, breaches=breaches, state_after=state, channel=channel)
+
+    def _check_automatic_reminder(self, ctx: Context) -> None:
+        self._check_dunning_minimum(ctx)
+        if self.reminders_count >= ctx.policy.max_automatic_reminders:
+            raise RuleViolationError(
+                "reminder.max_reached", f"{self.reminders_count} reminder(s) sent; the policy sends at most {ctx.policy.max_automatic_reminders}"
+            )
+        if self.last_reminder_at is not None:
+            next_on = self.local_date(self.last_reminder_at) + timedelta(days=ctx.policy.reminder_interval_days)
+            if self.local_date(ctx.now) < next_on:
+                raise RuleViolationError("reminder.too_soon", f"the next reminder may be sent from {next_on.isoformat()}")
+
+    def _check_dunning_minimum(self, ctx: Context) -> None:
+        """Automatic dunning stops below the policy's minimum balance for the currency."""
+        if ctx.scheduled_for is not None and self.is_below_dunning_minimum(ctx.policy):
+            minimum = ctx.policy.automatic_dunning_min_amount[self.currency]
+            raise RuleViolationError(
+                "dunning.below_minimum", f"the balance {self.balance} {self.currency} is below {minimum}: no automatic dunning"
+            )
+
+    def remind_installment(self, ctx: Context, *, channel: str) -> None:
+        """Remind the customer of the next installment of the plan (policy: installment_reminder_lead_days before it)."""
+        state = self._next("remind_installment")
+        self._refuse_while_held(ctx, "remind_installment")
+        _require_choice(channel, CHANNELS, "channel")
+        item = self.installment_to_remind()
+        if item is None:
+            raise RuleViolationError("installment_reminder.none", "no installment of a plan awaits a reminder")
+        lead = ctx.policy.installment_reminder_lead_days
+        if ctx.scheduled_for is not None:
+            self._check_dunning_minimum(ctx)
+            if lead is None:
+                raise RuleViolationError("installment_reminder.off", "the policy sends no installment reminders")
+        if lead is not None:
+            earliest = business_day_on_or_before(item["due_on"] - timedelta(days=lead), ctx.policy)
+            if self.local_date(ctx.now) < earliest:
+                raise RuleViolationError(
+                    "installment_reminder.too_early",
+                    f"the reminder of the installment due {item['due_on']} may be sent from {earliest.isoformat()}",
+                )
+        breaches = compliance.channel_breach(channel, self.state, ctx.policy)
+        self._record(
+            self.InstallmentReminderSent,
+            ctx,
+            breaches=breaches,
+            state_after=state,
+            channel=channel,
+            installment_due_on=item["due_on"],
+            amount=item["amount"],
+        )
+
+    def replan(self, ctx: Context, *, reason: str, contact_hours: list[dict[str, str]] | None = None) -> None:
+        """Follow the strategy and policy of `ctx` from now on: the timers are planned anew from
+        this event (what is owed and past is owed at once; what fired does not fire again)."""
+        state = self._next("replan")
+        _require_text(reason, "reason")
+        contact_hours = contact_hours or None
+        if (ctx.policy.version, ctx.strategy, hours_of(contact_hours)) == (
+            self.policy_version,
+            self.strategy,
+            hours_of(self.contact_hours),
+        ):
+            raise RuleViolationError(
+                "replan.unchanged", f"the receivable follows policy {ctx.policy.version}, strategy {ctx.strategy or '(none)'} already"
+            )
+        self._record(self.Replanned, ctx, state_after=state, contact_hours=contact_hours, reason=reason)
 
     def fall_due(self, ctx: Context) -> None:
         state = self._next("fall_due")
@@ -634,6 +768,7 @@ class Receivable(TrailedAggregate):
     def start_follow_up(self, ctx: Context, *, channel: str | None = None, note: str | None = None) -> None:
         state = self._next("start_follow_up")
         self._refuse_while_held(ctx, "start_follow_up")
+        self._check_dunning_minimum(ctx)
         if channel is not None:
             _require_choice(channel, CHANNELS, "channel")
         breaches = compliance.channel_breach(channel, self.state, ctx.policy)
@@ -790,6 +925,7 @@ class Receivable(TrailedAggregate):
     def escalate(self, ctx: Context, *, reason: str) -> None:
         state = self._next("escalate")
         self._refuse_while_held(ctx, "escalate")
+        self._check_dunning_minimum(ctx)
         _require_text(reason, "reason")
         self._record(self.Escalated, ctx, state_after=state, reason=reason)
 

@@ -31,18 +31,30 @@ def owed(r: Receivable, policy: CollectionPolicy, since: datetime) -> list[Timer
 
     allows = lambda command: lifecycle.allows(r.state, command)  # noqa: E731 - the machine decides where each timer runs
 
-    if allows("send_reminder") and r.state == lifecycle.INITIAL_STATE:  # a reminder is owed once, before any was sent
-        day = calendar.business_day_on_or_before(r.due_on - timedelta(days=policy.reminder_lead_days), policy)
-        at = max(calendar.first_contact_moment_on(day, tz, policy), calendar.next_contact_moment(since, tz, policy))
-        if at < due_starts:
-            timers.append(Timer("reminder", at, "send_reminder", f"pre-due reminder, due {r.due_on}"))
+    # Below the policy's minimum balance for the currency, nothing is sent, followed up or escalated
+    # automatically (a payment that brings the balance below it ends automatic dunning).
+    dunning = not r.is_below_dunning_minimum(policy)
+
+    # Pre-due reminders: the first `reminder_lead_days` before due, each next `reminder_interval_days`
+    # after the last one sent, while fewer than `max_automatic_reminders` were sent, before the due day.
+    if allows("send_reminder") and dunning and r.reminders_count < policy.max_automatic_reminders:
+        if r.reminders_count == 0:
+            day = calendar.business_day_on_or_before(r.due_on - timedelta(days=policy.reminder_lead_days), policy)
+        elif r.last_reminder_at is not None:
+            day = r.local_date(r.last_reminder_at) + timedelta(days=policy.reminder_interval_days)
+        else:  # reminded before reminders were counted (an older snapshot): its one reminder stands
+            day = None
+        if day is not None:
+            at = max(calendar.first_contact_moment_on(day, tz, policy), calendar.next_contact_moment(since, tz, policy))
+            if at < due_starts:
+                timers.append(Timer("reminder", at, "send_reminder", f"pre-due reminder, due {r.due_on}"))
     if allows("fall_due"):
         timers.append(Timer("fall_due", due_starts, "fall_due", f"due on {r.due_on}"))
-    if allows("start_follow_up"):
+    if allows("start_follow_up") and dunning:
         day = r.due_on + timedelta(days=policy.follow_up_after_days)
         at = calendar.first_contact_moment_on(day, tz, policy)
         timers.append(Timer("follow_up", at, "start_follow_up", f"{policy.follow_up_after_days} day(s) after due"))
-    if allows("escalate") and not r.is_disputed:
+    if allows("escalate") and not r.is_disputed and dunning:
         at = calendar.start_of_day(r.due_on + timedelta(days=policy.escalate_after_days), tz)
         timers.append(Timer("escalate", at, "escalate", f"{policy.escalate_after_days} days past due"))
     if allows("keep_promise") and r.is_promise_covered():
@@ -55,6 +67,16 @@ def owed(r: Receivable, policy: CollectionPolicy, since: datetime) -> list[Timer
             timers.append(
                 Timer("promise_check", calendar.start_of_day(day, tz), "break_promise", "promise not kept after grace")
             )
+    lead = policy.installment_reminder_lead_days
+    if allows("remind_installment") and dunning and lead is not None:
+        item = r.installment_to_remind()
+        if item is not None:
+            day = calendar.business_day_on_or_before(item["due_on"] - timedelta(days=lead), policy)
+            at = max(calendar.first_contact_moment_on(day, tz, policy), calendar.next_contact_moment(since, tz, policy))
+            if at < calendar.start_of_day(item["due_on"] + timedelta(days=1), tz):  # by the installment's day
+                timers.append(
+                    Timer("installment_reminder", at, "remind_installment", f"installment of {item['amount']} due {item['due_on']}")
+                )
     if allows("warn_limitation"):
         lapses_on = r.limitation_lapses_on(policy)
         if r.limitation_warned_for != lapses_on:
@@ -66,7 +88,7 @@ def owed(r: Receivable, policy: CollectionPolicy, since: datetime) -> list[Timer
 
 
 #: Timers whose command reaches the customer: when deferred by a hold, they wait for a contact window.
-CONTACT_BOUND: frozenset[str] = frozenset({"reminder", "follow_up"})
+CONTACT_BOUND: frozenset[str] = frozenset({"reminder", "follow_up", "installment_reminder"})
 CATCH_UP_STEP = timedelta(seconds=1)
 
 

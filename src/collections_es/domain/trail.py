@@ -28,6 +28,7 @@ TRAIL_FIELDS: frozenset[str] = frozenset(
         "actor_role",
         "correlation_id",
         "policy_version",
+        "strategy",
         "scheduled_for",
         "override",
         "prev_hash",
@@ -57,6 +58,9 @@ class Context:
     override_reason: str | None = None
     # The customer's recent contacts on its other receivables (frequency caps across receivables).
     customer_contacts: tuple[ContactAttempt, ...] = ()
+    # The strategy of the policy the command follows (None: the policy's own figures); `policy`
+    # is then the effective policy that strategy makes (domain/strategy.py, ADR 0050).
+    strategy: str | None = None
 
     def trail_fields(self) -> dict[str, Any]:
         """The fields every event carries (besides its hash-chain links)."""
@@ -66,6 +70,7 @@ class Context:
             "actor_role": self.actor.role,
             "correlation_id": self.correlation_id,
             "policy_version": self.policy.version,
+            "strategy": self.strategy,
             "scheduled_for": self.scheduled_for,
         }
 

@@ -33,7 +33,7 @@ KIND_ALIASES: dict[str, str] = {"lawyer": "lawyer_letter"}
 TEMPLATE_NAMES: dict[str, str] = {"lawyer_letter": "lawyer"}
 LANGUAGES: tuple[str, ...] = ("zh-CN", "en")
 FORMATS: tuple[str, ...] = ("txt", "html", "pdf")
-MESSAGE_KINDS: tuple[str, ...] = ("pre_due_reminder", "first_dunning", "broken_promise")
+MESSAGE_KINDS: tuple[str, ...] = ("pre_due_reminder", "first_dunning", "broken_promise", "installment_reminder")
 # Parsed once: Babel parses a locale given by name on every call, the bulk of rendering's cost.
 LOCALES = {"zh-CN": Locale.parse("zh_CN"), "en": Locale.parse("en")}
 DEFAULT_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")

@@ -18,7 +18,9 @@ def figures(r: Receivable, customer: Customer | None, now: datetime, kind: str, 
     letter_date = r.local_date(now)
     days = company.get("pay_within_days", {}).get(_PAY_WITHIN.get(kind, kind))
     pay_by = r.due_on if days is None or kind in ("reminder", "pre_due_reminder") else letter_date + timedelta(days=int(days))
+    installment = r.next_installment() if kind == "installment_reminder" else None
     return {
+        "installment": installment,  # the plan's next installment, for its reminder (ADR 0050)
         "invoice_number": r.invoice_number,
         "currency": r.currency,
         "amount": r.amount - r.adjustment,

@@ -28,7 +28,7 @@ def list_all(
     actor: Annotated[Actor, require_view("notifications.read")],
     response: Response,
     status: Literal["pending", "sending", "sent", "failed", "expired", "withheld"] | None = None,
-    kind: Literal["pre_due_reminder", "first_dunning", "broken_promise"] | None = None,
+    kind: Literal["pre_due_reminder", "first_dunning", "broken_promise", "installment_reminder"] | None = None,
     customer_id: Annotated[str | None, Query(max_length=128)] = None,
     receivable_id: Annotated[str | None, Query(max_length=36)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

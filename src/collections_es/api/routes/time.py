@@ -11,6 +11,8 @@ from ...adapters.policy_file import PolicyFileError
 from ...domain.policy import CollectionPolicy
 from ...domain.trail import Actor
 from ..deps import ServicesDep, command_request, require_view
+from ..present import simulation as present_simulation
+from ..schemas.strategies import PolicySimulationIn, PolicySimulationOut
 from ..schemas import ClockAdvance, ClockOut, PolicyOut, TickOut, inline_json_schema
 
 policy_router = APIRouter(prefix="/policy", tags=["policy"])
@@ -57,6 +59,30 @@ def put_policy(
         raise PolicyFileError(f"policy refused, the one in force is kept: {problems}") from None
     services.app.adopt_policy(command_request(http, actor, body, idempotency_key=None), policy)
     return _policy_out(services)
+
+
+def _candidate(body: dict[str, Any]) -> CollectionPolicy:
+    """A policy document sent over HTTP, validated as `PUT /policy` validates it."""
+    from pydantic import ValidationError
+
+    try:
+        # Strict, as JSON: `0` is not a boolean nor "10" a number of days (the document says which types).
+        return CollectionPolicy.model_validate_json(json.dumps(body), strict=True)
+    except ValidationError as exc:
+        problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
+        raise PolicyFileError(f"policy refused: {problems}") from None
+
+
+@policy_router.post("/simulate", response_model=PolicySimulationOut)
+def simulate_policy(
+    body: PolicySimulationIn,
+    services: ServicesDep,
+    actor: Annotated[Actor, require_view("policy.simulate")],
+) -> PolicySimulationOut:
+    """The dated plan each open receivable of a customer would follow under a policy, beside today's (nothing is adopted)."""
+    candidate = _candidate(body.policy)
+    result = services.app.simulate_policy(actor, candidate, body.customer_id, horizon_days=body.horizon_days)
+    return present_simulation(result)
 
 
 @admin_router.post("/tick", response_model=TickOut)

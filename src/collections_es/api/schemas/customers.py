@@ -37,6 +37,23 @@ CustomerName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 TimeZone = Annotated[str, StringConstraints(min_length=1, max_length=64), Field(examples=["Asia/Shanghai"])]
 
 
+Segment = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$"), Field(examples=["smb"])]
+StrategyId = Annotated[str, StringConstraints(min_length=1, max_length=64), Field(examples=["strict"])]
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"), Field(examples=["09:30"])]
+
+
+class ContactHoursIn(Strict):
+    """A range of the day, in the customer's time zone, in which it prefers to be contacted."""
+
+    start: ClockTime
+    end: ClockTime
+
+
+_SEGMENT = "The customer's segment, which the policy's strategies match on"
+_STRATEGY = "A strategy of the policy in force this customer follows whatever the strategies match"
+_HOURS = "Every day's preferred contact hours: they narrow the policy's contact windows (ADR 0050)"
+
+
 class CustomerCreate(Strict):
     customer_id: Identifier
     name: CustomerName
@@ -50,6 +67,9 @@ class CustomerCreate(Strict):
     credit_rating: Rating | None = None
     ability_to_pay: Text | None = Field(default=None, description="Sales' note on the customer's ability to pay")
     willingness_to_pay: Text | None = Field(default=None, description="Sales' note on the customer's willingness to pay")
+    segment: Segment | None = Field(default=None, description=_SEGMENT)
+    strategy_override: StrategyId | None = Field(default=None, description=_STRATEGY)
+    preferred_contact_hours: list[ContactHoursIn] | None = Field(default=None, max_length=6, description=_HOURS)
 
 
 class CustomerPatch(Strict):
@@ -67,6 +87,9 @@ class CustomerPatch(Strict):
     credit_rating: Rating | None = None
     ability_to_pay: Text | None = None
     willingness_to_pay: Text | None = None
+    segment: Segment | None = Field(default=None, description=_SEGMENT + " (null removes it)")
+    strategy_override: StrategyId | None = Field(default=None, description=_STRATEGY + " (null removes it)")
+    preferred_contact_hours: list[ContactHoursIn] | None = Field(default=None, max_length=6, description=_HOURS + " (null removes them)")
 
 
 class NoteOut(BaseModel):
@@ -134,6 +157,9 @@ class CustomerPublic(BaseModel):
     notes: list[NoteOut]
     revisits: list[RevisitOut] = Field(default_factory=list, description="Revisits after collection, latest last")
     version: int
+    segment: str | None = None
+    strategy_override: str | None = None
+    preferred_contact_hours: list[dict[str, str]] | None = None
     hold: HoldOut | None = Field(default=None, description="The hold on collection with the customer, if in force")
 
 

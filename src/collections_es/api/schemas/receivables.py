@@ -101,6 +101,9 @@ class ReceivablePublic(BaseModel):
     allowed_commands: list[str]
     allowed_actions: list[AllowedAction] = Field(description="`allowed_commands` with the method and path of each")
     policy_version: str
+    strategy: str | None = Field(
+        default=None, description="The policy's strategy the receivable follows (null: the policy's own figures)"
+    )
     limitation: LimitationOut
     open_complaints: list[OpenComplaintOut] = Field(default_factory=list, description="Complaints not yet ruled on")
     as_of: datetime | None = None
@@ -169,6 +172,7 @@ class HistoryEntry(BaseModel):
     state_after: str
     correlation_id: str
     policy_version: str
+    strategy: str | None = Field(default=None, description="The strategy the event followed beside its policy version")
     scheduled_for: datetime | None
     override: dict[str, str] | None
     hash: str
