@@ -17,13 +17,14 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from collections_es.domain.errors import CommandNotAllowedError, RuleViolationError
 from collections_es.domain.money import to_money
-from collections_es.domain.policy import CollectionPolicy
+from collections_es.domain.policy import ChargesPolicy, CollectionPolicy
 from collections_es.domain.receivable import Receivable
 from collections_es.domain.trail import SCHEDULER_ACTOR, Actor, Context
 
@@ -323,6 +324,46 @@ def record_proceedings(
     return call("record_proceedings", at=at, by=by, kind=kind, filed_on=filed_on, case_number=case_number)
 
 
+#: The standard policy with charges (docs/charges.md): 3.65% a year (0.01% a day), a CNY 50.00
+#: late fee 10 days past due, waivers above 20.00 approved by a second supervisor.
+CHARGING_POLICY = POLICY.model_copy(
+    update={
+        "version": "test-charges",
+        "charges": ChargesPolicy(
+            interest_rate_per_annum=Decimal("0.0365"),
+            late_fee_amount=Decimal("50"),
+            late_fee_after_days=10,
+            waiver_second_approval_above=Decimal("20"),
+        ),
+    }
+)
+OTHER_SUPERVISOR = Actor("supervisor:tom", "supervisor")
+
+
+def accrue_charges(
+    *, through: date | None = None, at: datetime | str = LATER, by: Actor = SCHEDULER, policy: CollectionPolicy = CHARGING_POLICY
+) -> Call:
+    kwargs = {} if through is None else {"through": through}
+    return Call("accrue_charges", kwargs, context(at, by, policy=policy))
+
+
+def waive_charges(
+    amount: object = "10.00",
+    *,
+    reason: str = "goodwill",
+    at: datetime | str = LATER,
+    by: Actor = SUPERVISOR,
+    policy: CollectionPolicy = CHARGING_POLICY,
+) -> Call:
+    return Call("waive_charges", {"amount": amount, "reason": reason}, context(at, by, policy=policy))
+
+
+def approve_charges_waiver(
+    *, note: str | None = "agreed", at: datetime | str = LATER, by: Actor = OTHER_SUPERVISOR, policy: CollectionPolicy = CHARGING_POLICY
+) -> Call:
+    return Call("approve_charges_waiver", {"note": note}, context(at, by, policy=policy))
+
+
 #: A valid call for each lifecycle command, for tests that sweep over commands.
 SAMPLE_CALLS = {
     "send_reminder": send_reminder,
@@ -347,6 +388,9 @@ SAMPLE_CALLS = {
     "grant_contact_exception": grant_contact_exception,
     "record_delivery": record_delivery,
     "record_proceedings": record_proceedings,
+    "accrue_charges": accrue_charges,
+    "waive_charges": waive_charges,
+    "approve_charges_waiver": approve_charges_waiver,
 }
 
 

@@ -34,6 +34,8 @@ SETTLED = "settled"
 # without changing it.
 # `record_delivery` (issue 11) records a message or letter delivered, in every open
 # state without changing it; `record_proceedings` is the section 1 row (legal, same).
+# `accrue_charges`, `waive_charges` and `approve_charges_waiver` (issue 13, docs/design.md
+# section 7 "Charges"): in every open state; a waiver that clears the last of the balance settles.
 EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
     "issued": {
         "send_reminder": "reminded",
@@ -46,6 +48,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "issued",
         "grant_contact_exception": "issued",
         "record_delivery": "issued",
+        "accrue_charges": "issued",
+        "waive_charges": ("issued", SETTLED),
+        "approve_charges_waiver": ("issued", SETTLED),
     },
     "reminded": {
         "send_reminder": "reminded",
@@ -58,6 +63,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "reminded",
         "grant_contact_exception": "reminded",
         "record_delivery": "reminded",
+        "accrue_charges": "reminded",
+        "waive_charges": ("reminded", SETTLED),
+        "approve_charges_waiver": ("reminded", SETTLED),
     },
     "due": {
         "start_follow_up": "following_up",
@@ -72,6 +80,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "due",
         "grant_contact_exception": "due",
         "record_delivery": "due",
+        "accrue_charges": "due",
+        "waive_charges": ("due", SETTLED),
+        "approve_charges_waiver": ("due", SETTLED),
     },
     "following_up": {
         "record_contact": "following_up",
@@ -85,6 +96,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "following_up",
         "grant_contact_exception": "following_up",
         "record_delivery": "following_up",
+        "accrue_charges": "following_up",
+        "waive_charges": ("following_up", SETTLED),
+        "approve_charges_waiver": ("following_up", SETTLED),
     },
     "promised": {
         "record_contact": "promised",
@@ -97,6 +111,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "promised",
         "grant_contact_exception": "promised",
         "record_delivery": "promised",
+        "accrue_charges": "promised",
+        "waive_charges": ("promised", SETTLED),
+        "approve_charges_waiver": ("promised", SETTLED),
     },
     "overdue_escalated": {
         "record_contact": "overdue_escalated",
@@ -113,6 +130,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "overdue_escalated",
         "grant_contact_exception": "overdue_escalated",
         "record_delivery": "overdue_escalated",
+        "accrue_charges": "overdue_escalated",
+        "waive_charges": ("overdue_escalated", SETTLED),
+        "approve_charges_waiver": ("overdue_escalated", SETTLED),
     },
     "legal": {
         "record_contact": "legal",
@@ -126,6 +146,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "grant_contact_exception": "legal",
         "record_delivery": "legal",
         "record_proceedings": "legal",
+        "accrue_charges": "legal",
+        "waive_charges": ("legal", SETTLED),
+        "approve_charges_waiver": ("legal", SETTLED),
     },
     "settled": {},  # final: accepts nothing
     "written_off": {"record_recovery": "written_off"},  # final but for recoveries
@@ -165,6 +188,9 @@ SPEC_COMMANDS = {
     "grant_contact_exception",  # docs/design.md section 6: a supervisor's exception, granted before a contact
     "record_delivery",  # docs/design.md section 7: a message counts (for limitation) when delivered
     "record_proceedings",
+    "accrue_charges",  # section 7: charges accrue as events, once per period
+    "waive_charges",
+    "approve_charges_waiver",
 }
 
 

@@ -30,7 +30,9 @@ from .helpers import (
     POLICY,
     SCHEDULER,
     SUPERVISOR,
+    accrue_charges,
     agree_installment_plan,
+    approve_charges_waiver,
     approve_write_off,
     assign_collector,
     break_promise,
@@ -58,6 +60,7 @@ from .helpers import (
     send_reminder,
     start_follow_up,
     story,
+    waive_charges,
     then_not_allowed,
     then_refused,
     warn_limitation,
@@ -931,6 +934,8 @@ PRECONDITIONS = {
     "approve_write_off": [request_write_off()],
     "resolve_dispute": [raise_dispute()],
     "keep_promise": [record_payment_before_the_fix("400.00")],  # covered, still promised
+    "waive_charges": [accrue_charges()],  # charges to waive
+    "approve_charges_waiver": [accrue_charges(), waive_charges("50.05")],  # above the threshold: waits for approval
 }
 
 

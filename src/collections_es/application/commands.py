@@ -188,6 +188,25 @@ class GrantContactException(CommandBody):
     valid_until: AwareInstant = Field(description="In the future, at most 31 days ahead; contacts count by their occurred_at")
 
 
+class AccrueCharges(CommandBody):
+    """Accrue interest and fees through a day (the scheduler does it at each month's end; each day once)."""
+
+    through: Day | None = Field(
+        default=None, description="The last day to accrue: not after today in the customer's time zone (default today)"
+    )
+
+
+class WaiveCharges(CommandBody):
+    """Waive interest and fees; above the policy's threshold a second supervisor approves it."""
+
+    amount: Money
+    reason: Text
+
+
+class ApproveChargesWaiver(CommandBody):
+    note: Text | None = None
+
+
 # ---- the declaration -----------------------------------------------------------------
 
 _SERVICE = frozenset({"service"})
@@ -293,6 +312,15 @@ LIFECYCLE: dict[str, Command] = _declare(
         _SUPERVISOR,
         "Let contacts by one channel pass the contact windows and caps until an instant (reported as overrides)",
     ),
+    Command(
+        "accrue_charges",
+        AccrueCharges,
+        _TIME | _COLLECTION,
+        "Accrue interest and late fees through a day (each day once)",
+        time_driven=True,
+    ),
+    Command("waive_charges", WaiveCharges, _SUPERVISOR, "Waive interest and fees (a second supervisor above the policy's threshold)"),
+    Command("approve_charges_waiver", ApproveChargesWaiver, _SUPERVISOR, "Approve a waiver of charges (four eyes)"),
 )
 
 missing = set(lifecycle.COMMANDS) ^ set(LIFECYCLE)

@@ -80,6 +80,10 @@ class ReceivableLifecycle(StateMachine):
     record_delivery = _stay(_OPEN)
     # Suit or arbitration filed: restarts the limitation period (art. 195).
     record_proceedings = legal.to.itself()
+    # Charges (ADR 0053, 0054): accrued in every open state; a waiver may clear the last of the balance.
+    accrue_charges = _stay(_OPEN)
+    waive_charges = _settle_or_stay(_OPEN, settled)
+    approve_charges_waiver = _settle_or_stay(_OPEN, settled)
 
     del _OPEN
 

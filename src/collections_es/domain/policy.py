@@ -7,6 +7,7 @@ policy is. Every event records the `version` of the policy in force.
 from __future__ import annotations
 
 from datetime import date, time
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
@@ -60,6 +61,42 @@ class ContactPolicy(_Strict):
         return value
 
 
+ChargesPart = Literal["fees", "interest", "principal"]
+
+
+class ChargesPolicy(_Strict):
+    """Late fees and simple interest on the overdue principal (docs/charges.md, ADR 0053).
+
+    Amounts are in the receivable's own currency (a strategy matching a currency may set
+    other figures); the default charges nothing."""
+
+    interest_rate_per_annum: Decimal = Field(
+        Decimal(0), ge=0, le=1, description="Simple interest a year on the overdue principal, as a fraction: 0.0365 is 3.65%."
+    )
+    late_fee_amount: Decimal | None = Field(
+        None, gt=0, le=Decimal("1000000000"), description="A late fee charged once, in the receivable's currency."
+    )
+    late_fee_after_days: int = Field(1, ge=1, le=3650, description="Days past due on which the late fee is charged.")
+    allocation_order: list[ChargesPart] = Field(
+        default_factory=lambda: ["fees", "interest", "principal"],
+        description="What a payment settles first (PRC Civil Code art. 561: fees, then interest, then principal).",
+    )
+    waiver_second_approval_above: Decimal | None = Field(
+        None, ge=0, description="A waiver above this amount needs a second supervisor's approval; none: never."
+    )
+
+    @field_validator("allocation_order")
+    @classmethod
+    def _every_part_once(cls, value: list[str]) -> list[str]:
+        if sorted(value) != ["fees", "interest", "principal"]:
+            raise ValueError("must name fees, interest and principal, each once")
+        return value
+
+    @property
+    def charges_anything(self) -> bool:
+        return self.interest_rate_per_annum > 0 or self.late_fee_amount is not None
+
+
 class CollectionPolicy(_Strict):
     version: Annotated[str, AfterValidator(_no_nul)] = Field(min_length=1, max_length=64)
     reminder_lead_days: int = Field(7, ge=0, le=90)
@@ -81,6 +118,7 @@ class CollectionPolicy(_Strict):
     legal_referral_requires_approval: bool = False
     legal_referral_roles: list[Name] = Field(default_factory=lambda: ["legal", "supervisor"])
     write_off_approver_roles: list[Name] = Field(default_factory=lambda: ["supervisor"])
+    charges: ChargesPolicy = Field(default_factory=ChargesPolicy)
 
     @field_validator("escalate_after_days")
     @classmethod

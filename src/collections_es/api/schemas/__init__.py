@@ -66,6 +66,9 @@ from .receivables import (
     PromiseOut,
     ReceivablePage,
     ReceivablePublic,
+    BalanceBreakdownOut,
+    ChargesOut,
+    ChargesWaiverOut,
     ReceivableSummary,
     WriteOffRequestOut,
 )
