@@ -145,19 +145,19 @@ def test_aging_defaults_to_today_and_downloads_as_csv(aged):
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     assert "attachment" in response.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(response.text)))
-    assert rows[0] == ["as_of", "customer", "currency", "current", "1-30", "31-60", "61-90", "91-180", "181-365", "365+", "total", "count"]
+    assert rows[0] == ["as_of", "customer", "currency", "current", "1-30", "31-60", "61-90", "91-180", "181-365", "365+", "total", "count", "charges"]
     assert rows[1:] == [
-        ["2026-05-15", "C-LA-1", "USD", "0.00", "0.00", "300.00", "0.00", "0.00", "0.00", "0.00", "300.00", "1"],
-        ["2026-05-15", "C-SH-1", "CNY", "0.00", "500.00", "0.00", "2500.00", "600.00", "0.00", "0.00", "3600.00", "3"],
-        ["2026-05-15", "TOTAL", "CNY", "0.00", "500.00", "0.00", "2500.00", "600.00", "0.00", "0.00", "3600.00", "3"],
-        ["2026-05-15", "TOTAL", "USD", "0.00", "0.00", "300.00", "0.00", "0.00", "0.00", "0.00", "300.00", "1"],
+        ["2026-05-15", "C-LA-1", "USD", "0.00", "0.00", "300.00", "0.00", "0.00", "0.00", "0.00", "300.00", "1", "0.00"],
+        ["2026-05-15", "C-SH-1", "CNY", "0.00", "500.00", "0.00", "2500.00", "600.00", "0.00", "0.00", "3600.00", "3", "0.00"],
+        ["2026-05-15", "TOTAL", "CNY", "0.00", "500.00", "0.00", "2500.00", "600.00", "0.00", "0.00", "3600.00", "3", "0.00"],
+        ["2026-05-15", "TOTAL", "USD", "0.00", "0.00", "300.00", "0.00", "0.00", "0.00", "0.00", "300.00", "1", "0.00"],
     ]
 
 
 def test_the_aging_csv_by_currency_names_the_currency_column_once(aged):
     response = aged.as_("auditor").get("/reports/aging", params={"as_of": "2026-05-15", "format": "csv"})
     rows = list(csv.reader(io.StringIO(response.text)))
-    assert rows[0] == ["as_of", "currency", "current", "1-30", "31-60", "61-90", "91-180", "181-365", "365+", "total", "count"]
+    assert rows[0] == ["as_of", "currency", "current", "1-30", "31-60", "61-90", "91-180", "181-365", "365+", "total", "count", "charges"]
     assert [row[:2] for row in rows[1:]] == [["2026-05-15", "CNY"], ["2026-05-15", "USD"]]
     assert all(len(row) == len(rows[0]) for row in rows)
 
