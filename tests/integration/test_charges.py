@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import html
+
 import pytest
 
 from collections_es.adapters.policy_file import load_policy
@@ -23,6 +25,7 @@ from collections_es.domain.trail import Actor
 
 from ..conftest import make_services
 from .conftest import CUSTOMER, Api, invoice
+from .test_letters import check_snapshot
 
 CHARGES = ChargesPolicy(
     interest_rate_per_annum=Decimal("0.0365"),
@@ -211,3 +214,24 @@ def test_ticking_all_day_across_the_months_end_accrues_what_one_tick_does(tmp_pa
     finally:
         every.close()
         once.close()
+
+
+# ---- letters ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("lang", "fmt"), [("en", "txt"), ("zh-CN", "txt"), ("en", "html")])
+def test_a_letter_shows_the_balance_by_part(charged, lang, fmt):
+    """Through 20 April: 1,200.50 principal, 2.28 interest, the 50.00 fee: 1,252.78 owed."""
+    charged.services.clock.at = at("2026-04-20T02:00:00+00:00")
+    assert charged.as_("service").post("/receivables/INV-C-1/accrue-charges", json={}).status_code == 200
+    response = charged.as_("collector").get("/receivables/INV-C-1/letters/dunning", params={"lang": lang, "format": fmt})
+    assert response.status_code == 200, response.text
+    text = html.unescape(response.text)
+    expected = {
+        "en": ["Balance outstanding: CN¥1,252.78", "of which principal: CN¥1,200.50",
+               "interest (accrued through April 20, 2026): CN¥2.28", "late fees: CN¥50.00"],
+        "zh-CN": ["未付余额：¥1,252.78", "其中本金：¥1,200.50", "利息（计至2026年4月20日）：¥2.28", "滞纳金：¥50.00"],
+    }[lang]
+    for line in expected:
+        assert line in text, line
+    check_snapshot(f"dunning_with_charges.{lang}.{fmt}", response.text)
