@@ -383,7 +383,8 @@ class Receivable(TrailedAggregate):
             r.charges_state = c | {
                 "fees_waived": c["fees_waived"] + self.fees,
                 "interest_waived": c["interest_waived"] + self.interest,
-                "waiver": None,
+                # An approval ends the request it approved; a waiver done at once leaves one pending.
+                "waiver": None if self.requested_by is not None else c["waiver"],
             }
             if lifecycle.is_settled(self.state_after):
                 r.promise = None
