@@ -153,6 +153,23 @@ def test_aging_and_kpis_keep_principal_and_charges_apart(charged_anywhere):
     assert (block["charges_accrued"], block["charges_waived"]) == ("53.33", "0.00")
     assert block["receivables_at_end"] == "1052.28", "DSO and CEI are of the principal"
 
+    # The list and the worklist show the balance as GET /receivables/{id} does: everything owed.
+    listed = charged.as_("collector").get("/receivables", params={"customer_id": CUSTOMER["customer_id"]}).json()["items"]
+    assert [i["balance"] for i in listed] == ["1053.33"]
+    work = charged.as_("supervisor").get("/worklist").json()["items"]
+    assert [i["balance"] for i in work] == ["1053.33"]
+    resolved = charged.as_("supervisor").post(
+        "/receivables/INV-C-1/raise-dispute", json={"reason": "short delivery"}
+    ), charged.as_("supervisor").post(
+        "/receivables/INV-C-1/resolve-dispute", json={"resolution": "credit note", "adjusted_amount": "1100.00"}
+    )
+    assert all(r.status_code == 200 for r in resolved), [r.text for r in resolved]
+    # Principal 1,100.00 − 148.22 paid = 951.78, and the 1.05 interest still owed: 952.83.
+    assert resolved[1].json()["balance_breakdown"] == {"principal": "951.78", "interest": "1.05", "fees": "0.00"}
+    listed = charged.as_("collector").get("/receivables", params={"customer_id": CUSTOMER["customer_id"]}).json()["items"]
+    work = charged.as_("supervisor").get("/worklist").json()["items"]
+    assert [i["balance"] for i in listed] == [i["balance"] for i in work] == ["952.83"]
+
 
 # ---- the scheduler: each month's end once, whatever the ticks -------------------------------
 

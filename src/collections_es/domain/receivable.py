@@ -297,6 +297,9 @@ class Receivable(TrailedAggregate):
     class DisputeResolved(Event):
         resolution: str
         adjusted_amount: Decimal | None
+        # Added with charges (ADR 0054): everything owed after the adjustment, recorded when the
+        # receivable has charges (read models tracking the whole balance cannot tell it otherwise).
+        balance_after: Decimal | None = None
 
         def evolve(self, r: Receivable) -> None:
             r.dispute = None
@@ -914,7 +917,17 @@ class Receivable(TrailedAggregate):
         # No PromiseKept here: whether a promise is covered depends on what was paid since it
         # and what it promised, and a resolution changes neither (one that settles ends it).
         state = self._next("resolve_dispute", settles=settles)
-        self._record(self.DisputeResolved, ctx, state_after=state, resolution=resolution, adjusted_amount=adjusted)
+        balance_after = None
+        if adjusted is not None and self.charges_state is not None:
+            balance_after = adjusted - principal_paid + self.charges_balance
+        self._record(
+            self.DisputeResolved,
+            ctx,
+            state_after=state,
+            resolution=resolution,
+            adjusted_amount=adjusted,
+            balance_after=balance_after,
+        )
 
     def assign_collector(self, ctx: Context, *, collector: str) -> None:
         state = self._next("assign_collector")
