@@ -252,3 +252,17 @@ def test_a_letter_shows_the_balance_by_part(charged, lang, fmt):
     for line in expected:
         assert line in text, line
     check_snapshot(f"dunning_with_charges.{lang}.{fmt}", response.text)
+
+
+def test_the_consoles_receivable_page_shows_the_balance_by_part(charged):
+    from .console import Console
+
+    charged.services.clock.at = at("2026-04-20T02:00:00+00:00")
+    assert charged.as_("service").post("/receivables/INV-C-1/accrue-charges", json={}).status_code == 200
+    for lang, expected in (
+        ("en", "principal CN¥1,200.50 · interest CN¥2.28 · late fees CN¥50.00 (charges accrued through"),
+        ("zh-CN", "本金 ¥1,200.50 · 利息 ¥2.28 · 滞纳金 ¥50.00 (利息和滞纳金计至"),
+    ):
+        page = Console(charged.services, lang=lang).as_("collector").get("/console/receivables/INV-C-1")
+        assert page.status_code == 200, page.text
+        assert expected in html.unescape(page.text)
