@@ -33,6 +33,12 @@ def basis(principal: Decimal, rate: Decimal, days: int) -> Decimal:
         return principal * rate * days
 
 
+def add_basis(total: Decimal, added: Decimal) -> Decimal:
+    """The running basis plus a period's, exactly (at the same precision the domain decides with)."""
+    with localcontext(_PRECISION):
+        return total + added
+
+
 def interest_through(total_basis: Decimal, currency: str) -> Decimal:
     """The interest accrued on `total_basis`, rounded half up to the currency's minor units."""
     with localcontext(_PRECISION):

@@ -356,7 +356,7 @@ class Receivable(TrailedAggregate):
             c = r.charges
             r.charges_state = c | {
                 "through": self.through,
-                "basis": c["basis"] + self.basis,
+                "basis": charges.add_basis(c["basis"], self.basis),
                 "interest": c["interest"] + self.interest,
                 "fees": c["fees"] + self.fee,
                 "fee_charged": c["fee_charged"] or self.fee > 0,
@@ -1021,7 +1021,7 @@ class Receivable(TrailedAggregate):
         principal = self.principal_balance
         rate = policy.interest_rate_per_annum
         added = charges.basis(principal, rate, days)
-        interest = charges.interest_through(self.charges["basis"] + added, self.currency) - self.charges["interest"]
+        interest = charges.interest_through(charges.add_basis(self.charges["basis"], added), self.currency) - self.charges["interest"]
         fee = self.amount * 0
         fee_day = self.late_fee_day(policy)
         if fee_day is not None and fee_day <= through and principal > 0:
