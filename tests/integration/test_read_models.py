@@ -251,9 +251,10 @@ def test_the_worklist_offers_the_commands_the_state_allows_and_the_callers_role_
     assert "assign_collector" not in collector["SILENT"]["allowed_commands"]
     assert "assign_collector" in supervisor["SILENT"]["allowed_commands"]
     # promised allows record_contact, record_payment, raise_dispute, resolve_dispute, assign_collector,
-    # warn_limitation, break_promise, keep_promise; a collector may send five of them
+    # warn_limitation, break_promise, keep_promise, accrue_charges, waive_charges, approve_charges_waiver;
+    # a collector may send six of them
     assert collector["PROMISE-SOON"]["allowed_commands"] == [
-        "record_contact", "record_payment", "raise_dispute", "break_promise", "keep_promise"
+        "record_contact", "record_payment", "raise_dispute", "accrue_charges", "break_promise", "keep_promise"
     ]
 
 
@@ -326,6 +327,10 @@ def test_kpis_over_a_month_match_the_hand_computed_figures(api):
         "collected": "1200.00",
         "recovered": "0.00",
         "written_off": "0.00",
+        "charges_accrued": "0.00",  # the policy charges nothing (docs/charges.md)
+        "charges_collected": "0.00",
+        "charges_waived": "0.00",
+        "charges_written_off": "0.00",
         "dso": "29.1",
         "best_possible_dso": "26.2",
         "average_days_delinquent": "2.9",
