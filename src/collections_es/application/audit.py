@@ -37,7 +37,7 @@ from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.utils import resolve_topic
 
 from ..domain.aggregate import TrailedAggregate
-from ..domain.trail import GENESIS_HASH, TRAIL_FIELDS, event_hash, stored_event_hash, stored_event_payload
+from ..domain.trail import GENESIS_HASH, TRAIL_FIELDS, event_hash, hashed_fields, stored_event_hash, stored_event_payload
 
 PAGE_SIZE = 1000
 MAX_BREAKS = 100
@@ -341,7 +341,8 @@ def _content(event: Any) -> dict[str, Any]:
 def _version_matching(event: Any, stored_hash: str, version: int, highest: int) -> int | None:
     """The other version of its aggregate (up to a little past the highest seen)
     at which this content matches its stored hash, if any."""
-    content = _content(event)
+    # Exactly what the hash was taken over: optional fields holding their default stay out.
+    content = hashed_fields(type(event), _content(event))
     name = type(event).__qualname__
     for candidate in range(1, highest + REORDER_WINDOW + 1):
         if candidate != version:

@@ -10,7 +10,18 @@ from datetime import date, time
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 Channel = Literal["phone", "sms", "email", "letter", "visit", "wechat", "other"]
 CHANNELS: tuple[str, ...] = ("phone", "sms", "email", "letter", "visit", "wechat", "other")
@@ -64,16 +75,33 @@ class ContactPolicy(_Strict):
 ChargesPart = Literal["fees", "interest", "principal"]
 
 
+def _short_decimal_text(value: object) -> object:
+    """A figure written as text is a plain decimal of bounded length (the document says so too)."""
+    if isinstance(value, str) and len(value) > 24:
+        raise ValueError("a decimal of at most 24 characters")
+    return value
+
+
+#: A decimal figure of the policy: a number, or a plain decimal string such as "0.0365".
+PolicyDecimal = Annotated[
+    Decimal,
+    BeforeValidator(_short_decimal_text),
+    WithJsonSchema(
+        {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,11})?$", "maxLength": 24}]}
+    ),
+]
+
+
 class ChargesPolicy(_Strict):
     """Late fees and simple interest on the overdue principal (docs/charges.md, ADR 0053).
 
     Amounts are in the receivable's own currency (a strategy matching a currency may set
     other figures); the default charges nothing."""
 
-    interest_rate_per_annum: Decimal = Field(
+    interest_rate_per_annum: PolicyDecimal = Field(
         Decimal(0), ge=0, le=1, description="Simple interest a year on the overdue principal, as a fraction: 0.0365 is 3.65%."
     )
-    late_fee_amount: Decimal | None = Field(
+    late_fee_amount: PolicyDecimal | None = Field(
         None, gt=0, le=Decimal("1000000000"), description="A late fee charged once, in the receivable's currency."
     )
     late_fee_after_days: int = Field(1, ge=1, le=3650, description="Days past due on which the late fee is charged.")
@@ -81,7 +109,7 @@ class ChargesPolicy(_Strict):
         default_factory=lambda: ["fees", "interest", "principal"],
         description="What a payment settles first (PRC Civil Code art. 561: fees, then interest, then principal).",
     )
-    waiver_second_approval_above: Decimal | None = Field(
+    waiver_second_approval_above: PolicyDecimal | None = Field(
         None, ge=0, description="A waiver above this amount needs a second supervisor's approval; none: never."
     )
 
