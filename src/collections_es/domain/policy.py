@@ -13,7 +13,6 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -75,17 +74,11 @@ class ContactPolicy(_Strict):
 ChargesPart = Literal["fees", "interest", "principal"]
 
 
-def _short_decimal_text(value: object) -> object:
-    """A figure written as text is a plain decimal of bounded length (the document says so too)."""
-    if isinstance(value, str) and len(value) > 24:
-        raise ValueError("a decimal of at most 24 characters")
-    return value
-
-
-#: A decimal figure of the policy: a number, or a plain decimal string such as "0.0365".
+#: A decimal figure of the policy: a number, or a plain decimal string such as "0.0365" (bounded,
+#: and so described in the OpenAPI document).
 PolicyDecimal = Annotated[
     Decimal,
-    BeforeValidator(_short_decimal_text),
+    Field(max_digits=24),
     WithJsonSchema(
         {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,11})?$", "maxLength": 24}]}
     ),
