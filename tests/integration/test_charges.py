@@ -276,3 +276,24 @@ def test_the_consoles_receivable_page_shows_the_balance_by_part(charged):
         page = Console(charged.services, lang=lang).as_("collector").get("/console/receivables/INV-C-1")
         assert page.status_code == 200, page.text
         assert expected in html.unescape(page.text)
+
+
+def test_one_tick_after_months_of_downtime_accrues_each_months_end_once(tmp_path):
+    """The scheduler down from 1 April to 1 July 12:00 (Shanghai): one tick fires the fee's day and
+    each month's end in turn, each through its own day, as ticking daily would have."""
+    services = make_services(f"sqlite:///{tmp_path}/late.db", FixedClock(at("2026-03-02T01:00:00+00:00")))
+    try:
+        story(services)
+        end = at("2026-07-01T04:00:00+00:00")
+        services.clock.at = end
+        services.scheduler.tick(end)
+        # Interest through 11 April 1.20 (10 days), 30 April 3.48 (29), 31 May 7.20 (60), 30 June 10.80 (90 days × 0.120050 = 10.8045).
+        assert accruals(services) == [
+            (date(2026, 4, 2), date(2026, 4, 11), Decimal("1.20"), Decimal("50.00")),
+            (date(2026, 4, 12), date(2026, 4, 30), Decimal("2.28"), Decimal("0.00")),
+            (date(2026, 5, 1), date(2026, 5, 31), Decimal("3.72"), Decimal("0.00")),
+            (date(2026, 6, 1), date(2026, 6, 30), Decimal("3.60"), Decimal("0.00")),
+        ]
+        assert services.scheduler.tick(end) == []
+    finally:
+        services.close()

@@ -226,3 +226,17 @@ def test_the_month_end_timer_runs_through_each_months_last_day_or_the_late_fees_
     timers = {t.kind: t for t in schedule.owed(r, CHARGING_POLICY, context().now)}
     assert timers["charges"].at.isoformat() == "2024-02-29T16:00:00+00:00"  # start of 1 March: through 29 Feb
     assert "charges" not in {t.kind for t in schedule.owed(r, POLICY, context().now)}
+
+
+def test_a_payment_dated_before_the_last_accrual_lowers_the_principal_from_that_accrual_on():
+    """Accrued through 29 Feb 2024 (22 days × 0.10 = 2.20 and the 50.00 fee); a payment of 552.20
+    dated 20 Feb is recorded on 1 March: nothing is accrued again, it settles 50.00 + 2.20 + 500.00,
+    and March's interest runs on 500.00: 31 × 0.05 = 1.55 (ADR 0053)."""
+    r = given(issue(), accrue_charges(through=date(2024, 2, 29), at="2024-03-01T02:00:00+00:00"))
+    payment = charging(record_payment("552.20", paid_on=date(2024, 2, 20), at="2024-03-01T02:00:00+00:00"))
+    events = when(r, payment)
+    assert names(events) == ["PaymentRecorded"]
+    assert events[0].allocation == {"fees": Decimal("50.00"), "interest": Decimal("2.20"), "principal": Decimal("500.00")}
+    events = when(r, accrue_charges(through=date(2024, 3, 31), at="2024-04-01T02:00:00+00:00"))
+    assert (events[0].principal, events[0].interest) == (Decimal("500.00"), Decimal("1.55"))
+    assert breakdown(r) == {"principal": "500.00", "interest": "1.55", "fees": "0.00"}
