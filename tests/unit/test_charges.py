@@ -104,8 +104,8 @@ def test_how_the_days_are_cut_into_periods_does_not_change_the_interest():
 
 
 def test_a_third_of_a_cent_a_day_rounds_once_on_the_total_not_each_day():
-    # 100.00 at 3.65%: 0.01 a day exactly... at 1.2045% a year: 0.0033 a day; ten days: 0.033 → 0.03,
-    # where rounding each day (0.00) would have given nothing.
+    # 100.00 at 1.2045% a year: 0.0033 a day; ten days: 0.033 → 0.03, where rounding each
+    # day's accrual (0.0033 → 0.00) would have given nothing.
     policy = CHARGING_POLICY.model_copy(update={"charges": ChargesPolicy(interest_rate_per_annum=Decimal("0.012045"))})
     r = given(
         issue(amount="100.00", due_on=date(2026, 3, 31), issued_on=date(2026, 3, 1), at="2026-03-01T02:00:00+00:00"),
