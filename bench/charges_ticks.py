@@ -9,7 +9,8 @@ and a 50.00 late fee 10 days past due. The scheduler catches up to 30 April 12:0
 ticks once a minute for `--minutes` minutes (across the month's end at midnight) in one store
 and once at the end in another. It prints the seconds the ticks took, the milliseconds per
 tick, and the accruals each store recorded: the goal is the same accruals in both, the month's
-end once. The test suite runs the short version (tests/integration/test_charges.py).
+end once. The test suite moves the sandbox clock the same way on SQLite
+(tests/integration/test_charges.py).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import html
 import pytest
 
 from collections_es.adapters.policy_file import load_policy
-from collections_es.application.clock import FixedClock
+from collections_es.application.clock import FixedClock, SandboxClock
 from collections_es.application.service import Request
 from collections_es.domain.policy import ChargesPolicy, CollectionPolicy
 from collections_es.domain.receivable import Receivable, receivable_id
@@ -199,36 +199,26 @@ def story(services: Any) -> None:
     )
 
 
-def ticks(start: datetime, end: datetime, midnight: datetime) -> list[datetime]:
-    """Every 15 minutes from `start` to `end`, and every minute in the 20 minutes around `midnight`."""
-    every_quarter = [start + timedelta(minutes=15 * i) for i in range(1, int((end - start) / timedelta(minutes=15)) + 1)]
-    every_minute = [midnight + timedelta(minutes=m) for m in range(-10, 11)]
-    return sorted(set(every_quarter + every_minute))
-
-
-def test_ticking_all_day_across_the_months_end_accrues_what_one_tick_does(tmp_path):
-    """From 30 April 12:00 to 1 May 12:00 in Shanghai, ticks every 15 minutes and every minute
-    around midnight, against one tick at the end: each day of April is accrued once, through
-    the 11th (the fee's day) and the 30th. (Every minute all day is 1,440 ticks: ~15 s on SQLite,
-    ~50 s on PostgreSQL here, the cost of the scheduler's tick itself, so it is measured in
-    bench/charges_ticks.py instead.)"""
-    start, end, midnight = at("2026-04-30T04:00:00+00:00"), at("2026-05-01T04:00:00+00:00"), at("2026-04-30T16:00:00+00:00")
-    # On SQLite only: the timers and their firing are checked on both databases in
-    # test_time_scheduler.py; here what matters is what the domain accrues per tick.
-    every = make_services(f"sqlite:///{tmp_path}/every.db", FixedClock(at("2026-03-02T01:00:00+00:00")))
-    once = make_services(f"sqlite:///{tmp_path}/once.db", FixedClock(at("2026-03-02T01:00:00+00:00")))
+def test_advancing_the_sandbox_clock_every_minute_for_a_day_accrues_what_one_step_does(tmp_path):
+    """From 30 April 12:00 to 1 May 12:00 in Shanghai, the sandbox clock moved a minute at a time
+    (1,440 steps, each firing what is due) against one step to the end: each day of April is
+    accrued once, through the 11th (the fee's day) and the 30th. On SQLite only: the timers'
+    firing is checked on both databases in test_time_scheduler.py; here what matters is what the
+    domain accrues per step (bench/charges_ticks.py measures both databases)."""
+    start, end = at("2026-04-30T04:00:00+00:00"), at("2026-05-01T04:00:00+00:00")
+    stores = {
+        name: make_services(f"sqlite:///{tmp_path}/{name}.db", SandboxClock(at("2026-03-02T01:00:00+00:00")), COLLECTIONS_CLOCK="sandbox")
+        for name in ("every", "once")
+    }
     try:
-        for services in (every, once):
+        for services in stores.values():
             story(services)
-            services.clock.at = start
-            services.scheduler.tick(start)  # falls due, the fee's accrual, ... up to the start
-        moments = ticks(start, end, midnight)
-        assert len(moments) == 96 + 20
-        for moment in moments:
-            every.clock.at = moment
-            every.scheduler.tick(moment)
-        once.clock.at = end
-        once.scheduler.tick(end)
+            services.scheduler.advance(services.sandbox, start)  # falls due, the fee's accrual, ... up to the start
+        every, once = stores["every"], stores["once"]
+        for minute in range(1, 24 * 60 + 1):
+            every.scheduler.advance(every.sandbox, start + timedelta(minutes=minute))
+        once.scheduler.advance(once.sandbox, end)
+        assert every.sandbox.now() == once.sandbox.now() == end
         # 2-11 April: 10 × 0.120050 = 1.2005 → 1.20; through 30 April, 29 days: 3.48145 → 3.48, adding 2.28.
         expected = [
             (date(2026, 4, 2), date(2026, 4, 11), Decimal("1.20"), Decimal("50.00")),
@@ -239,8 +229,8 @@ def test_ticking_all_day_across_the_months_end_accrues_what_one_tick_does(tmp_pa
         assert r.balance_breakdown == {"principal": Decimal("1200.50"), "interest": Decimal("3.48"), "fees": Decimal("50.00")}
         assert once.scheduler.tick(end) == [] and accruals(once) == expected
     finally:
-        every.close()
-        once.close()
+        for services in stores.values():
+            services.close()
 
 
 # ---- letters ---------------------------------------------------------------------------------
