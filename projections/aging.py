@@ -9,7 +9,11 @@ as a signed amount on the date it took effect (its "effective date"):
   day it was made);
 - write-off, dispute adjustment: the change on the day it was recorded, in the
   customer's time zone;
-- reassignment: the balance moves from one collector to the other that day.
+- reassignment: the balance moves from one collector to the other that day;
+- charges (docs/charges.md) are kept apart from the principal in `charges`: an
+  accrual adds on the last day it accrues through, the part of a payment that
+  settled fees and interest takes off on `paid_on`, a waiver on its day. `balance`
+  is the principal alone; a receivable counts as open while either is owed.
 
 `rm_aging_totals` holds the sums over all dates, per due date: the report as of
 today, or any date after the last change, reads only it. As of an earlier date
@@ -54,9 +58,10 @@ items = sa.Table(
     sa.Column("timezone", sa.String(64), nullable=False),
     sa.Column("issued_on", sa.Date, nullable=False),
     sa.Column("due_on", sa.Date, nullable=False),
-    sa.Column("paid", sa.BigInteger, nullable=False),  # minor units
-    sa.Column("balance", sa.BigInteger, nullable=False),
+    sa.Column("paid", sa.BigInteger, nullable=False),  # minor units, of the principal
+    sa.Column("balance", sa.BigInteger, nullable=False),  # the principal outstanding
     sa.Column("last_paid_on", sa.Date, nullable=True),
+    sa.Column("charges", sa.BigInteger, nullable=False, server_default="0"),  # interest and fees outstanding
 )
 
 totals = sa.Table(
@@ -68,6 +73,7 @@ totals = sa.Table(
     sa.Column("due_on", sa.Date, primary_key=True),
     sa.Column("balance", rowlib.Sum, nullable=False),  # many receivables' minor units: exact however large
     sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("charges", rowlib.Sum, nullable=False, server_default="0"),
 )
 
 changes = sa.Table(
@@ -80,6 +86,7 @@ changes = sa.Table(
     sa.Column("effective_on", sa.Date, primary_key=True),
     sa.Column("balance", rowlib.Sum, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("charges", rowlib.Sum, nullable=False, server_default="0"),
     sa.Index("ix_rm_aging_changes_dim_effective", "dim", "effective_on"),
 )
 
@@ -100,19 +107,22 @@ class Aging(Projection):
             Receivable.WriteOffApproved,
             Receivable.DisputeResolved,
             Receivable.CollectorAssigned,
+            Receivable.ChargesAccrued,
+            Receivable.ChargesWaived,
         )
 
     def apply_batch(self, conn: sa.Connection, batch: list[Item], prepared: Any) -> None:
         known = rowlib.load(conn, items, {str(e.originator_id) for e, _ in batch if not isinstance(e, Receivable.Issued)})
         existing = set(known)
-        deltas: dict[tuple[str, str, str, date, date], list[int]] = defaultdict(lambda: [0, 0])
+        deltas: dict[tuple[str, str, str, date, date], list[int]] = defaultdict(lambda: [0, 0, 0])
 
-        def change(item: dict[str, Any], on: date, balance: int, count: int, only: str | None = None) -> None:
+        def change(item: dict[str, Any], on: date, balance: int, count: int, only: str | None = None, charges: int = 0) -> None:
             for dim, key in _keys(item).items():
                 if only is None or dim == only:
                     cell = deltas[(dim, key, item["currency"], item["due_on"], on)]
                     cell[0] += balance
                     cell[1] += count
+                    cell[2] += charges
 
         for event, _ in batch:
             rid = str(event.originator_id)
@@ -129,57 +139,78 @@ class Aging(Projection):
                     "paid": 0,
                     "balance": amount,
                     "last_paid_on": None,
+                    "charges": 0,
                 }
                 change(item, event.issued_on, amount, 1)
                 continue
             item = known[rid]
             today = rowlib.local_date(event.timestamp, item["timezone"])
             before = item["balance"]
+            owed_before = before + item["charges"]
             if isinstance(event, Receivable.PaymentRecorded):
                 amount = rowlib.to_minor(event.amount, item["currency"])
+                settled = amount  # of the principal
+                if event.allocation is not None:
+                    settled = rowlib.to_minor(event.allocation["principal"], item["currency"])
                 on = max(event.paid_on, item["issued_on"])
-                item["paid"] += amount
-                item["balance"] -= amount
+                item["paid"] += settled
+                item["balance"] -= settled
+                item["charges"] -= amount - settled
                 item["last_paid_on"] = max(on, item["last_paid_on"] or on)
-                change(item, on, -amount, 0)
-                if before > 0 and item["balance"] == 0:
+                change(item, on, -settled, 0, charges=settled - amount)
+                if owed_before > 0 and item["balance"] + item["charges"] == 0:
                     change(item, item["last_paid_on"], 0, -1)  # settled once the last of the money came in
+            elif isinstance(event, Receivable.ChargesAccrued):
+                added = rowlib.to_minor(event.interest + event.fee, item["currency"])
+                item["charges"] += added
+                change(item, max(event.through, item["issued_on"]), 0, 0, charges=added)
+            elif isinstance(event, Receivable.ChargesWaived):
+                waived = rowlib.to_minor(event.amount, item["currency"])
+                item["charges"] -= waived
+                change(item, today, 0, -1 if owed_before > 0 and before + item["charges"] == 0 else 0, charges=-waived)
             elif isinstance(event, Receivable.WriteOffApproved):
                 item["balance"] = 0
-                change(item, today, -before, -1 if before > 0 else 0)
+                change(item, today, -before, -1 if owed_before > 0 else 0, charges=-item["charges"])
+                item["charges"] = 0
             elif isinstance(event, Receivable.DisputeResolved):
                 if event.adjusted_amount is None:
                     continue
                 after = rowlib.to_minor(event.adjusted_amount, item["currency"]) - item["paid"]
                 item["balance"] = after
-                change(item, today, after - before, (after > 0) - (before > 0))
+                change(item, today, after - before, (after + item["charges"] > 0) - (owed_before > 0))
             elif isinstance(event, Receivable.CollectorAssigned):
                 new = event.collector or ""
                 if new == item["collector"]:
                     continue
-                change(item, today, -before, -1 if before > 0 else 0, only="collector")
+                open_ = 1 if owed_before > 0 else 0
+                change(item, today, -before, -open_, only="collector", charges=-item["charges"])
                 item["collector"] = new
-                change(item, today, before, 1 if before > 0 else 0, only="collector")
+                change(item, today, before, open_, only="collector", charges=item["charges"])
 
         rowlib.save(conn, items, known, existing)
         change_rows = [
-            {"dim": d, "key": k, "currency": c, "due_on": due, "effective_on": on, "balance": b, "count": n}
+            {"dim": d, "key": k, "currency": c, "due_on": due, "effective_on": on, "balance": b, "count": n, "charges": ch}
             # Every cell an event touched is written, even when its changes cancel out in
             # this batch, so the rows do not depend on where batches end (rebuild == live).
-            for (d, k, c, due, on), (b, n) in deltas.items()
+            for (d, k, c, due, on), (b, n, ch) in deltas.items()
         ]
-        summed: dict[tuple[str, str, str, date], list[int]] = defaultdict(lambda: [0, 0])
+        summed: dict[tuple[str, str, str, date], list[int]] = defaultdict(lambda: [0, 0, 0])
         for row in change_rows:
             cell = summed[(row["dim"], row["key"], row["currency"], row["due_on"])]
             cell[0] += row["balance"]
             cell[1] += row["count"]
-        rowlib.add(conn, changes, ["dim", "key", "currency", "due_on", "effective_on"], ["balance", "count"], change_rows)
+            cell[2] += row["charges"]
+        sums = ["balance", "count", "charges"]
+        rowlib.add(conn, changes, ["dim", "key", "currency", "due_on", "effective_on"], sums, change_rows)
         rowlib.add(
             conn,
             totals,
             ["dim", "key", "currency", "due_on"],
-            ["balance", "count"],
-            [{"dim": d, "key": k, "currency": c, "due_on": due, "balance": b, "count": n} for (d, k, c, due), (b, n) in summed.items()],
+            sums,
+            [
+                {"dim": d, "key": k, "currency": c, "due_on": due, "balance": b, "count": n, "charges": ch}
+                for (d, k, c, due), (b, n, ch) in summed.items()
+            ],
         )
 
 
@@ -196,18 +227,25 @@ def _bucket_case(due_on: sa.ColumnElement[Any], as_of: date) -> sa.ColumnElement
 def balances_as_of(
     conn: sa.Connection, dim: str, as_of: date, *, currency: str | None = None, by: str = "due_on"
 ) -> dict[tuple[str, str, Any], tuple[int, int]]:
-    """(key, currency, due date or bucket) → (balance in minor units, open receivables)
+    """(key, currency, due date or bucket) → (principal balance in minor units, open receivables)
     as of the end of `as_of`: all changes less those dated after it, summed in SQL."""
+    return {k: (b, n) for k, (b, n, _charges) in owed_as_of(conn, dim, as_of, currency=currency, by=by).items()}
+
+
+def owed_as_of(
+    conn: sa.Connection, dim: str, as_of: date, *, currency: str | None = None, by: str = "due_on"
+) -> dict[tuple[str, str, Any], tuple[int, int, int]]:
+    """As `balances_as_of`, with the charges (interest and fees) outstanding as a third figure."""
     t, c = totals.c, changes.c
     t_by = t.due_on if by == "due_on" else _bucket_case(t.due_on, as_of)
     c_by = c.due_on if by == "due_on" else _bucket_case(c.due_on, as_of)
     now = (
-        sa.select(t.key, t.currency, t_by.label("by"), rowlib.exact_sum(t.balance), sa.func.sum(t.count))
+        sa.select(t.key, t.currency, t_by.label("by"), rowlib.exact_sum(t.balance), sa.func.sum(t.count), rowlib.exact_sum(t.charges))
         .where(t.dim == dim)
         .group_by(t.key, t.currency, t_by)
     )
     later = (
-        sa.select(c.key, c.currency, c_by.label("by"), rowlib.exact_sum(c.balance), sa.func.sum(c.count))
+        sa.select(c.key, c.currency, c_by.label("by"), rowlib.exact_sum(c.balance), sa.func.sum(c.count), rowlib.exact_sum(c.charges))
         .where(c.dim == dim, c.effective_on > as_of)
         .group_by(c.key, c.currency, c_by)
     )
@@ -215,13 +253,14 @@ def balances_as_of(
         now = now.where(t.currency == currency)
         later = later.where(c.currency == currency)
     result: dict[tuple[str, str, Any], list[int]] = {}
-    for key, cur, at, balance, count in conn.execute(now):
-        result[(key, cur, at)] = [int(balance), int(count)]
-    for key, cur, at, balance, count in conn.execute(later):
-        cell = result.setdefault((key, cur, at), [0, 0])
+    for key, cur, at, balance, count, charges in conn.execute(now):
+        result[(key, cur, at)] = [int(balance), int(count), int(charges or 0)]
+    for key, cur, at, balance, count, charges in conn.execute(later):
+        cell = result.setdefault((key, cur, at), [0, 0, 0])
         cell[0] -= int(balance)
         cell[1] -= int(count)
-    return {k: (b, n) for k, (b, n) in result.items() if b or n}
+        cell[2] -= int(charges or 0)
+    return {k: (b, n, ch) for k, (b, n, ch) in result.items() if b or n or ch}
 
 
 def report(conn: sa.Connection, as_of: date, *, group_by: str = "currency", currency: str | None = None) -> dict[str, Any]:
@@ -229,28 +268,35 @@ def report(conn: sa.Connection, as_of: date, *, group_by: str = "currency", curr
     The database buckets and sums; Python sees at most groups × buckets rows."""
     per_currency: dict[str, dict[str, list[int]]] = {}
     per_group: dict[tuple[str, str], dict[str, list[int]]] = {}
-    for (key, cur, bucket), (balance, count) in balances_as_of(conn, group_by, as_of, currency=currency, by="bucket").items():
+    for (key, cur, bucket), figures in owed_as_of(conn, group_by, as_of, currency=currency, by="bucket").items():
         for table, name in ((per_currency, cur), (per_group, (key, cur))):
-            cells = table.setdefault(name, {b: [0, 0] for b in BUCKET_NAMES})  # type: ignore[attr-defined]
-            cells[bucket][0] += balance
-            cells[bucket][1] += count
+            cells = table.setdefault(name, {b: [0, 0, 0] for b in BUCKET_NAMES})  # type: ignore[attr-defined]
+            for i, figure in enumerate(figures):
+                cells[bucket][i] += figure
 
     def summary(cur: str, cells: dict[str, list[int]]) -> dict[str, Any]:
+        # `balance` is the principal; `charges` the interest and fees outstanding, kept apart.
         return {
             "currency": cur,
-            "count": sum(n for _, n in cells.values()),
-            "balance": rowlib.from_minor(sum(b for b, _ in cells.values()), cur),
+            "count": sum(n for _, n, _ch in cells.values()),
+            "balance": rowlib.from_minor(sum(b for b, _, _ch in cells.values()), cur),
+            "charges": rowlib.from_minor(sum(ch for _, _, ch in cells.values()), cur),
             "buckets": [
-                {"bucket": name, "count": cells[name][1], "balance": rowlib.from_minor(cells[name][0], cur)}
+                {
+                    "bucket": name,
+                    "count": cells[name][1],
+                    "balance": rowlib.from_minor(cells[name][0], cur),
+                    "charges": rowlib.from_minor(cells[name][2], cur),
+                }
                 for name in BUCKET_NAMES
             ],
         }
 
     if currency and currency not in per_currency:
-        per_currency[currency] = {b: [0, 0] for b in BUCKET_NAMES}  # asked for: reported, at zero
+        per_currency[currency] = {b: [0, 0, 0] for b in BUCKET_NAMES}  # asked for: reported, at zero
     currency_totals = [summary(cur, per_currency[cur]) for cur in sorted(per_currency)]
     if group_by == "currency":
-        groups = [{"key": t["currency"], **t} for t in currency_totals if t["count"] or t["balance"]]
+        groups = [{"key": t["currency"], **t} for t in currency_totals if t["count"] or t["balance"] or t["charges"]]
     else:
         groups = [{"key": key or None, **summary(cur, per_group[(key, cur)])} for key, cur in sorted(per_group)]
     # One set of buckets only when one currency is in scope: currencies are never added.

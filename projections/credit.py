@@ -128,7 +128,7 @@ class CreditRecords(Projection):
     @property
     def handles(self) -> Sequence[type]:
         # Only what moves money, promises or closes a receivable (settled is reached only by a
-        # payment or a dispute adjustment, written off only by its approval): the `state` column
+        # payment, a dispute adjustment or a waiver of charges, written off only by its approval): the `state` column
         # is the state after the last of these, which is all `exposures` needs.
         return [
             Receivable.Issued,
@@ -140,6 +140,8 @@ class CreditRecords(Projection):
             Receivable.PromiseKept,
             Receivable.WriteOffApproved,
             Receivable.RecoveryRecorded,
+            Receivable.ChargesAccrued,
+            Receivable.ChargesWaived,
             Customer.Registered,
             Customer.Updated,  # a new time zone moves the day the hold is judged on
             Customer.CreditLimitSet,
@@ -315,10 +317,15 @@ class CreditRecords(Projection):
                     customer["promises_kept"] += 1
                     promise_open = False
         elif isinstance(event, Receivable.DisputeResolved) and event.adjusted_amount is not None:
-            r["balance"] = event.adjusted_amount - r["paid"]
+            # With charges the event says what is owed after it (docs/charges.md).
+            r["balance"] = event.balance_after if event.balance_after is not None else event.adjusted_amount - r["paid"]
             if promise_open and lifecycle.is_settled(event.state_after):
                 customer["promises_kept"] += 1
                 promise_open = False
+        elif isinstance(event, Receivable.ChargesAccrued):  # exposure is everything owed, charges too
+            r["balance"] += event.interest + event.fee
+        elif isinstance(event, Receivable.ChargesWaived):
+            r["balance"] -= event.amount
         elif isinstance(event, Receivable.PromiseMade | Receivable.InstallmentPlanAgreed):
             if isinstance(event, Receivable.PromiseMade):
                 promised = event.amount

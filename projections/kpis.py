@@ -38,6 +38,7 @@ items = sa.Table(
     # The promise or plan in force: total promised (minor units) and what was paid before it.
     sa.Column("promised", sa.BigInteger, nullable=True),
     sa.Column("promised_paid_before", sa.BigInteger, nullable=False),
+    sa.Column("charges", sa.BigInteger, nullable=False, server_default="0"),  # interest and fees outstanding
 )
 
 facts = sa.Table(
@@ -56,6 +57,8 @@ facts = sa.Table(
 )
 
 KINDS = ("issued", "collected", "settled", "promise_made", "promise_kept", "promise_broken", "written_off", "recovered")
+#: Charges, kept apart from the principal (docs/charges.md): accrued, paid, waived, written off.
+CHARGE_KINDS = ("charges_accrued", "charges_paid", "charges_waived", "charges_off")
 
 
 class Kpis(Projection):
@@ -83,6 +86,8 @@ class Kpis(Projection):
             Receivable.DisputeResolved,
             Receivable.CollectorAssigned,
             Receivable.RecoveryRecorded,
+            Receivable.ChargesAccrued,
+            Receivable.ChargesWaived,
         )
 
     def apply_batch(self, conn: sa.Connection, batch: list[Item], prepared: Any) -> None:
@@ -119,6 +124,7 @@ class Kpis(Projection):
                     "last_paid_on": None,
                     "promised": None,
                     "promised_paid_before": 0,
+                    "charges": 0,
                 }
                 fact(item, event, "issued", event.issued_on, rowlib.to_minor(event.amount, event.currency))
                 continue
@@ -129,7 +135,12 @@ class Kpis(Projection):
                 amount = rowlib.to_minor(event.amount, currency)
                 item["paid"] += amount
                 item["last_paid_on"] = max(event.paid_on, item["last_paid_on"] or event.paid_on)
-                fact(item, event, "collected", event.paid_on, amount)
+                principal = amount
+                if event.allocation is not None:
+                    principal = rowlib.to_minor(event.allocation["principal"], currency)
+                    item["charges"] -= amount - principal
+                    fact(item, event, "charges_paid", event.paid_on, amount - principal)
+                fact(item, event, "collected", event.paid_on, principal)
                 promised = item["promised"]
                 if promised is not None and item["paid"] - item["promised_paid_before"] >= promised:
                     fact(item, event, "promise_kept", today)
@@ -164,7 +175,19 @@ class Kpis(Projection):
                     item["promised"] = None
             elif isinstance(event, Receivable.WriteOffApproved):
                 item["promised"] = None
-                fact(item, event, "written_off", today, rowlib.to_minor(event.amount, currency))
+                written_off = rowlib.to_minor(event.amount, currency)
+                if item["charges"]:
+                    fact(item, event, "charges_off", today, item["charges"])
+                fact(item, event, "written_off", today, written_off - item["charges"])
+                item["charges"] = 0
+            elif isinstance(event, Receivable.ChargesAccrued):
+                accrued = rowlib.to_minor(event.interest + event.fee, currency)
+                item["charges"] += accrued
+                fact(item, event, "charges_accrued", event.through, accrued)
+            elif isinstance(event, Receivable.ChargesWaived):
+                waived = rowlib.to_minor(event.amount, currency)
+                item["charges"] -= waived
+                fact(item, event, "charges_waived", today, waived)
             elif isinstance(event, Receivable.RecoveryRecorded):
                 fact(item, event, "recovered", event.paid_on, rowlib.to_minor(event.amount, currency))
             elif isinstance(event, Receivable.CollectorAssigned):
@@ -343,6 +366,10 @@ def compute(conn: sa.Connection, start: date, end: date, *, collector: str | Non
             "collected": money(total("collected", 1)),
             "recovered": money(total("recovered", 1)),
             "written_off": money(total("written_off", 1)),
+            "charges_accrued": money(total("charges_accrued", 1)),
+            "charges_collected": money(total("charges_paid", 1)),
+            "charges_waived": money(total("charges_waived", 1)),
+            "charges_written_off": money(total("charges_off", 1)),
             "dso": dso,
             "best_possible_dso": bpdso,
             "average_days_delinquent": average_days_delinquent(dso, bpdso),

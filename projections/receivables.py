@@ -74,8 +74,13 @@ class ReceivablesList(Projection):
                 row["paid"] += event.amount
                 row["balance"] -= event.amount
             elif isinstance(event, Receivable.DisputeResolved) and event.adjusted_amount is not None:
+                # The principal falls by what the resolution takes off; charges owed stay owed.
+                row["balance"] -= row["amount"] - row["adjustment"] - event.adjusted_amount
                 row["adjustment"] = row["amount"] - event.adjusted_amount
-                row["balance"] = event.adjusted_amount - row["paid"]
+            elif isinstance(event, Receivable.ChargesAccrued):  # `balance` is everything owed (docs/charges.md)
+                row["balance"] += event.interest + event.fee
+            elif isinstance(event, Receivable.ChargesWaived):
+                row["balance"] -= event.amount
             elif isinstance(event, Receivable.CollectorAssigned):
                 row["collector"] = event.collector
             row |= {"state": event.state_after, "version": event.originator_version, "position": position}

@@ -218,7 +218,9 @@ class Worklist(Projection):
             row["disputed"] = True
         elif isinstance(event, Receivable.DisputeResolved):
             row["disputed"] = False
-            if event.adjusted_amount is not None:
+            if event.balance_after is not None:  # the receivable has charges (docs/charges.md)
+                row["balance"] = rowlib.to_minor(event.balance_after, currency)
+            elif event.adjusted_amount is not None:
                 row["balance"] = rowlib.to_minor(event.adjusted_amount, currency) - row["paid"]
         elif isinstance(event, Receivable.CollectorAssigned):
             row["collector"] = event.collector
@@ -228,6 +230,10 @@ class Worklist(Projection):
         elif isinstance(event, Receivable.HoldReleased):
             kept = [h for h in json.loads(row.get("holds") or "[]") if h[0] not in event.scopes]
             row["holds"] = json.dumps(kept) if kept else None
+        elif isinstance(event, Receivable.ChargesAccrued):  # the balance is everything owed (docs/charges.md)
+            row["balance"] += rowlib.to_minor(event.interest + event.fee, currency)
+        elif isinstance(event, Receivable.ChargesWaived):
+            row["balance"] -= rowlib.to_minor(event.amount, currency)
         if event.state_after in CLOSED_STATES or row["balance"] <= 0:
             row["commitment"] = None
         row["state"] = event.state_after

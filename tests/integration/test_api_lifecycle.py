@@ -159,7 +159,9 @@ def test_an_invoice_paid_in_two_parts_before_its_due_date_settles_without_collec
         r = story.do("service", "record-payment", payment("1000.00", "alipay", "2026-03-31", "ALIPAY-0002"), event="PaymentRecorded")
         assert (r["state"], r["balance"], r["paid"], r["version"]) == ("settled", "0.00", "1200.50", 5)
         assert r["allowed_commands"] == ["record_complaint", "resolve_complaint"] and r["days_past_due"] == 0
-        assert story.last["data"] == {"amount": "1000.00", "method": "alipay", "paid_on": "2026-03-31", "reference": "ALIPAY-0002"}
+        assert story.last["data"] == {
+            "amount": "1000.00", "method": "alipay", "paid_on": "2026-03-31", "reference": "ALIPAY-0002", "allocation": None
+        }
 
         frozen.move_to("2026-06-01T02:00:00Z")  # long after the due date, a settled invoice is not past due
         later = story.get()
@@ -391,7 +393,9 @@ def test_an_escalated_dispute_resolved_with_a_lower_amount_settles_what_was_paid
         )
         assert (r["state"], r["version"], r["amount"], r["balance"], r["paid"]) == ("settled", 6, "1200.50", "0.00", "1000.00")
         assert (r["dispute"], r["allowed_commands"], r["days_past_due"]) == (None, SETTLED_ALLOWS, 0)
-        assert story.last["data"] == {"resolution": "credit note CN-17 for the two damaged units", "adjusted_amount": "1000.00"}
+        assert story.last["data"] == {
+            "resolution": "credit note CN-17 for the two damaged units", "adjusted_amount": "1000.00", "balance_after": None
+        }
         assert story.last["reason"] == "credit note CN-17 for the two damaged units"
         assert story.types() == ["Issued", "FellDue", "Escalated", "DisputeRaised", "PaymentRecorded", "DisputeResolved"]
 

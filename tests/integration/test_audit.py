@@ -379,7 +379,7 @@ def test_the_export_endpoint_streams_every_event_as_json_lines_with_decimals_as_
         "Opened", "Adopted", "Registered", "Issued", "Issued", "PaymentRecorded", "CollectorAssigned", "PaymentRecorded",
     ]
     payment = rows[5]
-    assert payment["data"] == {"amount": "100.00", "method": "bank_transfer", "paid_on": "2026-03-02", "reference": "P-1"}
+    assert payment["data"] == {"amount": "100.00", "method": "bank_transfer", "paid_on": "2026-03-02", "reference": "P-1", "allocation": None}
     assert (payment["actor"], payment["role"], payment["state_after"]) == ("service-1", "service", "issued")
     assert (payment["aggregate_type"], payment["occurred_at"]) == ("Receivable", "2026-03-02T01:00:00Z")
     assert rows[2]["data"]["contacts"]["phone"] == "13812345678"  # a supervisor sees contact details

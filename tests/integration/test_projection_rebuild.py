@@ -86,7 +86,7 @@ def test_a_rebuilt_aging_read_model_has_the_same_rows_as_the_live_one_even_where
         app.execute(Request(SUPERVISOR), issued.id, "assign_collector", collector="collector-2")
         runner.catch_up()  # ... the reassignment in the next
         live = table_contents(services.engine)
-        assert ("collector", "collector-1", "CNY", date(2026, 4, 1), 0, 0) in live["rm_aging_totals"]
+        assert ("collector", "collector-1", "CNY", date(2026, 4, 1), 0, 0, 0) in live["rm_aging_totals"]
 
         runner.rebuild("aging")
         rebuilt = table_contents(services.engine)

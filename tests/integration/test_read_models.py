@@ -145,19 +145,19 @@ def test_aging_defaults_to_today_and_downloads_as_csv(aged):
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     assert "attachment" in response.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(response.text)))
-    assert rows[0] == ["as_of", "customer", "currency", "current", "1-30", "31-60", "61-90", "91-180", "181-365", "365+", "total", "count"]
+    assert rows[0] == ["as_of", "customer", "currency", "current", "1-30", "31-60", "61-90", "91-180", "181-365", "365+", "total", "count", "charges"]
     assert rows[1:] == [
-        ["2026-05-15", "C-LA-1", "USD", "0.00", "0.00", "300.00", "0.00", "0.00", "0.00", "0.00", "300.00", "1"],
-        ["2026-05-15", "C-SH-1", "CNY", "0.00", "500.00", "0.00", "2500.00", "600.00", "0.00", "0.00", "3600.00", "3"],
-        ["2026-05-15", "TOTAL", "CNY", "0.00", "500.00", "0.00", "2500.00", "600.00", "0.00", "0.00", "3600.00", "3"],
-        ["2026-05-15", "TOTAL", "USD", "0.00", "0.00", "300.00", "0.00", "0.00", "0.00", "0.00", "300.00", "1"],
+        ["2026-05-15", "C-LA-1", "USD", "0.00", "0.00", "300.00", "0.00", "0.00", "0.00", "0.00", "300.00", "1", "0.00"],
+        ["2026-05-15", "C-SH-1", "CNY", "0.00", "500.00", "0.00", "2500.00", "600.00", "0.00", "0.00", "3600.00", "3", "0.00"],
+        ["2026-05-15", "TOTAL", "CNY", "0.00", "500.00", "0.00", "2500.00", "600.00", "0.00", "0.00", "3600.00", "3", "0.00"],
+        ["2026-05-15", "TOTAL", "USD", "0.00", "0.00", "300.00", "0.00", "0.00", "0.00", "0.00", "300.00", "1", "0.00"],
     ]
 
 
 def test_the_aging_csv_by_currency_names_the_currency_column_once(aged):
     response = aged.as_("auditor").get("/reports/aging", params={"as_of": "2026-05-15", "format": "csv"})
     rows = list(csv.reader(io.StringIO(response.text)))
-    assert rows[0] == ["as_of", "currency", "current", "1-30", "31-60", "61-90", "91-180", "181-365", "365+", "total", "count"]
+    assert rows[0] == ["as_of", "currency", "current", "1-30", "31-60", "61-90", "91-180", "181-365", "365+", "total", "count", "charges"]
     assert [row[:2] for row in rows[1:]] == [["2026-05-15", "CNY"], ["2026-05-15", "USD"]]
     assert all(len(row) == len(rows[0]) for row in rows)
 
@@ -251,9 +251,10 @@ def test_the_worklist_offers_the_commands_the_state_allows_and_the_callers_role_
     assert "assign_collector" not in collector["SILENT"]["allowed_commands"]
     assert "assign_collector" in supervisor["SILENT"]["allowed_commands"]
     # promised allows record_contact, record_payment, raise_dispute, resolve_dispute, assign_collector,
-    # warn_limitation, break_promise, keep_promise, remind_installment, replan; a collector may send six
+    # warn_limitation, break_promise, keep_promise, accrue_charges, waive_charges, approve_charges_waiver;
+    # a collector may send six of them
     assert collector["PROMISE-SOON"]["allowed_commands"] == [
-        "record_contact", "record_payment", "raise_dispute", "break_promise", "keep_promise", "remind_installment"
+        "record_contact", "record_payment", "raise_dispute", "accrue_charges", "break_promise", "keep_promise"
     ]
 
 
@@ -326,6 +327,10 @@ def test_kpis_over_a_month_match_the_hand_computed_figures(api):
         "collected": "1200.00",
         "recovered": "0.00",
         "written_off": "0.00",
+        "charges_accrued": "0.00",  # the policy charges nothing (docs/charges.md)
+        "charges_collected": "0.00",
+        "charges_waived": "0.00",
+        "charges_written_off": "0.00",
         "dso": "29.1",
         "best_possible_dso": "26.2",
         "average_days_delinquent": "2.9",

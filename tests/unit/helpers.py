@@ -17,13 +17,14 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from collections_es.domain.errors import CommandNotAllowedError, RuleViolationError
 from collections_es.domain.money import to_money
-from collections_es.domain.policy import CollectionPolicy
+from collections_es.domain.policy import ChargesPolicy, CollectionPolicy
 from collections_es.domain.receivable import Receivable
 from collections_es.domain.trail import SCHEDULER_ACTOR, Actor, Context
 
@@ -337,6 +338,8 @@ def hold(
 
 def release_hold(*, reason: str = "talks ended", scope: str | None = None, at: datetime | str = LATER, by: Actor = SUPERVISOR) -> Call:
     return call("release_hold", at=at, by=by, reason=reason, scope=scope)
+
+
 def remind_installment(*, channel: str = "email", at: datetime | str = LATER, by: Actor = COLLECTOR) -> Call:
     return call("remind_installment", at=at, by=by, channel=channel)
 
@@ -356,6 +359,46 @@ def replan(
 ) -> Call:
     """The receivable follows `policy` (the effective one) and `strategy` from now."""
     return Call("replan", {"reason": reason, "contact_hours": contact_hours}, context(at, by, policy=policy, strategy=strategy))
+
+
+#: The standard policy with charges (docs/charges.md): 3.65% a year (0.01% a day), a CNY 50.00
+#: late fee 10 days past due, waivers above 20.00 approved by a second supervisor.
+CHARGING_POLICY = POLICY.model_copy(
+    update={
+        "version": "test-charges",
+        "charges": ChargesPolicy(
+            interest_rate_per_annum=Decimal("0.0365"),
+            late_fee_amount=Decimal("50"),
+            late_fee_after_days=10,
+            waiver_second_approval_above=Decimal("20"),
+        ),
+    }
+)
+OTHER_SUPERVISOR = Actor("supervisor:tom", "supervisor")
+
+
+def accrue_charges(
+    *, through: date | None = None, at: datetime | str = LATER, by: Actor = SCHEDULER, policy: CollectionPolicy = CHARGING_POLICY
+) -> Call:
+    kwargs = {} if through is None else {"through": through}
+    return Call("accrue_charges", kwargs, context(at, by, policy=policy))
+
+
+def waive_charges(
+    amount: object = "10.00",
+    *,
+    reason: str = "goodwill",
+    at: datetime | str = LATER,
+    by: Actor = SUPERVISOR,
+    policy: CollectionPolicy = CHARGING_POLICY,
+) -> Call:
+    return Call("waive_charges", {"amount": amount, "reason": reason}, context(at, by, policy=policy))
+
+
+def approve_charges_waiver(
+    *, note: str | None = "agreed", at: datetime | str = LATER, by: Actor = OTHER_SUPERVISOR, policy: CollectionPolicy = CHARGING_POLICY
+) -> Call:
+    return Call("approve_charges_waiver", {"note": note}, context(at, by, policy=policy))
 
 
 #: A valid call for each lifecycle command, for tests that sweep over commands.
@@ -386,6 +429,9 @@ SAMPLE_CALLS = {
     "release_hold": release_hold,
     "remind_installment": remind_installment,
     "replan": replan,
+    "accrue_charges": accrue_charges,
+    "waive_charges": waive_charges,
+    "approve_charges_waiver": approve_charges_waiver,
 }
 
 

@@ -36,6 +36,8 @@ SETTLED = "settled"
 # state without changing it; `record_proceedings` is the section 1 row (legal, same).
 # `hold` / `release_hold` (issue 13) pause and resume collection, in every open state,
 # without changing it (ADR 0052).
+# `accrue_charges`, `waive_charges` and `approve_charges_waiver` (issue 13, docs/design.md
+# section 7 "Charges"): in every open state; a waiver that clears the last of the balance settles.
 EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
     "issued": {
         "send_reminder": "reminded",
@@ -51,6 +53,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "hold": "issued",
         "release_hold": "issued",
         "replan": "issued",  # issue 13: follows the strategy and policy in force from now
+        "accrue_charges": "issued",
+        "waive_charges": ("issued", SETTLED),
+        "approve_charges_waiver": ("issued", SETTLED),
     },
     "reminded": {
         "send_reminder": "reminded",
@@ -66,6 +71,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "hold": "reminded",
         "release_hold": "reminded",
         "replan": "reminded",  # issue 13: follows the strategy and policy in force from now
+        "accrue_charges": "reminded",
+        "waive_charges": ("reminded", SETTLED),
+        "approve_charges_waiver": ("reminded", SETTLED),
     },
     "due": {
         "start_follow_up": "following_up",
@@ -83,6 +91,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "hold": "due",
         "release_hold": "due",
         "replan": "due",  # issue 13: follows the strategy and policy in force from now
+        "accrue_charges": "due",
+        "waive_charges": ("due", SETTLED),
+        "approve_charges_waiver": ("due", SETTLED),
     },
     "following_up": {
         "record_contact": "following_up",
@@ -99,6 +110,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "hold": "following_up",
         "release_hold": "following_up",
         "replan": "following_up",  # issue 13: follows the strategy and policy in force from now
+        "accrue_charges": "following_up",
+        "waive_charges": ("following_up", SETTLED),
+        "approve_charges_waiver": ("following_up", SETTLED),
     },
     "promised": {
         "record_contact": "promised",
@@ -115,6 +129,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "release_hold": "promised",
         "replan": "promised",  # issue 13: follows the strategy and policy in force from now
         "remind_installment": "promised",  # issue 13: a reminder before each installment
+        "accrue_charges": "promised",
+        "waive_charges": ("promised", SETTLED),
+        "approve_charges_waiver": ("promised", SETTLED),
     },
     "overdue_escalated": {
         "record_contact": "overdue_escalated",
@@ -134,6 +151,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "hold": "overdue_escalated",
         "release_hold": "overdue_escalated",
         "replan": "overdue_escalated",  # issue 13: follows the strategy and policy in force from now
+        "accrue_charges": "overdue_escalated",
+        "waive_charges": ("overdue_escalated", SETTLED),
+        "approve_charges_waiver": ("overdue_escalated", SETTLED),
     },
     "legal": {
         "record_contact": "legal",
@@ -150,6 +170,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "release_hold": "legal",
         "replan": "legal",  # issue 13: follows the strategy and policy in force from now
         "record_proceedings": "legal",
+        "accrue_charges": "legal",
+        "waive_charges": ("legal", SETTLED),
+        "approve_charges_waiver": ("legal", SETTLED),
     },
     "settled": {},  # final: accepts nothing but complaints (below)
     "written_off": {"record_recovery": "written_off"},  # final but for recoveries (and complaints)
@@ -199,6 +222,9 @@ SPEC_COMMANDS = {
     "resolve_complaint",
     "remind_installment",  # issue 13 (item 5): installment reminders
     "replan",  # issue 13 (item 1): a change of segment or policy re-plans the timers
+    "accrue_charges",  # section 7: charges accrue as events, once per period
+    "waive_charges",
+    "approve_charges_waiver",
 }
 
 

@@ -42,7 +42,10 @@ PEOPLE: tuple[Actor, ...] = (COLLECTOR, SUPERVISOR, OTHER_SUPERVISOR, LEGAL)
 #: Money arriving or the amount owed changing: the customer's doing, or a dispute's outcome,
 #: never a step of the procedure. Issue 11's receivable could leave `promised` only by a
 #: payment of everything, which is exactly what "stuck" means here.
-MONEY_COMMANDS = frozenset({"record_payment", "record_recovery", "resolve_dispute"})
+# A waiver of charges (which settles when it clears the last of the balance) is money too.
+MONEY_COMMANDS = frozenset(
+    {"record_payment", "record_recovery", "resolve_dispute", "waive_charges", "approve_charges_waiver"}
+)
 #: Decisions that take two people: the second command changes the state.
 TWO_PERSON_MOVES: tuple[tuple[tuple[Actor, str], tuple[Actor, str]], ...] = (
     ((COLLECTOR, "request_write_off"), (SUPERVISOR, "approve_write_off")),

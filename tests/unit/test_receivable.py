@@ -32,7 +32,9 @@ from .helpers import (
     POLICY,
     SCHEDULER,
     SUPERVISOR,
+    accrue_charges,
     agree_installment_plan,
+    approve_charges_waiver,
     approve_write_off,
     assign_collector,
     break_promise,
@@ -60,6 +62,7 @@ from .helpers import (
     send_reminder,
     start_follow_up,
     story,
+    waive_charges,
     then_not_allowed,
     then_refused,
     warn_limitation,
@@ -937,6 +940,8 @@ PRECONDITIONS = {
     "keep_promise": [record_payment_before_the_fix("400.00")],  # covered, still promised
     "release_hold": [hold()],
     "resolve_complaint": [record_complaint()],
+    "waive_charges": [accrue_charges()],  # charges to waive
+    "approve_charges_waiver": [accrue_charges(), waive_charges("50.05")],  # above the threshold: waits for approval
 }
 
 

@@ -72,6 +72,8 @@ def receivable(
         amount=format_money(r.amount),
         currency=r.currency,
         balance=format_money(r.balance),
+        balance_breakdown=schemas.BalanceBreakdownOut(**{k: format_money(v) for k, v in r.balance_breakdown.items()}),
+        charges=charges_out(r, text),
         paid=format_money(r.paid),
         written_off_amount=format_money(r.written_off_amount),
         recovered=format_money(r.recovered),
@@ -104,6 +106,26 @@ def receivable(
 def hold_out(hold: holds.Hold, text: Any = None) -> schemas.HoldOut:
     """A hold in force; its reason is free text (masked by a redactor's `text`)."""
     return schemas.HoldOut(**hold.as_dict() | {"reason": (text or _same)(hold.reason)})
+def charges_out(r: Receivable, text: Any = None) -> schemas.ChargesOut:
+    """Interest and fees so far; `text` masks contact details quoted in a waiver's reason."""
+    text = text or _same
+    c = r.charges
+    waiver = c["waiver"]
+    return schemas.ChargesOut(
+        accrued_through=c["through"],
+        **{
+            f"{name}_{what}": format_money(c[name if what == "accrued" else f"{name}_{what}"])
+            for name in ("interest", "fees")
+            for what in ("accrued", "paid", "waived")
+        },
+        waiver_request=(
+            schemas.ChargesWaiverOut(
+                amount=format_money(waiver["amount"]), reason=text(waiver["reason"]), requested_by=waiver["requested_by"]
+            )
+            if waiver
+            else None
+        ),
+    )
 
 
 def after_command(

@@ -421,7 +421,8 @@ def _content(event: Any) -> dict[str, Any]:
 def _version_matching(event: Any, stored_hash: str, version: int, highest: int) -> int | None:
     """The other version of its aggregate (up to a little past the highest seen)
     at which this content matches its stored hash, if any."""
-    content = _content(event)
+    # Exactly what the hash was taken over: optional fields holding their default stay out.
+    content = hashed_fields(type(event), _content(event))
     name = type(event).__qualname__
     for candidate in range(1, highest + REORDER_WINDOW + 1):
         if candidate != version:

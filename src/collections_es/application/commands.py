@@ -240,6 +240,25 @@ class Replan(CommandBody):
     reason: Text
 
 
+class AccrueCharges(CommandBody):
+    """Accrue interest and fees through a day (the scheduler does it at each month's end; each day once)."""
+
+    through: Day | None = Field(
+        default=None, description="The last day to accrue: not after today in the customer's time zone (default today)"
+    )
+
+
+class WaiveCharges(CommandBody):
+    """Waive interest and fees; above the policy's threshold a second supervisor approves it."""
+
+    amount: Money
+    reason: Text
+
+
+class ApproveChargesWaiver(CommandBody):
+    note: Text | None = None
+
+
 # ---- the declaration -----------------------------------------------------------------
 
 _SERVICE = frozenset({"service"})
@@ -368,6 +387,15 @@ LIFECYCLE: dict[str, Command] = _declare(
         "Follow the policy in force and the strategy the customer matches now (recorded by the service itself "
         "when a customer's segment, tier, strategy or hours or the policy changes)",
     ),
+    Command(
+        "accrue_charges",
+        AccrueCharges,
+        _TIME | _COLLECTION,
+        "Accrue interest and late fees through a day (each day once)",
+        time_driven=True,
+    ),
+    Command("waive_charges", WaiveCharges, _SUPERVISOR, "Waive interest and fees (a second supervisor above the policy's threshold)"),
+    Command("approve_charges_waiver", ApproveChargesWaiver, _SUPERVISOR, "Approve a waiver of charges (four eyes)"),
 )
 
 missing = set(lifecycle.COMMANDS) ^ set(LIFECYCLE)

@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from ..domain.compliance import channel_for
@@ -148,4 +148,7 @@ class Scheduler:
             return {"channel": channel_for(customer.preferred_channel, receivable.state, policy)}
         if row.command in ("break_promise", "escalate"):
             return {"reason": row.reason}
+        if row.command == "accrue_charges":  # through the day before the timer's (its month's end)
+            receivable = self.app.get_receivable(rid)
+            return {"through": receivable.local_date(_aware(row.at)) - timedelta(days=1)}
         return {}

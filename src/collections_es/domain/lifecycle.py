@@ -92,6 +92,10 @@ class ReceivableLifecycle(StateMachine):
     # the customer's strategy or the policy changes.
     remind_installment = promised.to.itself()
     replan = _stay(_OPEN)
+    # Charges (ADR 0053, 0054): accrued in every open state; a waiver may clear the last of the balance.
+    accrue_charges = _stay(_OPEN)
+    waive_charges = _settle_or_stay(_OPEN, settled)
+    approve_charges_waiver = _settle_or_stay(_OPEN, settled)
 
     del _OPEN
 

@@ -98,6 +98,8 @@ DEFAULT_NON_PAYMENT_REASONS: tuple[NonPaymentReason, ...] = (
     NonPaymentReason(code="unreachable", aliases=["联系不上"]),
     NonPaymentReason(code="other", aliases=["其他"]),
 )
+
+
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 # An amount in a policy: a decimal string in JSON, as money is everywhere in the API.
 PolicyAmount = Annotated[
@@ -165,6 +167,53 @@ def _strategy_schema(schema: dict[str, Any]) -> None:
     }
 
 
+ChargesPart = Literal["fees", "interest", "principal"]
+
+
+#: A decimal figure of the policy: a number, or a plain decimal string such as "0.0365" (bounded,
+#: and so described in the OpenAPI document).
+PolicyDecimal = Annotated[
+    Decimal,
+    Field(max_digits=24),
+    WithJsonSchema(
+        {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,11})?$", "maxLength": 24}]}
+    ),
+]
+
+
+class ChargesPolicy(_Strict):
+    """Late fees and simple interest on the overdue principal (docs/charges.md, ADR 0053).
+
+    Amounts are in the receivable's own currency (a strategy matching a currency may set
+    other figures); the default charges nothing."""
+
+    interest_rate_per_annum: PolicyDecimal = Field(
+        Decimal(0), ge=0, le=1, description="Simple interest a year on the overdue principal, as a fraction: 0.0365 is 3.65%."
+    )
+    late_fee_amount: PolicyDecimal | None = Field(
+        None, gt=0, le=Decimal("1000000000"), description="A late fee charged once, in the receivable's currency."
+    )
+    late_fee_after_days: int = Field(1, ge=1, le=3650, description="Days past due on which the late fee is charged.")
+    allocation_order: list[ChargesPart] = Field(
+        default_factory=lambda: ["fees", "interest", "principal"],
+        description="What a payment settles first (PRC Civil Code art. 561: fees, then interest, then principal).",
+    )
+    waiver_second_approval_above: PolicyDecimal | None = Field(
+        None, ge=0, description="A waiver above this amount needs a second supervisor's approval; none: never."
+    )
+
+    @field_validator("allocation_order")
+    @classmethod
+    def _every_part_once(cls, value: list[str]) -> list[str]:
+        if sorted(value) != ["fees", "interest", "principal"]:
+            raise ValueError("must name fees, interest and principal, each once")
+        return value
+
+    @property
+    def charges_anything(self) -> bool:
+        return self.interest_rate_per_annum > 0 or self.late_fee_amount is not None
+
+
 class CollectionPolicy(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=lambda schema, cls: _strategy_schema(schema))
 
@@ -203,6 +252,7 @@ class CollectionPolicy(_Strict):
         if repeated:
             raise ValueError(f"reason codes listed twice: {', '.join(repeated)}")
         return value
+
     # Issue 13 (strategies, ADR 0050): cadence figures peers offer, overridable per strategy.
     max_automatic_reminders: int = Field(
         1, ge=0, le=20, description="The scheduler sends a pre-due reminder only while fewer than this many were sent"
@@ -219,6 +269,7 @@ class CollectionPolicy(_Strict):
     strategies: list[Strategy] = Field(
         default_factory=list, description="Cadences for some customers; the first that matches applies (ADR 0050)"
     )
+    charges: ChargesPolicy = Field(default_factory=ChargesPolicy)
 
     @field_validator("escalate_after_days")
     @classmethod

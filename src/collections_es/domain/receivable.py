@@ -15,12 +15,12 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from . import aftercare, compliance, holds, lifecycle, limitation
+from . import aftercare, charges, compliance, holds, lifecycle, limitation
 from .aggregate import TrailedAggregate
 from .errors import RuleViolationError
 from .calendar import business_day_on_or_before, check_timezone, start_of_day
 from .money import check_currency, to_money
-from .policy import CHANNELS, CollectionPolicy
+from .policy import CHANNELS, ChargesPolicy, CollectionPolicy
 from .trail import Context
 from .strategy import hours_of
 
@@ -302,10 +302,18 @@ class Receivable(TrailedAggregate):
         method: str
         paid_on: date
         reference: str
+        # Added with charges (ADR 0054): what the payment settled of each part, recorded once
+        # the receivable has charges; None means all of it went to the principal.
+        allocation: dict[str, Decimal] | None = None
 
         def evolve(self, r: Receivable) -> None:
             r.paid += self.amount
             r.payment_references = [*r.payment_references, self.reference]
+            if self.allocation is not None:
+                r.charges_state = r.charges | {
+                    "fees_paid": r.charges["fees_paid"] + self.allocation["fees"],
+                    "interest_paid": r.charges["interest_paid"] + self.allocation["interest"],
+                }
             if lifecycle.is_settled(self.state_after):
                 r.promise = None
                 r.installment_plan = None
@@ -338,6 +346,9 @@ class Receivable(TrailedAggregate):
     class DisputeResolved(Event):
         resolution: str
         adjusted_amount: Decimal | None
+        # Added with charges (ADR 0054): everything owed after the adjustment, recorded when the
+        # receivable has charges (read models tracking the whole balance cannot tell it otherwise).
+        balance_after: Decimal | None = None
 
         def evolve(self, r: Receivable) -> None:
             r.dispute = None
@@ -401,6 +412,60 @@ class Receivable(TrailedAggregate):
         def evolve(self, r: Receivable) -> None:
             r.open_complaints = [c for c in r.open_complaints if c["complaint"] != self.complaint]
 
+    class ChargesAccrued(Event):
+        """Interest on the overdue principal from `since` through `through` (and the late fee
+        when its day is among them), at the policy's rate then (ADR 0053)."""
+
+        since: date
+        through: date
+        days: int
+        rate: Decimal
+        principal: Decimal  # the principal outstanding over the period
+        basis: Decimal  # principal × rate × days, exact
+        interest: Decimal  # the interest this accrual adds (rounded as ADR 0053 says)
+        fee: Decimal  # the late fee it charges (zero but once)
+
+        def evolve(self, r: Receivable) -> None:
+            c = r.charges
+            r.charges_state = c | {
+                "through": self.through,
+                "basis": charges.add_basis(c["basis"], self.basis),
+                "interest": c["interest"] + self.interest,
+                "fees": c["fees"] + self.fee,
+                "fee_charged": c["fee_charged"] or self.fee > 0,
+            }
+
+    class ChargesWaiverRequested(Event):
+        """A waiver above the policy's threshold, waiting for a second supervisor."""
+
+        amount: Decimal
+        reason: str
+
+        def evolve(self, r: Receivable) -> None:
+            r.charges_state = r.charges | {
+                "waiver": {"amount": self.amount, "reason": self.reason, "requested_by": self.actor_id}
+            }
+
+    class ChargesWaived(Event):
+        amount: Decimal
+        reason: str
+        fees: Decimal  # what it took off the fees
+        interest: Decimal  # ...and off the interest
+        requested_by: str | None  # the first supervisor, when a second approved it
+        note: str | None
+
+        def evolve(self, r: Receivable) -> None:
+            c = r.charges
+            r.charges_state = c | {
+                "fees_waived": c["fees_waived"] + self.fees,
+                "interest_waived": c["interest_waived"] + self.interest,
+                # An approval ends the request it approved; a waiver done at once leaves one pending.
+                "waiver": None if self.requested_by is not None else c["waiver"],
+            }
+            if lifecycle.is_settled(self.state_after):
+                r.promise = None
+                r.installment_plan = None
+
     class RecoveryRecorded(Event):
         amount: Decimal
         method: str
@@ -462,12 +527,57 @@ class Receivable(TrailedAggregate):
     contact_hours = None  # the customer's preferred contact hours, [{start, end}] as "HH:MM"
     reminders_sent = 0  # pre-due reminders sent (see `reminders_count` for older snapshots)
     last_reminder_at = None
+    # Added with charges (ADR 0053): None until the first charge is accrued (see `charges`).
+    charges_state = None
 
     # ---- queries ------------------------------------------------------------
 
     @property
+    def charges(self) -> dict[str, Any]:
+        """Interest and fees: accrued through a day, paid, waived; a waiver waiting for approval."""
+        if self.charges_state is not None:
+            return self.charges_state
+        zero = self.amount * 0
+        return {
+            "through": None,
+            "basis": Decimal(0),
+            "interest": zero,
+            "fees": zero,
+            "interest_paid": zero,
+            "fees_paid": zero,
+            "interest_waived": zero,
+            "fees_waived": zero,
+            "fee_charged": False,
+            "waiver": None,
+        }
+
+    @property
+    def principal_balance(self) -> Decimal:
+        c = self.charges
+        principal_paid = self.paid - c["interest_paid"] - c["fees_paid"]
+        return self.amount - self.adjustment - principal_paid
+
+    @property
+    def balance_breakdown(self) -> dict[str, Decimal]:
+        """What is owed, by part: principal, interest, fees."""
+        c = self.charges
+        return {
+            "principal": self.principal_balance,
+            "interest": c["interest"] - c["interest_paid"] - c["interest_waived"],
+            "fees": c["fees"] - c["fees_paid"] - c["fees_waived"],
+        }
+
+    @property
+    def charges_balance(self) -> Decimal:
+        parts = self.balance_breakdown
+        return parts["interest"] + parts["fees"]
+
+    @property
     def balance(self) -> Decimal:
-        return self.amount - self.adjustment - self.paid
+        """Everything owed: the principal and the charges outstanding (ADR 0054)."""
+        return self.amount - self.adjustment - self.paid + self.charges["interest"] + self.charges["fees"] - (
+            self.charges["interest_waived"] + self.charges["fees_waived"]
+        )
 
     @property
     def reminders_count(self) -> int:
@@ -957,17 +1067,34 @@ class Receivable(TrailedAggregate):
     def record_payment(self, ctx: Context, *, amount: object, method: str, paid_on: date, reference: str) -> None:
         lifecycle.next_state(self.state, "record_payment")  # refuse in final states before anything else
         money = self._check_payment(ctx, amount, reference, paid_on, method)
-        if money > self.balance:
+        # Charges are accrued through the day of payment first (ADR 0053), then the payment
+        # settles fees, interest and principal in the policy's order (art. 561, ADR 0054).
+        accrual = self._accrual(ctx.policy.charges, paid_on) if ctx.policy.charges.charges_anything else None
+        outstanding = self._outstanding_after(accrual)
+        balance = sum(outstanding.values(), Decimal(0))
+        if money > balance:
             raise RuleViolationError(
-                "payment.overpayment", f"payment {money} exceeds the balance {self.balance}", field="amount"
+                "payment.overpayment", f"payment {money} exceeds the balance {balance}", field="amount"
             )
-        state = self._next("record_payment", settles=money == self.balance)
+        allocation = None
+        if accrual is not None or self.charges_state is not None:
+            allocation = charges.allocate(money, outstanding, ctx.policy.charges.allocation_order)
+        state = self._next("record_payment", settles=money == balance)
+        if accrual is not None:
+            self._record(self.ChargesAccrued, ctx, state_after=self.state, **accrual)
         # A payment that covers the promise and leaves a balance keeps it: the receivable goes
         # back to collection in the same command (a full payment settles, which ends the promise).
         keeps = lifecycle.allows(state, "keep_promise") and self.is_promise_covered(extra=money)
         kept_state = lifecycle.next_state(state, "keep_promise") if keeps else None
         self._record(
-            self.PaymentRecorded, ctx, state_after=state, amount=money, method=method, paid_on=paid_on, reference=reference
+            self.PaymentRecorded,
+            ctx,
+            state_after=state,
+            amount=money,
+            method=method,
+            paid_on=paid_on,
+            reference=reference,
+            allocation=allocation,
         )
         if kept_state is not None:
             self._record_promise_kept(ctx, kept_state)
@@ -1052,15 +1179,26 @@ class Receivable(TrailedAggregate):
                 raise RuleViolationError(
                     "dispute.adjustment_increase", "a resolution may lower the amount owed, never raise it", field="adjusted_amount"
                 )
-            if adjusted < self.paid:
+            principal_paid = self.amount - self.adjustment - self.principal_balance
+            if adjusted < principal_paid:
                 raise RuleViolationError(
-                    "dispute.adjustment_below_paid", f"{self.paid} is paid already", field="adjusted_amount"
+                    "dispute.adjustment_below_paid", f"{principal_paid} of the principal is paid already", field="adjusted_amount"
                 )
-            settles = adjusted == self.paid
+            settles = adjusted == principal_paid and self.charges_balance == 0
         # No PromiseKept here: whether a promise is covered depends on what was paid since it
         # and what it promised, and a resolution changes neither (one that settles ends it).
         state = self._next("resolve_dispute", settles=settles)
-        self._record(self.DisputeResolved, ctx, state_after=state, resolution=resolution, adjusted_amount=adjusted)
+        balance_after = None
+        if adjusted is not None and self.charges_state is not None:
+            balance_after = adjusted - principal_paid + self.charges_balance
+        self._record(
+            self.DisputeResolved,
+            ctx,
+            state_after=state,
+            resolution=resolution,
+            adjusted_amount=adjusted,
+            balance_after=balance_after,
+        )
 
     def assign_collector(self, ctx: Context, *, collector: str) -> None:
         state = self._next("assign_collector")
@@ -1124,6 +1262,127 @@ class Receivable(TrailedAggregate):
             )
         self._record(
             self.ProceedingsRecorded, ctx, state_after=state, kind=kind, filed_on=filed_on, case_number=case_number
+        )
+
+    # ---- charges (ADR 0053, 0054) ---------------------------------------------
+
+    def late_fee_day(self, policy: ChargesPolicy) -> date | None:
+        """The day the late fee is charged on, while it is still to charge."""
+        if policy.late_fee_amount is None or self.charges["fee_charged"]:
+            return None
+        return self.due_on + timedelta(days=policy.late_fee_after_days)
+
+    def next_accrual_day(self, policy: ChargesPolicy) -> date | None:
+        """The day the next scheduled accrual runs through (a month's end, or the late fee's
+        day), or None when the policy charges nothing more."""
+        if policy.interest_rate_per_annum == 0 and self.late_fee_day(policy) is None:
+            return None
+        if self.principal_balance <= 0:
+            return None
+        accrued = max(self.charges["through"] or self.due_on, self.due_on)
+        return charges.next_accrual_day(accrued, self.late_fee_day(policy))
+
+    def _accrual(self, policy: ChargesPolicy, through: date) -> dict[str, Any] | None:
+        """The fields of the accrual through `through`, or None when nothing is left to accrue
+        by then (not yet past due, or accrued through that day already)."""
+        accrued = max(self.charges["through"] or self.due_on, self.due_on)
+        if through <= accrued:
+            return None
+        days = (through - accrued).days
+        principal = self.principal_balance
+        rate = policy.interest_rate_per_annum
+        added = charges.basis(principal, rate, days)
+        interest = charges.interest_through(charges.add_basis(self.charges["basis"], added), self.currency) - self.charges["interest"]
+        fee = self.amount * 0
+        fee_day = self.late_fee_day(policy)
+        if fee_day is not None and fee_day <= through and principal > 0:
+            assert policy.late_fee_amount is not None
+            fee = charges.to_minor_units(policy.late_fee_amount, self.currency)
+        return {
+            "since": accrued + timedelta(days=1),
+            "through": through,
+            "days": days,
+            "rate": rate,
+            "principal": principal,
+            "basis": added,
+            "interest": interest,
+            "fee": fee,
+        }
+
+    def _outstanding_after(self, accrual: dict[str, Any] | None) -> dict[str, Decimal]:
+        parts = self.balance_breakdown
+        if accrual is not None:
+            parts["interest"] += accrual["interest"]
+            parts["fees"] += accrual["fee"]
+        return parts
+
+    def accrue_charges(self, ctx: Context, *, through: date | None = None) -> None:
+        """Accrue interest (and the late fee when its day has come) through `through`
+        (default: today in the customer's time zone). Each day is accrued once."""
+        state = self._next("accrue_charges")
+        today = self.local_date(ctx.now)
+        through = today if through is None else _check_date(through, "through")
+        if through > today:
+            raise RuleViolationError("charges.future", f"{through} is after today ({today})", field="through")
+        if not ctx.policy.charges.charges_anything and self.charges_state is None:
+            raise RuleViolationError("charges.none", f"policy {ctx.policy.version} charges no interest or fees")
+        accrual = self._accrual(ctx.policy.charges, through)
+        if accrual is None:
+            accrued = max(self.charges["through"] or self.due_on, self.due_on)
+            raise RuleViolationError(
+                "charges.accrued", f"charges are accrued through {accrued} already (due {self.due_on})", field="through"
+            )
+        self._record(self.ChargesAccrued, ctx, state_after=state, **accrual)
+
+    def waive_charges(self, ctx: Context, *, amount: object, reason: str) -> None:
+        """A supervisor waives interest and fees (fees first in the default order); above the
+        policy's threshold the waiver waits for a second supervisor's approval."""
+        lifecycle.next_state(self.state, "waive_charges")
+        money = to_money(amount, self.currency)
+        _require_text(reason, "reason")
+        self._check_waivable(money)
+        threshold = ctx.policy.charges.waiver_second_approval_above
+        if threshold is not None and money > charges.to_minor_units(threshold, self.currency):
+            state = self._next("waive_charges")
+            self._record(self.ChargesWaiverRequested, ctx, state_after=state, amount=money, reason=reason)
+            return
+        self._record_waiver(ctx, money, reason, requested_by=None, note=None)
+
+    def approve_charges_waiver(self, ctx: Context, *, note: str | None = None) -> None:
+        """A second supervisor approves the waiver waiting for approval (four eyes)."""
+        lifecycle.next_state(self.state, "approve_charges_waiver")
+        waiver = self.charges["waiver"]
+        if waiver is None:
+            raise RuleViolationError("charges_waiver.not_requested", "no waiver of charges is waiting for approval")
+        if waiver["requested_by"] == ctx.actor.id:
+            raise RuleViolationError(
+                "charges_waiver.four_eyes", "a waiver above the threshold needs a supervisor other than its requester"
+            )
+        self._check_waivable(waiver["amount"])
+        self._record_waiver(ctx, waiver["amount"], waiver["reason"], requested_by=waiver["requested_by"], note=note)
+
+    def _check_waivable(self, money: Decimal) -> None:
+        if money > self.charges_balance:
+            raise RuleViolationError(
+                "charges_waiver.exceeds",
+                f"waiving {money} exceeds the charges outstanding ({self.charges_balance})",
+                field="amount",
+            )
+
+    def _record_waiver(self, ctx: Context, money: Decimal, reason: str, *, requested_by: str | None, note: str | None) -> None:
+        parts = charges.waive(money, self.balance_breakdown, ctx.policy.charges.allocation_order)
+        command = "waive_charges" if requested_by is None else "approve_charges_waiver"
+        state = self._next(command, settles=money == self.balance)
+        self._record(
+            self.ChargesWaived,
+            ctx,
+            state_after=state,
+            amount=money,
+            reason=reason,
+            fees=parts["fees"],
+            interest=parts["interest"],
+            requested_by=requested_by,
+            note=note,
         )
 
     def record_recovery(self, ctx: Context, *, amount: object, method: str, paid_on: date, reference: str) -> None:

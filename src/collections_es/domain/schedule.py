@@ -84,6 +84,13 @@ def owed(r: Receivable, policy: CollectionPolicy, since: datetime) -> list[Timer
             timers.append(
                 Timer("limitation_warning", at, "warn_limitation", f"limitation period lapses on {lapses_on}")
             )
+    if allows("accrue_charges"):
+        # At the start of the day after each month's end (or after the late fee's day): the
+        # accrual runs through the day before the timer's (ADR 0053).
+        through = r.next_accrual_day(policy.charges)
+        if through is not None:
+            at = calendar.start_of_day(through + timedelta(days=1), tz)
+            timers.append(Timer("charges", at, "accrue_charges", f"charges through {through}"))
     return sorted(_deferred(r, sorted(timers, key=lambda t: (t.at, t.kind)), policy, since), key=lambda t: (t.at, t.kind))
 
 

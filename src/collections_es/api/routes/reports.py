@@ -119,14 +119,23 @@ def aging_csv(data: dict[str, Any], lag: str | None) -> StreamingResponse:
     # Grouped by currency, the group is the currency: one column, not two of the same name.
     keyed = data["group_by"] != "currency"
     key_column = [data["group_by"]] if keyed else []
-    writer.writerow(["as_of", *key_column, "currency", *aging.BUCKET_NAMES, "total", "count"])
+    # `total` is the principal; `charges` (interest and fees outstanding) is kept apart (docs/charges.md).
+    writer.writerow(["as_of", *key_column, "currency", *aging.BUCKET_NAMES, "total", "count", "charges"])
     rows = [*data["groups"]]
     if keyed:
         rows += [{"key": "TOTAL", **t} for t in data["totals"]]
     for group in rows:
         key = [group["key"] or ""] if keyed else []
         writer.writerow(
-            [data["as_of"], *key, group["currency"], *(b["balance"] for b in group["buckets"]), group["balance"], group["count"]]
+            [
+                data["as_of"],
+                *key,
+                group["currency"],
+                *(b["balance"] for b in group["buckets"]),
+                group["balance"],
+                group["count"],
+                group["charges"],
+            ]
         )
     headers = {"Content-Disposition": f'attachment; filename="aging-{data["as_of"]}-{data["group_by"]}.csv"'}
     if lag:

@@ -48,6 +48,33 @@ class WriteOffRequestOut(BaseModel):
     reason: str
 
 
+class BalanceBreakdownOut(BaseModel):
+    """What the balance is made of (docs/charges.md): principal + interest + fees = balance."""
+
+    principal: str
+    interest: str
+    fees: str
+
+
+class ChargesWaiverOut(BaseModel):
+    amount: str
+    reason: str
+    requested_by: str
+
+
+class ChargesOut(BaseModel):
+    """Interest and fees so far: accrued through a day, paid, waived (docs/charges.md)."""
+
+    accrued_through: date | None = Field(description="The last day accrued; null before the first accrual")
+    interest_accrued: str
+    fees_accrued: str
+    interest_paid: str
+    fees_paid: str
+    interest_waived: str
+    fees_waived: str
+    waiver_request: ChargesWaiverOut | None = Field(description="A waiver above the threshold, awaiting a second supervisor")
+
+
 class LimitationInterruptionOut(BaseModel):
     kind: Literal["demand", "acknowledgement", "proceedings"]
     on: date
@@ -82,6 +109,8 @@ class ReceivablePublic(BaseModel):
     amount: str
     currency: str
     balance: str
+    balance_breakdown: BalanceBreakdownOut
+    charges: ChargesOut
     paid: str
     written_off_amount: str
     recovered: str

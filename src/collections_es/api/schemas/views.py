@@ -11,6 +11,7 @@ class AgingBucketOut(BaseModel):
     bucket: str
     count: int
     balance: str
+    charges: str = Field(description="Interest and fees outstanding, kept apart from `balance` (the principal)")
 
 
 class AgingGroupOut(BaseModel):
@@ -18,6 +19,7 @@ class AgingGroupOut(BaseModel):
     currency: str
     count: int
     balance: str
+    charges: str = Field(description="Interest and fees outstanding, kept apart from `balance` (the principal)")
     buckets: list[AgingBucketOut]
 
 
@@ -25,6 +27,7 @@ class AgingTotalOut(BaseModel):
     currency: str
     count: int
     balance: str
+    charges: str = Field(description="Interest and fees outstanding, kept apart from `balance` (the principal)")
     buckets: list[AgingBucketOut]
 
 
@@ -86,9 +89,15 @@ class KpiBlockOut(BaseModel):
     receivables_at_end: str = Field(description="Open balances at the end of `to`")
     current_at_end: str = Field(description="The part of `receivables_at_end` not yet past due")
     credit_sales: str = Field(description="Amounts of receivables issued (`issued_on`) in the period")
-    collected: str = Field(description="Payments with `paid_on` in the period")
+    collected: str = Field(
+        description="Payments with `paid_on` in the period: the principal they settled (charges are in `charges_collected`)"
+    )
     recovered: str = Field(description="Recoveries after write-off with `paid_on` in the period")
-    written_off: str = Field(description="Write-offs approved in the period")
+    written_off: str = Field(description="Write-offs approved in the period (their principal)")
+    charges_accrued: str = Field(description="Interest and late fees accrued through days in the period (docs/charges.md)")
+    charges_collected: str = Field(description="The parts of payments in the period that settled interest and fees")
+    charges_waived: str = Field(description="Interest and fees waived in the period")
+    charges_written_off: str = Field(description="Interest and fees outstanding on receivables written off in the period")
     dso: str | None = Field(
         description="Days sales outstanding: receivables at end ÷ credit sales × days in the period; null without credit sales"
     )
