@@ -251,10 +251,11 @@ def test_the_worklist_offers_the_commands_the_state_allows_and_the_callers_role_
     assert "assign_collector" not in collector["SILENT"]["allowed_commands"]
     assert "assign_collector" in supervisor["SILENT"]["allowed_commands"]
     # promised allows record_contact, record_payment, raise_dispute, resolve_dispute, assign_collector,
-    # warn_limitation, break_promise, keep_promise, accrue_charges, waive_charges, approve_charges_waiver;
-    # a collector may send six of them
+    # warn_limitation, break_promise, keep_promise, accrue_charges, waive_charges, approve_charges_waiver,
+    # remind_installment, replan, hold, release_hold and the complaints; a collector may send seven of them
     assert collector["PROMISE-SOON"]["allowed_commands"] == [
-        "record_contact", "record_payment", "raise_dispute", "accrue_charges", "break_promise", "keep_promise"
+        "record_contact", "record_payment", "raise_dispute", "accrue_charges", "break_promise", "keep_promise",
+        "remind_installment",
     ]
 
 
