@@ -46,6 +46,7 @@ from .domain.compliance import ContactAttempt
 from .domain.errors import CollectionsError, RuleViolationError
 from .domain.trail import Actor
 from .letters import Letters, load_company
+from .portal.links import PortalLinks
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Services:
     webhooks: Webhooks
     metrics: Metrics
     signer: Signer | None = None
+    portal: PortalLinks | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -206,6 +208,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
                           refresh=lambda: _refresh_deliveries(services, deliveries)),
         metrics=metrics,
         signer=Signer.from_setting(settings.signing_key),
+        portal=PortalLinks(engine, settings.portal_secret),
     )
 
     def customer_contacts(customer_id: str, since: datetime) -> list[ContactAttempt]:

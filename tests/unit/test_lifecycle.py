@@ -72,6 +72,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "due",
         "grant_contact_exception": "due",
         "record_delivery": "due",
+        "decline_installment_proposal": "due",  # the customer's proposal (portal) declined
+        "propose_installment_plan": "due",
+        "accept_installment_proposal": "promised",
     },
     "following_up": {
         "record_contact": "following_up",
@@ -85,6 +88,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "following_up",
         "grant_contact_exception": "following_up",
         "record_delivery": "following_up",
+        "decline_installment_proposal": "following_up",  # the customer's proposal (portal) declined
+        "propose_installment_plan": "following_up",
+        "accept_installment_proposal": "promised",
     },
     "promised": {
         "record_contact": "promised",
@@ -97,6 +103,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "promised",
         "grant_contact_exception": "promised",
         "record_delivery": "promised",
+        "decline_installment_proposal": "promised",  # the customer's proposal (portal) declined
     },
     "overdue_escalated": {
         "record_contact": "overdue_escalated",
@@ -113,6 +120,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "overdue_escalated",
         "grant_contact_exception": "overdue_escalated",
         "record_delivery": "overdue_escalated",
+        "decline_installment_proposal": "overdue_escalated",  # the customer's proposal (portal) declined
+        "propose_installment_plan": "overdue_escalated",
+        "accept_installment_proposal": "promised",
     },
     "legal": {
         "record_contact": "legal",
@@ -125,6 +135,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "warn_limitation": "legal",
         "grant_contact_exception": "legal",
         "record_delivery": "legal",
+        "decline_installment_proposal": "legal",  # the customer's proposal (portal) declined
         "record_proceedings": "legal",
     },
     "settled": {},  # final: accepts nothing
@@ -149,6 +160,9 @@ SPEC_COMMANDS = {
     "record_contact",
     "promise_to_pay",
     "agree_installment_plan",
+    "propose_installment_plan",  # the customer's own proposal on the portal (docs/portal.md)
+    "accept_installment_proposal",
+    "decline_installment_proposal",
     "break_promise",
     "keep_promise",  # docs/design.md section 7 (Liveness): a kept promise returns the receivable to collection
     "escalate",

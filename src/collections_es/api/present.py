@@ -91,6 +91,23 @@ def receivable(
         policy_version=r.policy_version,
         limitation=limitation_out(r, policy),
         as_of=as_of,
+        installment_proposal=proposal_out(r.installment_proposal, text),
+    )
+
+
+def proposal_out(proposal: dict[str, Any] | None, text: Any = None) -> schemas.InstallmentProposalOut | None:
+    """The customer's last proposed plan (portal), free text masked by `text` when given."""
+    if proposal is None:
+        return None
+    text = text or _same
+    return schemas.InstallmentProposalOut(
+        status=proposal["status"],
+        installments=[schemas.InstallmentOut(due_on=i["due_on"], amount=format_money(i["amount"])) for i in proposal["installments"]],
+        note=text(proposal["note"]) if proposal["note"] else None,
+        proposed_at=proposal["proposed_at"],
+        decided_by=proposal.get("decided_by"),
+        decided_at=proposal.get("decided_at"),
+        decision=text(proposal["decision"]) if proposal.get("decision") else None,
     )
 
 

@@ -41,7 +41,7 @@ from ..domain.errors import (
 from ..domain.policy import CollectionPolicy
 from ..domain.policy_book import POLICY_BOOK_ID, PolicyBook
 from ..domain.receivable import Receivable, receivable_id
-from ..domain.trail import Actor, Context
+from ..domain.trail import CUSTOMER_ROLE, Actor, Context, customer_actor
 from .access import check_command, check_view
 from .clock import Clock
 from .idempotency import IdempotencyRecord, idempotency_record_id
@@ -66,6 +66,12 @@ def outcome_of(error: BaseException | None) -> str:
     return "error"
 #: How far from now a contact check may ask about (its search looks further ahead).
 CONTACT_CHECK_REACH = timedelta(days=366)
+
+
+def check_own(actor: Actor, receivable: Receivable) -> None:
+    """A customer acts on their own receivables only: another's is not found (nothing of it is told)."""
+    if actor.role == CUSTOMER_ROLE and actor != customer_actor(receivable.customer_id):
+        raise NotFoundError(f"no receivable {receivable.id}")
 
 
 class PolicyConflictError(CollectionsError):
@@ -366,6 +372,7 @@ class Collections(Application):
             raise NotFoundError(f"no command '{command}'")
 
         def act(aggregate: Receivable) -> Receivable:
+            check_own(request.actor, aggregate)
             ctx = self._context(request)
             if command == "record_contact":
                 ctx = replace(ctx, customer_contacts=tuple(self._customer_contacts(aggregate, ctx, fields.get("occurred_at"))))

@@ -61,6 +61,7 @@ from .receivables import (
     HistoryEntry,
     InstallmentOut,
     InstallmentPlanOut,
+    InstallmentProposalOut,
     LimitationInterruptionOut,
     LimitationOut,
     PromiseOut,

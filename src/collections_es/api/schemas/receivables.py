@@ -53,6 +53,18 @@ class LimitationOut(BaseModel):
     )
 
 
+class InstallmentProposalOut(BaseModel):
+    """The customer's last proposed plan (portal) and what became of it."""
+
+    status: Literal["pending", "accepted", "declined"]
+    installments: list[InstallmentOut]
+    note: str | None
+    proposed_at: datetime
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision: str | None = Field(default=None, description="The note of an acceptance or the reason of a refusal")
+
+
 class ReceivablePublic(BaseModel):
     id: str
     invoice_number: str
@@ -82,6 +94,7 @@ class ReceivablePublic(BaseModel):
     policy_version: str
     limitation: LimitationOut
     as_of: datetime | None = None
+    installment_proposal: InstallmentProposalOut | None = None
 
 
 class BreachOut(BaseModel):
