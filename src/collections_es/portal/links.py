@@ -96,7 +96,11 @@ class PortalLinks:
             return conn.execute(sa.select(portal_key.c.secret).where(portal_key.c.id == 1)).scalar_one()
 
     def _sign(self, signed: str) -> str:
-        return _b64(hmac.new(self._key, signed.encode("ascii"), hashlib.sha256).digest())
+        return _b64(hmac.new(self._key, signed.encode("utf-8", "replace"), hashlib.sha256).digest())
+
+    def csrf(self, link: Link, nonce: str) -> str:
+        """The CSRF token of a form on `link`'s page, bound to the browser's nonce cookie."""
+        return self._sign(f"csrf\n{link.token}\n{nonce}")
 
     def generation(self, customer_id: str) -> int:
         with self.engine.connect() as conn:
