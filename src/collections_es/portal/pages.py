@@ -105,7 +105,9 @@ class PortalRoute(APIRoute):
             except RequestValidationError:
                 response = message_page(request, 404, i18n.N_("Not found"), i18n.N_(
                     "There is no such invoice on your page. Go back to your page and choose one of those it lists."))
-            return secure(response)
+            response = secure(response)
+            response.headers["Referrer-Policy"] = "no-referrer"  # the link is a credential: never sent on
+            return response
 
         return handle
 
@@ -175,8 +177,9 @@ def render(request: Request, template: str, context: dict[str, Any], *, status: 
 
 
 def _with_lang(request: Request, lang: str) -> str:
-    query = {k: v for k, v in request.query_params.items() if k not in ("lang", "done")}
-    return request.url.path + "?" + urlencode(query | {"lang": lang})
+    """The customer's page (`/portal/<token>`) in another language; nothing else of the address
+    it was asked with is repeated."""
+    return "/".join(request.url.path.split("/")[:3]) + "?" + urlencode({"lang": lang})
 
 
 def message_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
@@ -245,7 +248,6 @@ def _page(
     }, status=status)
     secure_cookie = request.url.scheme == "https"
     response.set_cookie(CSRF_COOKIE, nonce, httponly=True, samesite="strict", secure=secure_cookie, path=PREFIX)
-    response.headers["Referrer-Policy"] = "no-referrer"  # the link is a credential: never sent on
     return response
 
 
