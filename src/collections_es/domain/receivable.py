@@ -761,9 +761,8 @@ class Receivable(TrailedAggregate):
         """Accept the customer's pending proposal: recorded, then agreed as a plan like any other
         (the schedule checked again against today's balance and date)."""
         target = self._next("accept_installment_proposal")
-        proposal = self._pending_proposal()
+        schedule = self._checked_schedule(ctx, self._pending_proposal()["installments"])
         self._record(self.InstallmentProposalAccepted, ctx, state_after=self.state, note=note)
-        schedule = self._checked_schedule(ctx, proposal["installments"])
         reason = "the customer's proposed plan, accepted" + (f": {note}" if note else "")
         self._record(self.InstallmentPlanAgreed, ctx, state_after=target, installments=schedule, reason=reason)
 

@@ -80,6 +80,7 @@ FIELD_MESSAGES: dict[str, str] = {
     "reason": N_("Please say what is wrong with the invoice."),
     "note": N_("The note is too long."),
 }
+CHECK_THE_FORM = N_("Please check the form.")
 
 
 def rule_message(lang: str, rule_id: str, detail: str) -> str:
@@ -88,7 +89,7 @@ def rule_message(lang: str, rule_id: str, detail: str) -> str:
 
 
 def field_message(lang: str, field: str) -> str:
-    return gettext(lang, FIELD_MESSAGES.get(field, N_("Please check the form.")))
+    return gettext(lang, FIELD_MESSAGES.get(field, CHECK_THE_FORM))
 
 
 def _environment(lang: str) -> jinja2.Environment:
@@ -132,4 +133,4 @@ def static_file(name: str) -> Response:
 
 def messages() -> list[str]:
     """Messages the code names at run time: each must be in the catalog (a test checks)."""
-    return list(dict.fromkeys([*RULE_MESSAGES.values(), *FIELD_MESSAGES.values()]))
+    return list(dict.fromkeys([*RULE_MESSAGES.values(), *FIELD_MESSAGES.values(), CHECK_THE_FORM]))
