@@ -46,7 +46,7 @@ from .domain.compliance import ContactAttempt
 from .domain.errors import CollectionsError, RuleViolationError
 from .domain.trail import Actor
 from .letters import Letters, load_company
-from .portal.links import PortalLinks
+from .portal.links import PortalLinks, message_link
 
 
 @dataclass
@@ -66,6 +66,12 @@ class Services:
     signer: Signer | None = None
     portal: PortalLinks | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+
+    def portal_url(self, customer_id: str, now: datetime) -> str | None:
+        """The portal link a letter rendered now carries, under the policy in force (docs/portal.md)."""
+        if self.portal is None:
+            return None
+        return message_link(self.portal, self.settings.public_url, customer_id, now, self.app.policy())
 
     @property
     def sandbox(self) -> SandboxClock | None:
@@ -130,6 +136,12 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         raise
     app.install_policy(policy)
     letters = Letters(load_company(settings.company_file), templates_dir=settings.templates_dir, font=settings.pdf_font)
+    portal = PortalLinks(engine, settings.portal_secret)
+
+    def portal_url(customer_id: str, now: datetime, policy_version: str) -> str | None:
+        """The portal link a message carries under the policy `policy_version` (docs/portal.md)."""
+        return message_link(portal, settings.public_url, customer_id, now, app.policy_version(policy_version))
+
     runner = ProjectionRunner(
         app,
         engine,
@@ -149,6 +161,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
                 earlier_events=lambda rid, version: list(app.events.get(rid, lte=version - 1)),
                 letters=letters,
                 engine=engine,
+                portal_url=portal_url,
             ),
             WebhookDeliveries(),
         ],
@@ -208,7 +221,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
                           refresh=lambda: _refresh_deliveries(services, deliveries)),
         metrics=metrics,
         signer=Signer.from_setting(settings.signing_key),
-        portal=PortalLinks(engine, settings.portal_secret),
+        portal=portal,
     )
 
     def customer_contacts(customer_id: str, since: datetime) -> list[ContactAttempt]:

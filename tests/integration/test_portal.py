@@ -253,3 +253,40 @@ def test_each_link_has_its_own_rate(sqlite_url):
         assert api.client.get(second).status_code == 200
     finally:
         services.close()
+
+
+def test_messages_and_letters_carry_the_link_when_the_policy_says_so(sqlite_url, tmp_path):
+    from importlib import resources
+
+    import sqlalchemy as sa
+
+    from projections.outbox import messages
+
+    bundled = resources.files("collections_es.policy").joinpath("default.toml").read_text(encoding="utf-8")
+    policy = tmp_path / "policy.toml"
+    policy.write_text(bundled.replace('version = "2026.1"', 'version = "2026.1-portal"')
+                      + "\n[portal]\nlinks_in_messages = true\nlink_valid_days = 14\n", encoding="utf-8")
+    services = make_services(sqlite_url, FixedClock(START), COLLECTIONS_POLICY_FILE=str(policy),
+                             COLLECTIONS_PUBLIC_URL="https://pay.example.com/")
+    try:
+        api = Api(services)
+        setup(api)
+        assert api.as_("collector").post("/receivables/INV-A-1/start-follow-up", json={}).status_code == 200
+        letter = api.as_("collector").get("/receivables/INV-A-1/letters/dunning?language=en&format=txt")
+        assert letter.status_code == 200
+        found = re.search(r"https://pay\.example\.com(/portal/\S+)", letter.text)
+        assert found, letter.text
+        assert "Invoice INV-A-1" in api.client.get(found.group(1) + "?lang=en").text
+        api.as_("auditor").get("/notifications")  # the outbox catches up
+        with services.engine.connect() as conn:
+            body = conn.execute(sa.select(messages.c.body).where(messages.c.kind == "first_dunning")).scalar_one()
+        message_link = re.search(r"https://pay\.example\.com(/portal/\S+)", body).group(1)
+        page = api.client.get(message_link)
+        assert page.status_code == 200 and "INV-A-1" in page.text and "INV-B-1" not in page.text
+    finally:
+        services.close()
+
+
+def test_without_the_policys_word_letters_carry_no_link(portal):
+    letter = portal.as_("collector").get("/receivables/INV-A-1/letters/dunning?language=en&format=txt")
+    assert letter.status_code == 200 and "/portal/" not in letter.text

@@ -19,6 +19,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -157,3 +158,11 @@ class PortalLinks:
         if now >= link.expires_at or link.generation != self.generation(customer_id):
             return None
         return link
+
+
+def message_link(links: PortalLinks, public_url: str | None, customer_id: str, now: datetime, policy: Any) -> str | None:
+    """The link a message or letter to the customer carries: one when the policy's portal section
+    says so (`links_in_messages`) and the service knows its public address, else None."""
+    if not public_url or not policy.portal.links_in_messages:
+        return None
+    return public_url.rstrip("/") + links.issue(customer_id, now, policy.portal.link_valid_days).path
