@@ -22,16 +22,16 @@ def _console_public() -> frozenset[str]:
     return CONSOLE_PUBLIC_PATHS
 
 
-def _portal_paths() -> frozenset[str]:
-    from ..portal.pages import PATHS
+def _portal_paths() -> tuple[frozenset[str], frozenset[str]]:
+    from ..portal.pages import PATHS, PUBLIC_PATHS as PORTAL_PUBLIC
 
-    return PATHS
+    return PATHS, PORTAL_PUBLIC
 
 
-#: The customer portal's paths: no API key, the signed link in the path is the credential (ADR 0055).
-PORTAL_PATHS: frozenset[str] = _portal_paths()
+#: The customer portal's pages: no API key, the signed link in the path is the credential (ADR 0055).
+PORTAL_PATHS, _PORTAL_PUBLIC = _portal_paths()
 #: Every path anyone may reach: the API's probes and documents, the console's way in, the portal.
-PUBLIC_PATHS: frozenset[str] = API_PUBLIC_PATHS | _console_public() | PORTAL_PATHS
+PUBLIC_PATHS: frozenset[str] = API_PUBLIC_PATHS | _console_public() | PORTAL_PATHS | _PORTAL_PUBLIC
 
 try:  # FastAPI >= 0.137 keeps an included router as one lazy entry of app.routes
     from fastapi.routing import iter_route_contexts

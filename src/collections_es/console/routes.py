@@ -24,7 +24,7 @@ from ..api.deps import ServicesDep
 from ..api.routes.letters import letter_response
 from ..api.routes.receivables import as_of_instant
 from ..api.routes.reports import worklist_view
-from ..application.access import VIEW_ROLES, commands_for
+from ..application.access import ROLES, VIEW_ROLES, commands_for
 from ..application.audit import verify_chain
 from ..application.commands import LIFECYCLE, Command
 from ..application.fields import DayOrInstant
@@ -470,5 +470,6 @@ def _command_route(command: Command) -> None:
 
 
 for _declared in LIFECYCLE.values():
-    _command_route(_declared)
+    if _declared.roles & set(ROLES):  # not those only the customer sends, from the portal (docs/portal.md)
+        _command_route(_declared)
 

@@ -413,9 +413,11 @@ def _own_receivable(services: Services, link: Link, ref: str) -> Receivable:
 for _declared in CUSTOMER_COMMANDS:
     _command_route(_declared)
 
-#: The portal's paths: guarded by the link in them, not by an API key (docs/access.md).
+#: The portal's pages and forms: guarded by the link in their path, not by an API key (docs/access.md).
 PATHS: frozenset[str] = frozenset(
-    route.path for route in router.routes if isinstance(route, APIRoute)
+    route.path for route in router.routes if isinstance(route, APIRoute) and "{token}" in route.path
 )
+#: Its stylesheet, which anyone may fetch.
+PUBLIC_PATHS: frozenset[str] = frozenset({f"{PREFIX}/static/{{name}}"})
 
-__all__ = ["PATHS", "router"]
+__all__ = ["PATHS", "PUBLIC_PATHS", "router"]
