@@ -264,8 +264,11 @@ def test_messages_and_letters_carry_the_link_when_the_policy_says_so(sqlite_url,
 
     bundled = resources.files("collections_es.policy").joinpath("default.toml").read_text(encoding="utf-8")
     policy = tmp_path / "policy.toml"
-    policy.write_text(bundled.replace('version = "2026.1"', 'version = "2026.1-portal"')
-                      + "\n[portal]\nlinks_in_messages = true\nlink_valid_days = 14\n", encoding="utf-8")
+    portal_says = bundled.replace('version = "2026.1"', 'version = "2026.1-portal"').replace(
+        "links_in_messages = false", "links_in_messages = true"
+    )
+    assert "links_in_messages = true" in portal_says
+    policy.write_text(portal_says, encoding="utf-8")
     services = make_services(sqlite_url, FixedClock(START), COLLECTIONS_POLICY_FILE=str(policy),
                              COLLECTIONS_PUBLIC_URL="https://pay.example.com/")
     try:
