@@ -293,3 +293,10 @@ def test_messages_and_letters_carry_the_link_when_the_policy_says_so(sqlite_url,
 def test_without_the_policys_word_letters_carry_no_link(portal):
     letter = portal.as_("collector").get("/receivables/INV-A-1/letters/dunning?language=en&format=txt")
     assert letter.status_code == 200 and "/portal/" not in letter.text
+
+
+def test_a_form_that_is_not_a_form_is_refused_with_a_page(portal):
+    url = link(portal)
+    response = portal.client.post(f"{url}/receivables/INV-A-1/raise-dispute", content=b"\xff\xfe", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 403 and "text/html" in response.headers["content-type"]
+    assert version_of(portal, "INV-A-1") == 3

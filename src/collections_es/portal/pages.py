@@ -37,6 +37,7 @@ from ..application.idempotency import MAX_KEY_LENGTH, request_fingerprint
 from ..application.service import Idempotency, Request as CommandRequest
 from ..bootstrap import Services
 from ..console import forms
+from ..console import web
 from ..console.web import posted_form, secure
 from ..domain import lifecycle
 from ..domain.errors import (
@@ -99,7 +100,7 @@ class PortalRoute(APIRoute):
             except TooManyRequests as exc:
                 response = message_page(request, 429, i18n.N_("Too many requests"), i18n.N_("Please wait a minute and try again."))
                 response.headers["Retry-After"] = str(exc.wait)
-            except CsrfRefused:
+            except (CsrfRefused, web.CsrfRefused):  # the console's, for a body that is not a form
                 response = message_page(request, 403, i18n.N_("The form has expired"), i18n.N_(
                     "Nothing was recorded. Go back, reload your page and send the form again."))
             except RequestValidationError:
@@ -255,10 +256,9 @@ def _open_receivables(services: Services, customer_id: str) -> list[Receivable]:
     services.read_models("receivables")
     with services.snapshot() as conn:
         rows = list_receivables(conn, customer_id=customer_id, limit=1000)
-    rows = [row for row in rows if row["state"] not in lifecycle.CLOSED_STATES]
-    found = [services.app.get_receivable(uuid.UUID(str(row["id"]))) for row in rows]
-    found.sort(key=lambda r: (r.due_on, r.invoice_number))
-    return found[:MAX_RECEIVABLES]
+    rows = sorted((row for row in rows if row["state"] not in lifecycle.CLOSED_STATES),
+                  key=lambda row: (row["due_on"], row["invoice_number"]))
+    return [services.app.get_receivable(uuid.UUID(str(row["id"]))) for row in rows[:MAX_RECEIVABLES]]
 
 
 def _receivable_view(services: Services, r: Receivable, now: datetime, policy: Any, company: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 
 from ...application.fields import Strict
 from ...domain.errors import RuleViolationError
@@ -19,10 +19,10 @@ CustomerId = Annotated[str, Path(max_length=128, description="The customer's id"
 
 
 class PortalLinkCreate(Strict):
-    valid_days: int | None = Field(
+    valid_days: StrictInt | None = Field(
         default=None, ge=1, le=365, description="Days the link lives (default and most: the policy's portal section)"
     )
-    revoke_previous: bool = Field(default=False, description="Revoke every link issued to this customer before")
+    revoke_previous: StrictBool = Field(default=False, description="Revoke every link issued to this customer before")
 
 
 class PortalLinkPublic(Strict):
