@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from decimal import ROUND_UP, Decimal
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import segno
 from fastapi import APIRouter, Depends, Path, Request
@@ -247,7 +247,7 @@ def _page(
         "error": error,
         "lang_query": urlencode({"lang": lang}),
     }, status=status)
-    secure_cookie = request.url.scheme == "https"
+    secure_cookie = web.is_https(request, services)  # behind a proxy as the console judges it
     response.set_cookie(CSRF_COOKIE, nonce, httponly=True, samesite="strict", secure=secure_cookie, path=PREFIX)
     return response
 
@@ -389,7 +389,7 @@ def _command_route(command: Command) -> None:
             raise
         except CollectionsError:
             return refused(i18n.gettext(lang, "We could not record this. Please call us."))
-        target = f"{PREFIX}/{token}?" + urlencode({"lang": lang, "done": command.name}) + f"#r-{r.invoice_number}"
+        target = f"{PREFIX}/{token}?" + urlencode({"lang": lang, "done": command.name}) + "#r-" + quote(r.invoice_number, safe="")
         return RedirectResponse(target, status_code=303)
 
     run.__doc__ = f"The customer's `{command.name}` from their page: {command.summary}."
