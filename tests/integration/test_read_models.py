@@ -251,9 +251,10 @@ def test_the_worklist_offers_the_commands_the_state_allows_and_the_callers_role_
     assert "assign_collector" not in collector["SILENT"]["allowed_commands"]
     assert "assign_collector" in supervisor["SILENT"]["allowed_commands"]
     # promised allows record_contact, record_payment, raise_dispute, resolve_dispute, assign_collector,
-    # warn_limitation, break_promise, keep_promise; a collector may send five of them
+    # warn_limitation, decline_installment_proposal (a customer's proposal may outlive a promise),
+    # break_promise, keep_promise; a collector may send six of them
     assert collector["PROMISE-SOON"]["allowed_commands"] == [
-        "record_contact", "record_payment", "raise_dispute", "break_promise", "keep_promise"
+        "record_contact", "record_payment", "raise_dispute", "decline_installment_proposal", "break_promise", "keep_promise"
     ]
 
 
