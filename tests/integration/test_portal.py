@@ -9,6 +9,7 @@ import io
 import re
 from datetime import timedelta
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -300,3 +301,12 @@ def test_a_form_that_is_not_a_form_is_refused_with_a_page(portal):
     response = portal.client.post(f"{url}/receivables/INV-A-1/raise-dispute", content=b"\xff\xfe", headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 403 and "text/html" in response.headers["content-type"]
     assert version_of(portal, "INV-A-1") == 3
+
+
+def test_a_balance_breakdown_is_shown_part_by_part_where_the_receivable_keeps_one(portal, monkeypatch):
+    from collections_es.domain.receivable import Receivable
+
+    # Another part of the service adds `balance_breakdown` (charges); the page shows whatever it holds.
+    monkeypatch.setattr(Receivable, "balance_breakdown", property(lambda r: {"principal": r.balance, "late_fees": Decimal("0")}), raising=False)
+    text = portal.client.get(link(portal) + "?lang=zh-CN").text
+    assert "本金" in text and "滞纳金" in text

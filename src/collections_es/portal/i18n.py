@@ -81,6 +81,19 @@ FIELD_MESSAGES: dict[str, str] = {
     "note": N_("The note is too long."),
 }
 CHECK_THE_FORM = N_("Please check the form.")
+#: Names of the parts of a balance (a receivable's `balance_breakdown`, where it keeps one).
+BALANCE_PARTS: dict[str, str] = {
+    "principal": N_("Principal"),
+    "charges": N_("Charges"),
+    "fees": N_("Late fees"),
+    "late_fees": N_("Late fees"),
+    "interest": N_("Interest"),
+}
+
+
+def balance_part(lang: str, name: str) -> str:
+    known = BALANCE_PARTS.get(name)
+    return gettext(lang, known) if known else name.replace("_", " ")
 
 
 def rule_message(lang: str, rule_id: str, detail: str) -> str:
@@ -107,6 +120,7 @@ def _environment(lang: str) -> jinja2.Environment:
     env.filters["day"] = formats.day
     env.filters["instant"] = formats.instant
     env.globals["static"] = static_url
+    env.globals["balance_part"] = lambda name: balance_part(lang, name)
     return env
 
 
@@ -133,4 +147,4 @@ def static_file(name: str) -> Response:
 
 def messages() -> list[str]:
     """Messages the code names at run time: each must be in the catalog (a test checks)."""
-    return list(dict.fromkeys([*RULE_MESSAGES.values(), *FIELD_MESSAGES.values(), CHECK_THE_FORM]))
+    return list(dict.fromkeys([*RULE_MESSAGES.values(), *FIELD_MESSAGES.values(), CHECK_THE_FORM, *BALANCE_PARTS.values()]))
