@@ -192,12 +192,15 @@ class Outbox(Projection):
         earlier_events: Callable[[uuid.UUID, int], list[Any]],
         letters: Any,
         engine: sa.Engine | None = None,
+        portal_url: Callable[[str, datetime, str], str | None] = lambda customer_id, now, policy_version: None,
     ) -> None:
         self.engine = engine
         self.load_receivable = load_receivable
         self.load_customer_as_of = load_customer_as_of
         self.earlier_events = earlier_events
         self.letters = letters
+        # The customer's portal link for a message, when the policy in force puts one in (docs/portal.md).
+        self.portal_url = portal_url
 
     @property
     def handles(self) -> Sequence[type]:
@@ -221,7 +224,8 @@ class Outbox(Projection):
             customer = self.load_customer_as_of(r.customer_id, event.timestamp)
             language = customer.language if customer else "zh-CN"
             channel, recipient = choose_channel(customer, getattr(event, "channel", None))
-            data = figures(r, customer, event.timestamp, kind, self.letters.company)
+            link = self.portal_url(r.customer_id, event.timestamp, event.policy_version)
+            data = figures(r, customer, event.timestamp, kind, self.letters.company, portal_url=link)
             subject, body = self.letters.message(channel or "email", kind, language, data)
             out[message_id(event, kind)] = {
                 "kind": kind,

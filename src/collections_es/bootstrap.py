@@ -53,6 +53,7 @@ from .domain.compliance import ContactAttempt
 from .domain.errors import CollectionsError, RuleViolationError
 from .domain.trail import Actor
 from .letters import Letters, load_company
+from .portal.links import PortalLinks, message_link
 
 
 @dataclass
@@ -71,11 +72,18 @@ class Services:
     metrics: Metrics
     signer: Signer | None = None
     checkpoints: Checkpoints | None = None
+    portal: PortalLinks | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     # What this process is (ADR 0062): `embedded` (serve doing everything), `api`, `project`,
     # `scheduler`, `notify`, `deliver`, or `cli` for one-shot commands; `runs` the loops it runs.
     role: str = "cli"
     runs: tuple[str, ...] = ()
+
+    def portal_url(self, customer_id: str, now: datetime) -> str | None:
+        """The portal link a letter rendered now carries, under the policy in force (docs/portal.md)."""
+        if self.portal is None:
+            return None
+        return message_link(self.portal, self.settings.public_url, customer_id, now, self.app.policy())
 
     @property
     def sandbox(self) -> SandboxClock | None:
@@ -148,6 +156,12 @@ def _build(settings: Settings, *, clock: Clock | None = None) -> Services:
         raise
     adopted = app.install_policy(policy)
     letters = Letters(load_company(settings.company_file), templates_dir=settings.templates_dir, font=settings.pdf_font)
+    portal = PortalLinks(engine, settings.portal_secret)
+
+    def portal_url(customer_id: str, now: datetime, policy_version: str) -> str | None:
+        """The portal link a message carries under the policy `policy_version` (docs/portal.md)."""
+        return message_link(portal, settings.public_url, customer_id, now, app.policy_version(policy_version))
+
     runner = ProjectionRunner(
         app,
         engine,
@@ -168,6 +182,7 @@ def _build(settings: Settings, *, clock: Clock | None = None) -> Services:
                 earlier_events=lambda rid, version: list(app.events.get(rid, lte=version - 1)),
                 letters=letters,
                 engine=engine,
+                portal_url=portal_url,
             ),
             WebhookDeliveries(),
         ],
@@ -230,6 +245,7 @@ def _build(settings: Settings, *, clock: Clock | None = None) -> Services:
                           refresh=lambda: _refresh_deliveries(services, deliveries)),
         metrics=metrics,
         signer=Signer.from_setting(settings.signing_key),
+        portal=portal,
     )
     interval = settings.checkpoint_interval_seconds
     services.checkpoints = Checkpoints(

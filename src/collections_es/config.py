@@ -133,6 +133,25 @@ class Settings(BaseSettings):
     pdf_font: Path = Field(
         default=Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"), validation_alias="COLLECTIONS_PDF_FONT"
     )
+    # The customer portal (docs/portal.md; ADR 0055)
+    portal_secret: str | None = Field(
+        default=None, validation_alias="COLLECTIONS_PORTAL_SECRET",
+        description="The key portal links are signed with (any long random text); default: a random key "
+        "stored in the database on first start. Changing it revokes every link",
+    )
+    public_url: str | None = Field(
+        default=None, validation_alias="COLLECTIONS_PUBLIC_URL",
+        description="The address customers reach the service at (https://pay.example.com): portal links in "
+        "messages and letters start with it; without it they carry no link",
+    )
+    portal_requests_per_minute: float = Field(
+        default=60, gt=0, validation_alias="COLLECTIONS_PORTAL_REQUESTS_PER_MINUTE",
+        description="Requests one portal link may make a minute, sustained",
+    )
+    portal_burst: int = Field(
+        default=30, ge=0, validation_alias="COLLECTIONS_PORTAL_BURST",
+        description="Requests one portal link may make at once; 0 disables the limit",
+    )
     credit_hold_write_off_days: int = Field(default=365, ge=0, validation_alias="COLLECTIONS_CREDIT_HOLD_WRITE_OFF_DAYS")
 
     # Notifications: e-mail through SMTP, SMS through a webhook

@@ -49,9 +49,14 @@ def is_console(endpoint: Endpoint) -> bool:
     return endpoint.path == "/" or endpoint.path.startswith("/console/")
 
 
+def is_portal(endpoint: Endpoint) -> bool:
+    return endpoint.path.startswith("/portal/")
+
+
 def app_endpoints(api: Api) -> list[Endpoint]:
-    """The API's routes (the console's are checked with sessions, below)."""
-    return [e for e in endpoints(api.client.app) if not is_console(e)]
+    """The API's routes (the console's are checked with sessions, below; the portal's, guarded
+    by the link in their path, in test_portal.py)."""
+    return [e for e in endpoints(api.client.app) if not is_console(e) and not is_portal(e)]
 
 
 def url(endpoint: Endpoint) -> str:

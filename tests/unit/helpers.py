@@ -399,6 +399,32 @@ def approve_charges_waiver(
     *, note: str | None = "agreed", at: datetime | str = LATER, by: Actor = OTHER_SUPERVISOR, policy: CollectionPolicy = CHARGING_POLICY
 ) -> Call:
     return Call("approve_charges_waiver", {"note": note}, context(at, by, policy=policy))
+CUSTOMER = Actor("customer:C-1", "customer")
+
+
+def propose_installment_plan(
+    installments: list[dict[str, Any]] | None = None,
+    *,
+    note: str | None = "two halves, please",
+    at: datetime | str = LATER,
+    by: Actor = CUSTOMER,
+) -> Call:
+    if installments is None:
+        installments = [
+            {"due_on": date(2024, 3, 1), "amount": "500.00"},
+            {"due_on": date(2024, 4, 1), "amount": "500.00"},
+        ]
+    return call("propose_installment_plan", at=at, by=by, installments=installments, note=note)
+
+
+def accept_installment_proposal(*, note: str | None = None, at: datetime | str = LATER, by: Actor = COLLECTOR) -> Call:
+    return call("accept_installment_proposal", at=at, by=by, note=note)
+
+
+def decline_installment_proposal(
+    *, reason: str = "we need half now", at: datetime | str = LATER, by: Actor = COLLECTOR
+) -> Call:
+    return call("decline_installment_proposal", at=at, by=by, reason=reason)
 
 
 #: A valid call for each lifecycle command, for tests that sweep over commands.
@@ -432,6 +458,9 @@ SAMPLE_CALLS = {
     "accrue_charges": accrue_charges,
     "waive_charges": waive_charges,
     "approve_charges_waiver": approve_charges_waiver,
+    "propose_installment_plan": propose_installment_plan,
+    "accept_installment_proposal": accept_installment_proposal,
+    "decline_installment_proposal": decline_installment_proposal,
 }
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from collections_es.application import access, commands
 from collections_es.domain import compliance, lifecycle
+from collections_es.domain.trail import CUSTOMER_ROLE
 
 
 def test_every_lifecycle_command_is_declared_once_and_nothing_else_is():
@@ -15,7 +16,9 @@ def test_every_lifecycle_command_is_declared_once_and_nothing_else_is():
 
 def test_the_access_table_is_read_from_the_declaration():
     assert access.COMMAND_ROLES == {name: c.roles for name, c in commands.COMMANDS.items()}
-    assert all(c.roles <= set(access.ROLES) for c in commands.COMMANDS.values())
+    # The customer's role is no API key's: a customer acts on their portal page only (docs/portal.md).
+    assert all(c.roles <= {*access.ROLES, CUSTOMER_ROLE} for c in commands.COMMANDS.values())
+    assert CUSTOMER_ROLE not in access.ROLES
 
 
 def test_each_preventive_rule_judges_declared_commands():

@@ -94,6 +94,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "accrue_charges": "due",
         "waive_charges": ("due", SETTLED),
         "approve_charges_waiver": ("due", SETTLED),
+        "decline_installment_proposal": "due",  # the customer's proposal (portal) declined
+        "propose_installment_plan": "due",
+        "accept_installment_proposal": "promised",
     },
     "following_up": {
         "record_contact": "following_up",
@@ -113,6 +116,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "accrue_charges": "following_up",
         "waive_charges": ("following_up", SETTLED),
         "approve_charges_waiver": ("following_up", SETTLED),
+        "decline_installment_proposal": "following_up",  # the customer's proposal (portal) declined
+        "propose_installment_plan": "following_up",
+        "accept_installment_proposal": "promised",
     },
     "promised": {
         "record_contact": "promised",
@@ -132,6 +138,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "accrue_charges": "promised",
         "waive_charges": ("promised", SETTLED),
         "approve_charges_waiver": ("promised", SETTLED),
+        "decline_installment_proposal": "promised",  # the customer's proposal (portal) declined
     },
     "overdue_escalated": {
         "record_contact": "overdue_escalated",
@@ -154,6 +161,9 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "accrue_charges": "overdue_escalated",
         "waive_charges": ("overdue_escalated", SETTLED),
         "approve_charges_waiver": ("overdue_escalated", SETTLED),
+        "decline_installment_proposal": "overdue_escalated",  # the customer's proposal (portal) declined
+        "propose_installment_plan": "overdue_escalated",
+        "accept_installment_proposal": "promised",
     },
     "legal": {
         "record_contact": "legal",
@@ -169,6 +179,7 @@ EXPECTED: dict[str, dict[str, str | tuple[str, str]]] = {
         "hold": "legal",
         "release_hold": "legal",
         "replan": "legal",  # issue 13: follows the strategy and policy in force from now
+        "decline_installment_proposal": "legal",  # the customer's proposal (portal) declined
         "record_proceedings": "legal",
         "accrue_charges": "legal",
         "waive_charges": ("legal", SETTLED),
@@ -200,6 +211,9 @@ SPEC_COMMANDS = {
     "record_contact",
     "promise_to_pay",
     "agree_installment_plan",
+    "propose_installment_plan",  # the customer's own proposal on the portal (docs/portal.md)
+    "accept_installment_proposal",
+    "decline_installment_proposal",
     "break_promise",
     "keep_promise",  # docs/design.md section 7 (Liveness): a kept promise returns the receivable to collection
     "escalate",

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..application import access
-from .route_access import PUBLIC_PATHS, Endpoint, documented_app, endpoints, permission
+from ..domain.trail import CUSTOMER_ROLE
+from .route_access import PORTAL_PATHS, PUBLIC_PATHS, Endpoint, documented_app, endpoints, permission
 
 START = "<!-- generated:routes -->"
 END = "<!-- /generated:routes -->"
@@ -85,12 +86,16 @@ def render_routes() -> str:
         operation = document["paths"].get(endpoint.path, {}).get(endpoint.method.lower())
         summary = _summary(operation) if operation else _OWN_PAGES.get(endpoint.path) or _docstring(endpoint)
         inputs = _inputs(document, operation) if operation else ""
-        if endpoint.path in PUBLIC_PATHS:
+        if endpoint.path in PORTAL_PATHS:
+            roles = "the customer, by the signed link in the path"
+        elif endpoint.path in PUBLIC_PATHS:
             roles = "anyone, no credentials"
         else:
             found = permission(endpoint.dependant)
             allowed = [r for r in access.ROLES if found and r in found.roles]
             roles = "every role" if len(allowed) == len(access.ROLES) else ", ".join(allowed) or "**nothing declared**"
+            if found and CUSTOMER_ROLE in found.roles:  # no API key has it: the portal's forms send it
+                roles = ", ".join([*allowed, f"{CUSTOMER_ROLE} (portal only)"])
         if (endpoint.method, endpoint.path) not in always:
             summary += " (sandbox clock only)"
         lines.append(f"| {endpoint.method} | `{endpoint.path}` | {summary} | {inputs} | {roles} |")

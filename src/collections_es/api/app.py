@@ -37,6 +37,8 @@ from .routes import (
     time,
     webhooks,
 )
+from .routes import portal_links
+from ..portal import pages as portal_pages
 
 
 request_log = logging.getLogger("collections_es.http")
@@ -221,6 +223,8 @@ def include_routes(app: FastAPI, *, sandbox: bool) -> None:
     app.include_router(time.admin_router)
     app.include_router(imports.router)
     app.include_router(webhooks.router)
+    app.include_router(portal_links.router)
+    app.include_router(portal_pages.router)
     if sandbox:
         app.include_router(time.sandbox_router)
     for router in console.ROUTERS:

@@ -100,12 +100,15 @@ def receivable(
         open_complaints=[schemas.OpenComplaintOut(**c) for c in r.open_complaints],
         as_of=as_of,
         holds=[hold_out(h, text) for h in r.holds_in_force(as_of or now)],
+        installment_proposal=proposal_out(r.installment_proposal, text),
     )
 
 
 def hold_out(hold: holds.Hold, text: Any = None) -> schemas.HoldOut:
     """A hold in force; its reason is free text (masked by a redactor's `text`)."""
     return schemas.HoldOut(**hold.as_dict() | {"reason": (text or _same)(hold.reason)})
+
+
 def charges_out(r: Receivable, text: Any = None) -> schemas.ChargesOut:
     """Interest and fees so far; `text` masks contact details quoted in a waiver's reason."""
     text = text or _same
@@ -125,6 +128,22 @@ def charges_out(r: Receivable, text: Any = None) -> schemas.ChargesOut:
             if waiver
             else None
         ),
+    )
+
+
+def proposal_out(proposal: dict[str, Any] | None, text: Any = None) -> schemas.InstallmentProposalOut | None:
+    """The customer's last proposed plan (portal), free text masked by `text` when given."""
+    if proposal is None:
+        return None
+    text = text or _same
+    return schemas.InstallmentProposalOut(
+        status=proposal["status"],
+        installments=[schemas.InstallmentOut(due_on=i["due_on"], amount=format_money(i["amount"])) for i in proposal["installments"]],
+        note=text(proposal["note"]) if proposal["note"] else None,
+        proposed_at=proposal["proposed_at"],
+        decided_by=proposal.get("decided_by"),
+        decided_at=proposal.get("decided_at"),
+        decision=text(proposal["decision"]) if proposal.get("decision") else None,
     )
 
 

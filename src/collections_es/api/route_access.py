@@ -22,8 +22,16 @@ def _console_public() -> frozenset[str]:
     return CONSOLE_PUBLIC_PATHS
 
 
-#: Every path anyone may reach: the API's probes and documents, the console's way in.
-PUBLIC_PATHS: frozenset[str] = API_PUBLIC_PATHS | _console_public()
+def _portal_paths() -> tuple[frozenset[str], frozenset[str]]:
+    from ..portal.pages import PATHS, PUBLIC_PATHS as PORTAL_PUBLIC
+
+    return PATHS, PORTAL_PUBLIC
+
+
+#: The customer portal's pages: no API key, the signed link in the path is the credential (ADR 0055).
+PORTAL_PATHS, _PORTAL_PUBLIC = _portal_paths()
+#: Every path anyone may reach: the API's probes and documents, the console's way in, the portal.
+PUBLIC_PATHS: frozenset[str] = API_PUBLIC_PATHS | _console_public() | PORTAL_PATHS | _PORTAL_PUBLIC
 
 try:  # FastAPI >= 0.137 keeps an included router as one lazy entry of app.routes
     from fastapi.routing import iter_route_contexts
@@ -115,7 +123,10 @@ def render_route_table() -> str:
         lines.append(f"| {endpoint.method} | `{endpoint.path}`{sandbox} | {found.kind} `{found.name}` | {cells} |")
     lines += [
         "",
-        "Public, no credentials: " + ", ".join(f"{e.method} `{e.path}`" for e in public) + ".",
+        "Public, no credentials: " + ", ".join(f"{e.method} `{e.path}`" for e in public if e.path not in PORTAL_PATHS) + ".",
+        "",
+        "The customer portal, by the customer's signed link in the path ([portal.md](portal.md)): "
+        + ", ".join(f"{e.method} `{e.path}`" for e in public if e.path in PORTAL_PATHS) + ".",
     ]
     return "\n".join(lines)
 

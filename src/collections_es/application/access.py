@@ -8,6 +8,7 @@ its view or command with `api.deps.require_view` / `require_command`) and
 from __future__ import annotations
 
 from ..domain.errors import PermissionDeniedError
+from ..domain.trail import CUSTOMER_ROLE
 from .commands import COMMANDS
 
 ROLES: tuple[str, ...] = ("service", "collector", "supervisor", "legal", "sales", "customer_service", "auditor")
@@ -54,6 +55,8 @@ VIEW_ROLES: dict[str, frozenset[str]] = {
     # A collector sees the findings about their own work only.
     "compliance.findings": frozenset({"collector", "supervisor", "auditor"}),
     "reports.collectors": frozenset({"supervisor", "auditor"}),
+    # A link to a customer's own page is a credential for that customer's receivables (ADR 0055).
+    "portal.links": frozenset({"collector", "supervisor"}),
 }
 
 def check_command(role: str, command: str) -> None:
@@ -90,6 +93,9 @@ def render_docs() -> str:
     lines += ["", "| view | " + " | ".join(ROLES) + " |", "|---|" + "---|" * len(ROLES)]
     for view, roles in VIEW_ROLES.items():
         lines.append(f"| `{view}` | " + " | ".join("yes" if r in roles else "" for r in ROLES) + " |")
+    customer = ", ".join(f"`{c}`" for c, roles in COMMAND_ROLES.items() if CUSTOMER_ROLE in roles)
+    lines += ["", f"A customer (role `{CUSTOMER_ROLE}`, actor `customer:<id>`) has no API key: on their portal page"
+              f" ([portal.md](portal.md)) they may send {customer}, on their own receivables only."]
     lines += ["", "Contact details (PII) are shown in full to: " + ", ".join(r for r in ROLES if r in PII_ROLES)
               + "; masked for the others.", ""]
     return "\n".join(lines)

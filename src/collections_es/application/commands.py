@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from ..domain import compliance, lifecycle
 from ..domain.policy import Channel
 from ..domain.receivable import ContactOutcome, PaymentMethod
+from ..domain.trail import CUSTOMER_ROLE
 from .fields import AwareInstant, Currency, Day, Identifier, Money, ShortText, Strict, Text
 
 # ---- bodies -------------------------------------------------------------------------
@@ -95,6 +96,21 @@ class InstallmentIn(Strict):
 class AgreeInstallmentPlan(CommandBody):
     installments: list[InstallmentIn] = Field(min_length=1, max_length=120)
     reason: Text
+
+
+class ProposeInstallmentPlan(CommandBody):
+    """The customer's own proposal (portal): a collector accepts or declines it."""
+
+    installments: list[InstallmentIn] = Field(min_length=1, max_length=120)
+    note: Text | None = None
+
+
+class AcceptInstallmentProposal(CommandBody):
+    note: Text | None = None
+
+
+class DeclineInstallmentProposal(CommandBody):
+    reason: Text = Field(description="Shown to the customer on their portal page")
 
 
 # One class per command, even where two take the same fields: the OpenAPI document names
@@ -265,6 +281,8 @@ _SERVICE = frozenset({"service"})
 _COLLECTION = frozenset({"collector", "supervisor"})
 _SUPERVISOR = frozenset({"supervisor"})
 _TIME = _SERVICE | _SUPERVISOR
+#: A customer on their own portal page (actor `customer:<id>`); never an API key's role.
+_CUSTOMER = frozenset({CUSTOMER_ROLE})
 
 
 @dataclass(frozen=True)
@@ -323,8 +341,26 @@ LIFECYCLE: dict[str, Command] = _declare(
         _COLLECTION | {"sales", "customer_service", "legal"},
         "Record a contact with the customer (a fact: recorded, then judged)",
     ),
-    Command("promise_to_pay", PromiseToPay, _COLLECTION | {"sales"}, "Record the customer's promise to pay"),
+    Command("promise_to_pay", PromiseToPay, _COLLECTION | {"sales"} | _CUSTOMER, "Record the customer's promise to pay"),
     Command("agree_installment_plan", AgreeInstallmentPlan, _COLLECTION, "Agree a schedule of installments summing to the balance"),
+    Command(
+        "propose_installment_plan",
+        ProposeInstallmentPlan,
+        _CUSTOMER,
+        "The customer proposes a schedule of installments (portal), for a collector to accept or decline",
+    ),
+    Command(
+        "accept_installment_proposal",
+        AcceptInstallmentProposal,
+        _COLLECTION,
+        "Accept the customer's proposed plan: it is agreed as the plan",
+    ),
+    Command(
+        "decline_installment_proposal",
+        DeclineInstallmentProposal,
+        _COLLECTION,
+        "Decline the customer's proposed plan, with a reason the customer sees",
+    ),
     Command("break_promise", BreakPromise, _TIME | {"collector"}, "Declare a promise broken after its grace", time_driven=True),
     Command(
         "keep_promise",
@@ -341,7 +377,9 @@ LIFECYCLE: dict[str, Command] = _declare(
     # the compliance rules refuse a role the policy in force does not name.
     Command("request_write_off", RequestWriteOff, _COLLECTION | {"legal"}, "Request a write-off"),
     Command("approve_write_off", ApproveWriteOff, frozenset({"supervisor", "legal"}), "Approve a write-off (four eyes)"),
-    Command("raise_dispute", RaiseDispute, _COLLECTION | {"customer_service", "sales"}, "Raise a dispute: pauses escalation"),
+    Command(
+        "raise_dispute", RaiseDispute, _COLLECTION | {"customer_service", "sales"} | _CUSTOMER, "Raise a dispute: pauses escalation"
+    ),
     Command("resolve_dispute", ResolveDispute, frozenset({"supervisor", "customer_service"}), "Resolve the dispute, maybe lowering the amount"),
     Command("assign_collector", AssignCollector, _SUPERVISOR, "Assign the receivable to a collector"),
     Command("record_recovery", RecordRecovery, _SERVICE | _COLLECTION | {"legal"}, "Record money recovered after a write-off"),

@@ -42,7 +42,7 @@ from ..domain.errors import (
 from ..domain.policy import CollectionPolicy
 from ..domain.policy_book import POLICY_BOOK_ID, PolicyBook
 from ..domain.receivable import Receivable, receivable_id
-from ..domain.trail import Actor, Context
+from ..domain.trail import CUSTOMER_ROLE, Actor, Context, customer_actor
 from .access import check_command, check_view
 from .clock import Clock
 from .idempotency import IdempotencyRecord, idempotency_record_id
@@ -103,6 +103,12 @@ class Simulation:
 def _same_figures(a: CollectionPolicy, b: CollectionPolicy) -> bool:
     """Whether two policies plan alike: every figure equal but the version."""
     return a.model_dump(exclude={"version"}) == b.model_dump(exclude={"version"})
+
+
+def check_own(actor: Actor, receivable: Receivable) -> None:
+    """A customer acts on their own receivables only: another's is not found (nothing of it is told)."""
+    if actor.role == CUSTOMER_ROLE and actor != customer_actor(receivable.customer_id):
+        raise NotFoundError(f"no receivable {receivable.id}")
 
 
 class PolicyConflictError(CollectionsError):
@@ -636,6 +642,7 @@ class Collections(Application):
             raise NotFoundError(f"no command '{command}'")
 
         def act(aggregate: Receivable) -> Receivable:
+            check_own(request.actor, aggregate)
             if command == "replan":  # the customer's facts now, its contact hours included
                 customer = self.get_customer(aggregate.customer_id)
                 fields["contact_hours"] = customer.preferred_contact_hours

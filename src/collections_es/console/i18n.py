@@ -152,7 +152,10 @@ def dynamic_messages() -> list[str]:
     interruptions = typing.get_args(LimitationInterruptionOut.model_fields["kind"].annotation)
     from ..domain.compliance import RULES
 
+    from ..domain.trail import CUSTOMER_ROLE
+
     found = ["Receivable lifecycle", *lifecycle.STATES, *LIFECYCLE, *ROLES, *KINDS, *event_types(), *interruptions]
+    found.append(CUSTOMER_ROLE)  # a timeline names the customer's own actions (portal) by this role
     found += [*(rule.title for rule in RULES.values()), *(rule.kind for rule in RULES.values())]
     for command in LIFECYCLE.values():
         for spec in forms.inputs(command):

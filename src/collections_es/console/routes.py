@@ -24,7 +24,7 @@ from ..api.deps import ServicesDep
 from ..api.routes.letters import letter_response
 from ..api.routes.receivables import as_of_instant
 from ..api.routes.reports import worklist_view
-from ..application.access import PII_ROLES, VIEW_ROLES, commands_for
+from ..application.access import PII_ROLES, ROLES, VIEW_ROLES, commands_for
 from ..application.audit import verify_chain
 from ..application.commands import LIFECYCLE, Command
 from ..application.fields import DayOrInstant
@@ -329,7 +329,7 @@ def receivable(
             "letters": [] if past else _letters(user, r, now),
             "letter_formats": [f for f in FORMATS if f in ("html", "pdf")],
             "letter_languages": LETTER_LANGUAGES,
-            "actions": [] if past else _actions(user, r.state),
+            "actions": [] if past else _actions(user, r.state, answers_proposal=_proposal_waits(r)),
             "evidence": not past and evidence_link(request, user),
             "is_supervisor": user.role == "supervisor",
             "idempotency_key": new_nonce,
@@ -361,9 +361,22 @@ def _letters(user: ConsoleUser, r: Any, now: datetime) -> list[str]:
     return [kind for kind in KINDS if STAGES[kind].admits(r.state, r.days_past_due(now))]
 
 
-def _actions(user: ConsoleUser, state: str) -> list[tuple[Command, list[forms.Input]]]:
-    """Each command the role may send in this state, with its form's inputs."""
-    return [(LIFECYCLE[c], forms.inputs(LIFECYCLE[c])) for c in commands_for(user.role, lifecycle.allowed_commands(state))]
+#: Commands that answer a customer's proposal (portal): offered only while one waits.
+PROPOSAL_ANSWERS = frozenset({"accept_installment_proposal", "decline_installment_proposal"})
+
+
+def _proposal_waits(r: Any) -> bool:
+    return r.installment_proposal is not None and r.installment_proposal["status"] == "pending"
+
+
+def _actions(user: ConsoleUser, state: str, *, answers_proposal: bool = True) -> list[tuple[Command, list[forms.Input]]]:
+    """Each command the role may send in this state, with its form's inputs (the answers to a
+    customer's proposal only while one waits)."""
+    return [
+        (LIFECYCLE[c], forms.inputs(LIFECYCLE[c]))
+        for c in commands_for(user.role, lifecycle.allowed_commands(state))
+        if answers_proposal or c not in PROPOSAL_ANSWERS
+    ]
 
 
 @router.get(f"{PREFIX}/receivables/{{receivable_ref}}/letters/{{kind}}")
@@ -473,5 +486,6 @@ def _command_route(command: Command) -> None:
 
 
 for _declared in LIFECYCLE.values():
-    _command_route(_declared)
+    if _declared.roles & set(ROLES):  # not those only the customer sends, from the portal (docs/portal.md)
+        _command_route(_declared)
 

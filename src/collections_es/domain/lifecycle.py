@@ -61,6 +61,11 @@ class ReceivableLifecycle(StateMachine):
     record_contact = due.to(following_up) | _stay((issued, reminded, following_up, promised, overdue_escalated, legal))
     promise_to_pay = due.to(promised) | following_up.to(promised) | overdue_escalated.to(promised)
     agree_installment_plan = due.to(promised) | following_up.to(promised) | overdue_escalated.to(promised)
+    # The customer proposes a plan (portal); a collector accepts it (a plan, as agreed) or declines it.
+    propose_installment_plan = _stay((due, following_up, overdue_escalated))
+    accept_installment_proposal = due.to(promised) | following_up.to(promised) | overdue_escalated.to(promised)
+    # Wherever a proposal may be waiting: made after the due date, it outlives a promise or a referral.
+    decline_installment_proposal = _stay((due, following_up, promised, overdue_escalated, legal))
     break_promise = promised.to(overdue_escalated)
     # A promise or plan covered by payments that leave a balance: back to collection (ADR 0035).
     keep_promise = promised.to(following_up)

@@ -214,6 +214,28 @@ class ChargesPolicy(_Strict):
         return self.interest_rate_per_annum > 0 or self.late_fee_amount is not None
 
 
+class PortalPolicy(_Strict):
+    """What a customer may do by themselves on their portal page (docs/portal.md)."""
+
+    link_valid_days: int = Field(30, ge=1, le=365, description="Days a portal link lives when none are asked for.")
+    link_max_valid_days: int = Field(90, ge=1, le=365, description="The longest life a collector may give a link.")
+    links_in_messages: bool = Field(
+        False, description="Reminders, dunning messages and letters carry the customer's portal link."
+    )
+    promise_max_days: int = Field(30, ge=0, le=365, description="A customer's promise is for at most this many days ahead.")
+    promise_min_percent: int = Field(
+        0, ge=0, le=100, description="A customer's promise covers at least this share of the balance (percent)."
+    )
+    plan_max_installments: int = Field(6, ge=1, le=120, description="Installments a customer may propose.")
+    plan_max_days: int = Field(180, ge=1, le=3650, description="A proposed plan's last installment is at most this many days ahead.")
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> PortalPolicy:
+        if self.link_valid_days > self.link_max_valid_days:
+            raise ValueError(f"link_valid_days must not exceed link_max_valid_days ({self.link_max_valid_days})")
+        return self
+
+
 class CollectionPolicy(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=lambda schema, cls: _strategy_schema(schema))
 
@@ -270,6 +292,7 @@ class CollectionPolicy(_Strict):
         default_factory=list, description="Cadences for some customers; the first that matches applies (ADR 0050)"
     )
     charges: ChargesPolicy = Field(default_factory=ChargesPolicy)
+    portal: PortalPolicy = Field(default_factory=PortalPolicy)
 
     @field_validator("escalate_after_days")
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -19,10 +19,10 @@ from . import aftercare, charges, compliance, holds, lifecycle, limitation
 from .aggregate import TrailedAggregate
 from .errors import RuleViolationError
 from .calendar import business_day_on_or_before, check_timezone, start_of_day
-from .money import check_currency, to_money
+from .money import check_currency, minor_units, to_money
 from .policy import CHANNELS, ChargesPolicy, CollectionPolicy
-from .trail import Context
 from .strategy import hours_of
+from .trail import CUSTOMER_ROLE, Context
 
 CONTACTS_KEPT = 100
 EXCEPTIONS_KEPT = 20
@@ -264,6 +264,37 @@ class Receivable(TrailedAggregate):
             r.installment_plan = {"installments": self.installments, "paid_before": r.paid}
             r.promise = None
             r.legal_referral_approval = None
+
+    class InstallmentPlanProposed(Event):
+        """The customer proposed a plan (portal): a collector accepts or declines it."""
+
+        installments: list[dict[str, Any]]
+        note: str | None
+
+        def evolve(self, r: Receivable) -> None:
+            r.installment_proposal = {
+                "status": "pending",
+                "installments": self.installments,
+                "note": self.note,
+                "proposed_by": self.actor_id,
+                "proposed_at": self.timestamp,
+            }
+
+    class InstallmentProposalAccepted(Event):
+        """A collector accepted the customer's proposal; the plan itself follows (`InstallmentPlanAgreed`)."""
+
+        note: str | None
+
+        def evolve(self, r: Receivable) -> None:
+            r.installment_proposal = {**r.installment_proposal, "status": "accepted", "decided_by": self.actor_id,
+                                      "decided_at": self.timestamp, "decision": self.note}
+
+    class InstallmentProposalDeclined(Event):
+        reason: str
+
+        def evolve(self, r: Receivable) -> None:
+            r.installment_proposal = {**r.installment_proposal, "status": "declined", "decided_by": self.actor_id,
+                                      "decided_at": self.timestamp, "decision": self.reason}
 
     class PromiseBroken(Event):
         reason: str
@@ -529,6 +560,9 @@ class Receivable(TrailedAggregate):
     last_reminder_at = None
     # Added with charges (ADR 0053): None until the first charge is accrued (see `charges`).
     charges_state = None
+    # The customer's last installment proposal (portal): {"status": pending|accepted|declined,
+    # "installments", "note", "proposed_by", "proposed_at", "decided_by"?, "decided_at"?, "decision"?}.
+    installment_proposal = None
 
     # ---- queries ------------------------------------------------------------
 
@@ -974,11 +1008,38 @@ class Receivable(TrailedAggregate):
         _check_date(promised_on, "promised_on")
         if promised_on < self.local_date(ctx.now):
             raise RuleViolationError("promise.date_in_past", "promised_on is in the past", field="promised_on")
+        if ctx.actor.role == CUSTOMER_ROLE:
+            self._check_customer_promise(ctx, money, promised_on)
         self._record(self.PromiseMade, ctx, state_after=state, amount=money, promised_on=promised_on, note=note)
+
+    def _check_customer_promise(self, ctx: Context, money: Decimal, promised_on: date) -> None:
+        """A customer's own promise stays within the limits the policy's `portal` section sets."""
+        limits = ctx.policy.portal
+        latest = self.local_date(ctx.now) + timedelta(days=limits.promise_max_days)
+        if promised_on > latest:
+            raise RuleViolationError(
+                "portal.promise_too_far",
+                f"a promise made on the portal is for {latest.isoformat()} at the latest ({limits.promise_max_days} days ahead)",
+                field="promised_on",
+            )
+        least = (self.balance * limits.promise_min_percent / 100).quantize(
+            Decimal(1).scaleb(-minor_units(self.currency)), rounding=ROUND_UP
+        )
+        if money < least:
+            raise RuleViolationError(
+                "portal.promise_too_small",
+                f"a promise made on the portal covers at least {limits.promise_min_percent}% of the balance ({least})",
+                field="amount",
+            )
 
     def agree_installment_plan(self, ctx: Context, *, installments: list[dict[str, Any]], reason: str) -> None:
         state = self._next("agree_installment_plan")
         _require_text(reason, "reason")
+        schedule = self._checked_schedule(ctx, installments)
+        self._record(self.InstallmentPlanAgreed, ctx, state_after=state, installments=schedule, reason=reason)
+
+    def _checked_schedule(self, ctx: Context, installments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Dated amounts, each in the future, in increasing order, summing to the balance."""
         if not installments:
             raise RuleViolationError("installments.empty", "an installment plan needs at least one installment", field="installments")
         today = self.local_date(ctx.now)
@@ -1003,7 +1064,50 @@ class Receivable(TrailedAggregate):
             raise RuleViolationError(
                 "installments.sum", f"installments sum to {total}, the balance is {self.balance}", field="installments"
             )
-        self._record(self.InstallmentPlanAgreed, ctx, state_after=state, installments=schedule, reason=reason)
+        return schedule
+
+    def propose_installment_plan(self, ctx: Context, *, installments: list[dict[str, Any]], note: str | None = None) -> None:
+        """The customer proposes a plan: recorded for a collector to accept or decline; within the
+        policy's `portal` limits (how many installments, how far ahead)."""
+        state = self._next("propose_installment_plan")
+        if self.installment_proposal is not None and self.installment_proposal["status"] == "pending":
+            raise RuleViolationError("proposal.pending", "a proposed plan is waiting for an answer already")
+        limits = ctx.policy.portal
+        if len(installments) > limits.plan_max_installments:
+            raise RuleViolationError(
+                "portal.plan_too_many",
+                f"a proposed plan has at most {limits.plan_max_installments} installments",
+                field="installments",
+            )
+        schedule = self._checked_schedule(ctx, installments)
+        latest = self.local_date(ctx.now) + timedelta(days=limits.plan_max_days)
+        if schedule[-1]["due_on"] > latest:
+            raise RuleViolationError(
+                "portal.plan_too_long",
+                f"a proposed plan ends by {latest.isoformat()} ({limits.plan_max_days} days ahead)",
+                field=f"installments[{len(schedule) - 1}].due_on",
+            )
+        self._record(self.InstallmentPlanProposed, ctx, state_after=state, installments=schedule, note=note)
+
+    def accept_installment_proposal(self, ctx: Context, *, note: str | None = None) -> None:
+        """Accept the customer's pending proposal: recorded, then agreed as a plan like any other
+        (the schedule checked again against today's balance and date)."""
+        target = self._next("accept_installment_proposal")
+        schedule = self._checked_schedule(ctx, self._pending_proposal()["installments"])
+        self._record(self.InstallmentProposalAccepted, ctx, state_after=self.state, note=note)
+        reason = "the customer's proposed plan, accepted" + (f": {note}" if note else "")
+        self._record(self.InstallmentPlanAgreed, ctx, state_after=target, installments=schedule, reason=reason)
+
+    def decline_installment_proposal(self, ctx: Context, *, reason: str) -> None:
+        state = self._next("decline_installment_proposal")
+        _require_text(reason, "reason")
+        self._pending_proposal()
+        self._record(self.InstallmentProposalDeclined, ctx, state_after=state, reason=reason)
+
+    def _pending_proposal(self) -> dict[str, Any]:
+        if self.installment_proposal is None or self.installment_proposal["status"] != "pending":
+            raise RuleViolationError("proposal.not_pending", "no proposed plan is waiting for an answer")
+        return self.installment_proposal
 
     def break_promise(self, ctx: Context, *, reason: str) -> None:
         state = self._next("break_promise")

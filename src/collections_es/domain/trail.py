@@ -37,12 +37,19 @@ TRAIL_FIELDS: frozenset[str] = frozenset(
     }
 )
 SCHEDULER_ACTOR = "system:scheduler"
+#: The role of a customer acting on their own portal page; the actor is `customer:<customer_id>`.
+CUSTOMER_ROLE = "customer"
 
 
 @dataclass(frozen=True)
 class Actor:
     id: str
     role: str
+
+
+def customer_actor(customer_id: str) -> Actor:
+    """The actor a customer's own actions are recorded with (docs/portal.md)."""
+    return Actor(f"{CUSTOMER_ROLE}:{customer_id}", CUSTOMER_ROLE)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,17 @@ from ..domain.receivable import Receivable
 _PAY_WITHIN = {"first_dunning": "dunning", "broken_promise": "dunning", "lawyer_letter": "lawyer"}
 
 
-def figures(r: Receivable, customer: Customer | None, now: datetime, kind: str, company: dict[str, Any]) -> dict[str, Any]:
-    """Everything the templates name, as of `now` in the customer's time zone."""
+def figures(
+    r: Receivable,
+    customer: Customer | None,
+    now: datetime,
+    kind: str,
+    company: dict[str, Any],
+    *,
+    portal_url: str | None = None,
+) -> dict[str, Any]:
+    """Everything the templates name, as of `now` in the customer's time zone; `portal_url`, the
+    customer's portal link, when the policy puts one into messages and letters (docs/portal.md)."""
     letter_date = r.local_date(now)
     days = company.get("pay_within_days", {}).get(_PAY_WITHIN.get(kind, kind))
     pay_by = r.due_on if days is None or kind in ("reminder", "pre_due_reminder") else letter_date + timedelta(days=int(days))
@@ -35,6 +44,7 @@ def figures(r: Receivable, customer: Customer | None, now: datetime, kind: str, 
         "days_past_due": r.days_past_due(now),
         "letter_date": letter_date,
         "pay_by": pay_by,
+        "portal_url": portal_url,
         "customer": {
             "customer_id": r.customer_id,
             "name": customer.name if customer else r.customer_id,

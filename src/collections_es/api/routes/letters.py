@@ -85,7 +85,7 @@ def letter_response(services: Any, r: Any, letter_kind: str, lang: str, fmt: str
         customer = services.app.get_customer(r.customer_id)
     except NotFoundError:
         customer = None
-    data = figures(r, customer, now, letter_kind, services.letters.company)
+    data = figures(r, customer, now, letter_kind, services.letters.company, portal_url=services.portal_url(r.customer_id, now))
     try:
         rendered = services.letters.letter(letter_kind, lang, fmt, data)
     except LetterError as exc:

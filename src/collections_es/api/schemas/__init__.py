@@ -68,6 +68,7 @@ from .receivables import (
     HoldOut,
     InstallmentOut,
     InstallmentPlanOut,
+    InstallmentProposalOut,
     LimitationInterruptionOut,
     LimitationOut,
     PromiseOut,

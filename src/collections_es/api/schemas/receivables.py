@@ -99,6 +99,16 @@ class HoldOut(BaseModel):
     until: datetime | None = Field(description="When it ends by itself; null: until released")
     placed_by: str
     placed_at: datetime
+class InstallmentProposalOut(BaseModel):
+    """The customer's last proposed plan (portal) and what became of it."""
+
+    status: Literal["pending", "accepted", "declined"]
+    installments: list[InstallmentOut]
+    note: str | None
+    proposed_at: datetime
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision: str | None = Field(default=None, description="The note of an acceptance or the reason of a refusal")
 
 
 class ReceivablePublic(BaseModel):
@@ -137,6 +147,7 @@ class ReceivablePublic(BaseModel):
     open_complaints: list[OpenComplaintOut] = Field(default_factory=list, description="Complaints not yet ruled on")
     as_of: datetime | None = None
     holds: list[HoldOut] = Field(default_factory=list, description="The holds in force (its own, its customer's)")
+    installment_proposal: InstallmentProposalOut | None = None
 
 
 class BreachOut(BaseModel):
