@@ -252,10 +252,11 @@ def test_the_worklist_offers_the_commands_the_state_allows_and_the_callers_role_
     assert "assign_collector" in supervisor["SILENT"]["allowed_commands"]
     # promised allows record_contact, record_payment, raise_dispute, resolve_dispute, assign_collector,
     # warn_limitation, break_promise, keep_promise, accrue_charges, waive_charges, approve_charges_waiver,
-    # remind_installment, replan, hold, release_hold and the complaints; a collector may send seven of them
+    # remind_installment, replan, hold, release_hold, the complaints and decline_installment_proposal
+    # (a customer's proposal may outlive a promise); a collector may send eight of them
     assert collector["PROMISE-SOON"]["allowed_commands"] == [
-        "record_contact", "record_payment", "raise_dispute", "accrue_charges", "break_promise", "keep_promise",
-        "remind_installment",
+        "record_contact", "record_payment", "raise_dispute", "accrue_charges", "decline_installment_proposal",
+        "break_promise", "keep_promise", "remind_installment",
     ]
 
 
