@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the `projections` package, not bench/projections.py
 
 import _common as c  # noqa: E402
 
@@ -91,7 +92,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
     from collections_es.bootstrap import build
     from collections_es.config import Settings
 
-    services = build(Settings(DATABASE_URL=url))
+    services = build(Settings(DATABASE_URL=url, COLLECTIONS_RATE_LIMIT_BURST=0))
     app = AsgiCaller(create_app(services))
     token = services.keys.add("bench", "service", services.clock.now())
     h = {"Authorization": f"Bearer {token}"}

@@ -153,7 +153,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         scope=database.schema or "",
     )
     scheduler = Scheduler(app, SqlTimerStore(engine), catch_up=lambda: runner.catch_up(["timers"]))
-    keys = ApiKeyStore(engine, ROLES, settings.api_keys_file)
+    keys = ApiKeyStore(engine, ROLES, settings.api_keys_file, cache_seconds=settings.api_key_cache_seconds)
     notifier = Notifier(
         SqlOutbox(engine),
         clock,

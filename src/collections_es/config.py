@@ -20,6 +20,11 @@ class Settings(BaseSettings):
     )
     clock: Literal["system", "sandbox"] = Field(default="system", validation_alias="COLLECTIONS_CLOCK")
     api_keys_file: Path | None = Field(default=None, validation_alias="COLLECTIONS_API_KEYS_FILE")
+    api_key_cache_seconds: float = Field(
+        default=2.0, ge=0, le=60, validation_alias="COLLECTIONS_API_KEY_CACHE_SECONDS",
+        description="How long a process remembers an active API key without asking the database; "
+        "a key revoked in another process is refused within this time (0: ask on every request)",
+    )
     policy_file: Path | None = Field(default=None, validation_alias="COLLECTIONS_POLICY_FILE")
     cipher_key: str | None = Field(
         default=None,
