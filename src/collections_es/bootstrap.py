@@ -115,9 +115,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
     if clock is None:
         clock = SandboxClock(SystemClock().now()) if settings.clock == "sandbox" else SystemClock()
     policy = load_policy(settings.policy_file)
-    engine = database.make_engine(settings.cipher_key)
+    engine = database.make_engine(settings.cipher_key, settings.db_pool_size)
     app = Collections(
-        database.event_store_env(settings.cipher_key), clock=clock, snapshot_interval=settings.snapshot_interval
+        database.event_store_env(settings.cipher_key, settings.db_pool_size, settings.aggregate_cache_size),
+        clock=clock,
+        snapshot_interval=settings.snapshot_interval,
     )
     try:
         # Before anything reads the log: a key that does not fit the database stops us here (ADR 0030).

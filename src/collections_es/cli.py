@@ -181,9 +181,11 @@ def _event_log(settings: Settings | None = None, *, check_key: bool = True):  # 
     settings = settings or _settings()
     try:
         database = Database.parse(settings.database_url)
-        engine = database.make_engine(settings.cipher_key)
+        engine = database.make_engine(settings.cipher_key, settings.db_pool_size)
         log = Collections(
-            database.event_store_env(settings.cipher_key), clock=SystemClock(), snapshot_interval=settings.snapshot_interval
+            database.event_store_env(settings.cipher_key, settings.db_pool_size),
+            clock=SystemClock(),
+            snapshot_interval=settings.snapshot_interval,
         )
         if check_key:
             try:

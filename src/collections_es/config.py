@@ -47,6 +47,16 @@ class Settings(BaseSettings):
         default=100_000, ge=1, validation_alias="COLLECTIONS_IMPORT_MAX_LINES",
         description="The most data lines one import takes (beyond: an error, nothing imported)",
     )
+    db_pool_size: int = Field(
+        default=20, ge=2, le=500, validation_alias="COLLECTIONS_DB_POOL_SIZE",
+        description="PostgreSQL connections one process opens at most, both pools together: "
+        "half (rounded up) for the event store, the rest for read models and service tables",
+    )
+    aggregate_cache_size: int = Field(
+        default=1000, ge=0, le=1_000_000, validation_alias="COLLECTIONS_AGGREGATE_CACHE_SIZE",
+        description="Aggregates a process keeps in memory; a cached one is brought up to date "
+        "with one query for its newer events (0: load from the store every time)",
+    )
     snapshot_interval: int = Field(default=50, ge=2, validation_alias="COLLECTIONS_SNAPSHOT_INTERVAL")
     projection_poll_seconds: float = Field(default=0.5, gt=0, validation_alias="COLLECTIONS_PROJECTION_POLL_SECONDS")
     scheduler_interval_seconds: float = Field(default=30.0, gt=0, validation_alias="COLLECTIONS_SCHEDULER_INTERVAL_SECONDS")
