@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         description="The most data lines one import takes (beyond: an error, nothing imported)",
     )
     db_pool_size: int = Field(
-        default=20, ge=2, le=500, validation_alias="COLLECTIONS_DB_POOL_SIZE",
+        default=20, ge=4, le=500, validation_alias="COLLECTIONS_DB_POOL_SIZE",
         description="PostgreSQL connections one process opens at most, both pools together: "
         "half (rounded up) for the event store, the rest for read models and service tables",
     )
