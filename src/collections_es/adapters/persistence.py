@@ -174,7 +174,9 @@ class Database:
                 # Writers take the write lock up front: a deferred transaction that
                 # later writes can fail at once with SQLITE_BUSY instead of waiting.
                 # Readers (`read_only` execution option) don't block anyone in WAL mode.
-                if conn.get_execution_options().get("read_only"):
+                # `deferred`: a rebuild writing only to its attached shadow file (ADR 0065).
+                options = conn.get_execution_options()
+                if options.get("read_only") or options.get("deferred"):
                     conn.exec_driver_sql("BEGIN")
                 else:
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
