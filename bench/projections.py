@@ -36,6 +36,7 @@ import pstats
 import random
 import shutil
 import sqlite3
+import statistics
 import sys
 import tempfile
 import threading
@@ -183,6 +184,14 @@ def run_catchup(db: str, args: argparse.Namespace) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------- (b) rebuild
 
 
+def rss_mb() -> float:
+    """This process's resident memory, MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def history_file(events: int, seed: int) -> Path:
     """The cached SQLite file with a generated history of about `events` events (made if missing)."""
     DATA.mkdir(parents=True, exist_ok=True)
@@ -252,10 +261,19 @@ def run_rebuild(args: argparse.Namespace) -> None:
             seconds = time.perf_counter() - started
             print(f"profiled rebuild of all: {seconds:.1f} s ({head / seconds:,.0f} events/s under cProfile)")
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+        rss_before = rss_mb()
+        samples: list[float] = []
+
+        def sample(position: int, _head: int) -> None:
+            samples.append(rss_mb())
+
         started = time.perf_counter()
-        runner.rebuild(batch_size=args.batch_size)
+        runner.rebuild(batch_size=args.batch_size, progress=sample)
         seconds = time.perf_counter() - started
         rate = head / seconds
+        print(f"resident memory: {rss_before:.0f} MB before, {max(samples or [rss_before]):.0f} MB at most during "
+              f"({len(samples)} batches; after the first tenth {statistics.median(samples[len(samples) // 10:] or [0]):.0f} MB "
+              f"median), {rss_mb():.0f} MB after")
         verdict = "PASS" if rate >= REBUILD_TARGET else "FAIL"
         print(f"{'all ' + str(len(names)) + ' together':<22} {seconds:>8.1f} s {rate:>10,.0f} events/s   "
               f"(goal >= {REBUILD_TARGET:,.0f}/s): {verdict}")
