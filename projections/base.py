@@ -352,6 +352,7 @@ class ProjectionRunner:
                         position = read[-1].id
                         if progress is not None:
                             progress(position, head)
+                shadow.settle()
                 with shadow.swapping():
                     for name in names:
                         conn.execute(sa.select(tracking.c.position).where(tracking.c.name == name).with_for_update()).scalar_one()
@@ -477,6 +478,18 @@ class Shadow:
                     table.create(self.conn)
         finally:
             self._translated(False)
+        if self.postgres:  # no WAL for rows rewritten batch after batch; logged once before the swap
+            with self.conn.begin():
+                for table in self.tables:
+                    self.conn.execute(sa.text(f'ALTER TABLE "{self.name}"."{table.name}" SET UNLOGGED'))
+
+    def settle(self) -> None:
+        """Before the swap (PostgreSQL): write the shadow tables to the WAL once, so what is
+        swapped in is as durable as the rest of the database."""
+        if self.postgres:
+            with self.conn.begin():
+                for table in self.tables:
+                    self.conn.execute(sa.text(f'ALTER TABLE "{self.name}"."{table.name}" SET LOGGED'))
 
     @contextmanager
     def writing(self, in_swap: bool) -> Iterator[None]:
