@@ -125,7 +125,8 @@ def rebuild(
     names: Annotated[list[str] | None, typer.Argument(help="Projections to rebuild (default: all)")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Notifications per transaction")] = 5000,
 ) -> None:
-    """Empty projections and rebuild them together from the whole event log, with a progress bar."""
+    """Rebuild projections together from the whole event log, with a progress bar: built in shadow
+    tables while the live views keep answering, swapped in when caught up (ADR 0065)."""
     services = _services()
     try:
         wanted = _projection_names(services, names)
