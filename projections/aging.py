@@ -89,6 +89,11 @@ changes = sa.Table(
 )
 
 
+# Sums that cannot overflow where this code base has them (`rows.Sum`, `rows.exact_sum`), else
+# 64-bit integers and SQL's sum, like the other aging tables of the same version.
+_SUM_TYPE: Any = getattr(rowlib, "Sum", sa.BigInteger)
+_exact_sum: Any = getattr(rowlib, "exact_sum", sa.func.sum)
+
 checkpoints = sa.Table(
     "rm_aging_checkpoints",
     metadata,
@@ -97,7 +102,7 @@ checkpoints = sa.Table(
     sa.Column("key", sa.String(128), primary_key=True),
     sa.Column("currency", sa.String(3), primary_key=True),
     sa.Column("due_on", sa.Date, primary_key=True),
-    sa.Column("balance", sa.BigInteger, nullable=False),
+    sa.Column("balance", _SUM_TYPE, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
 )
 
@@ -270,23 +275,21 @@ def _checkpoint(conn: sa.Connection, change_rows: list[dict[str, Any]]) -> None:
 
 
 def _make_checkpoint(conn: sa.Connection, month: date) -> None:
-    """The balances at the end of `month`: all changes less those dated after it, in SQL."""
+    """The balances at the end of `month`: all changes less those dated after it. Added up
+    here rather than in SQL, so the sums stay exact whatever the column's storage."""
     t, c = totals.c, changes.c
-    later = (
-        sa.select(c.dim, c.key, c.currency, c.due_on, sa.func.sum(c.balance).label("b"), sa.func.sum(c.count).label("n"))
-        .where(c.effective_on > month_end(month))
-        .group_by(c.dim, c.key, c.currency, c.due_on)
-        .subquery()
-    )
-    joined = sa.and_(t.dim == later.c.dim, t.key == later.c.key, t.currency == later.c.currency, t.due_on == later.c.due_on)
-    balance = t.balance - sa.func.coalesce(later.c.b, 0)
-    count = t.count - sa.func.coalesce(later.c.n, 0)
-    rows = (
-        sa.select(t.dim, sa.literal(month, sa.Date), t.key, t.currency, t.due_on, balance, count)
-        .select_from(totals.outerjoin(later, joined))
-        .where(sa.or_(balance != 0, count != 0))
-    )
-    conn.execute(checkpoints.insert().from_select(["dim", "month", "key", "currency", "due_on", "balance", "count"], rows))
+    cells: dict[tuple[str, str, str, date], list[int]] = {}
+    for dim, key, cur, due, balance, count in conn.execute(sa.select(t.dim, t.key, t.currency, t.due_on, t.balance, t.count)):
+        cells[(dim, key, cur, due)] = [int(balance), int(count)]
+    later = sa.select(c.dim, c.key, c.currency, c.due_on, c.balance, c.count).where(c.effective_on > month_end(month))
+    for dim, key, cur, due, balance, count in conn.execute(later):
+        cell = cells[(dim, key, cur, due)]
+        cell[0] -= int(balance)
+        cell[1] -= int(count)
+    rows = [{"dim": dim, "month": month, "key": key, "currency": cur, "due_on": due, "balance": b, "count": n}
+            for (dim, key, cur, due), (b, n) in cells.items() if b or n]
+    if rows:
+        conn.execute(checkpoints.insert(), rows)
 
 
 # ---- queries -----------------------------------------------------------------
@@ -319,12 +322,12 @@ def _from_checkpoint(
     k_by = k.due_on if by == "due_on" else _bucket_case(k.due_on, as_of)
     c_by = c.due_on if by == "due_on" else _bucket_case(c.due_on, as_of)
     base = (
-        sa.select(k.key, k.currency, k_by.label("by"), sa.func.sum(k.balance), sa.func.sum(k.count))
+        sa.select(k.key, k.currency, k_by.label("by"), _exact_sum(k.balance), sa.func.sum(k.count))
         .where(k.dim == dim, k.month == month)
         .group_by(k.key, k.currency, k_by)
     )
     later = (
-        sa.select(c.key, c.currency, c_by.label("by"), sa.func.sum(c.balance), sa.func.sum(c.count))
+        sa.select(c.key, c.currency, c_by.label("by"), _exact_sum(c.balance), sa.func.sum(c.count))
         .where(c.dim == dim, c.effective_on > as_of, c.effective_on <= month_end(month))
         .group_by(c.key, c.currency, c_by)
     )
