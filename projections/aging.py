@@ -254,20 +254,24 @@ def _checkpoint(conn: sa.Connection, change_rows: list[dict[str, Any]]) -> None:
     have = set(conn.execute(sa.select(checkpointed.c.month)).scalars())
     have_first, have_last = (min(have), max(have)) if have else (None, None)
     deltas: dict[tuple[str, date, str, str, date], list[int]] = defaultdict(lambda: [0, 0])
-    touched: set[date] = set()
     for row in change_rows:
         for month in _months(max(month_of(row["effective_on"]), have_first or date.max), have_last or date.min):
             cell = deltas[(row["dim"], month, row["key"], row["currency"], row["due_on"])]
             cell[0] += row["balance"]
             cell[1] += row["count"]
-            touched.add(month)
     rowlib.add(
         conn, checkpoints, ["dim", "month", "key", "currency", "due_on"], ["balance", "count"],
         [{"dim": d, "month": m, "key": key, "currency": cur, "due_on": due, "balance": b, "count": n}
          for (d, m, key, cur, due), (b, n) in deltas.items()],
     )
-    if touched:
-        conn.execute(checkpoints.delete().where(k.month >= min(touched), k.balance == 0, k.count == 0))
+    if deltas:  # the cells this batch changed that reached zero go (by primary key: no scan)
+        conn.execute(
+            checkpoints.delete().where(
+                k.dim == sa.bindparam("d"), k.month == sa.bindparam("m"), k.key == sa.bindparam("k"),
+                k.currency == sa.bindparam("c"), k.due_on == sa.bindparam("due"), k.balance == 0, k.count == 0,
+            ),
+            [{"d": d, "m": m, "k": key, "c": cur, "due": due} for (d, m, key, cur, due) in deltas],
+        )
     for month in wanted:
         if month not in have:
             _make_checkpoint(conn, month)
