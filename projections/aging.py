@@ -16,11 +16,6 @@ today, or any date after the last change, reads only it. As of an earlier date
 the changes dated after it are subtracted (`rm_aging_changes`). Both tables are
 aggregated by due date, never per receivable, so the report's cost follows the
 number of distinct due dates (and groups), not the number of receivables.
-
-`rm_aging_checkpoints` holds each cell's balance at the end of every month of the
-history (cells at zero left out; ADR 0066): as of a date in a past month the report
-reads that month's checkpoint and subtracts the changes between the date and the
-month's end (at most a month of them), instead of every change since the date.
 """
 
 from __future__ import annotations
@@ -89,58 +84,13 @@ changes = sa.Table(
 )
 
 
-# Sums that cannot overflow where this code base has them (`rows.Sum`, `rows.exact_sum`), else
-# 64-bit integers and SQL's sum, like the other aging tables of the same version.
-_SUM_TYPE: Any = getattr(rowlib, "Sum", sa.BigInteger)
-_exact_sum: Any = getattr(rowlib, "exact_sum", sa.func.sum)
-
-checkpoints = sa.Table(
-    "rm_aging_checkpoints",
-    metadata,
-    sa.Column("dim", sa.String(16), primary_key=True),
-    sa.Column("month", sa.Date, primary_key=True),  # the first day of the month; balances at its end
-    sa.Column("key", sa.String(128), primary_key=True),
-    sa.Column("currency", sa.String(3), primary_key=True),
-    sa.Column("due_on", sa.Date, primary_key=True),
-    sa.Column("balance", _SUM_TYPE, nullable=False),
-    sa.Column("count", sa.Integer, nullable=False),
-)
-
-
-checkpointed = sa.Table(
-    "rm_aging_checkpointed",
-    metadata,
-    sa.Column("month", sa.Date, primary_key=True),  # a month whose checkpoint is made (it may hold no rows)
-)
-
-
-def month_of(day: date) -> date:
-    return day.replace(day=1)
-
-
-def next_month(month: date) -> date:
-    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
-
-
-def month_end(month: date) -> date:
-    return next_month(month) - timedelta(days=1)
-
-
-def _months(first: date, last: date) -> list[date]:
-    out, month = [], first
-    while month <= last:
-        out.append(month)
-        month = next_month(month)
-    return out
-
-
 def _keys(item: dict[str, Any]) -> dict[str, str]:
     return {"currency": "", "customer": item["customer_id"], "collector": item["collector"]}
 
 
 class Aging(Projection):
     name = "aging"
-    tables = (items, totals, changes, checkpoints, checkpointed)
+    tables = (items, totals, changes)
 
     @property
     def handles(self) -> Sequence[type]:
@@ -231,69 +181,6 @@ class Aging(Projection):
             ["balance", "count"],
             [{"dim": d, "key": k, "currency": c, "due_on": due, "balance": b, "count": n} for (d, k, c, due), (b, n) in summed.items()],
         )
-        _checkpoint(conn, change_rows)
-
-
-def _checkpoint(conn: sa.Connection, change_rows: list[dict[str, Any]]) -> None:
-    """Keep a checkpoint for every month from the first change's to the one before the
-    latest change's: a month not yet checkpointed is made from the totals less the later
-    changes (this batch's included); months checkpointed already get this batch's changes
-    dated in or before them. Cells at zero are never kept, so the rows are the same
-    wherever batches end (rebuild == live)."""
-    if not change_rows:
-        return
-    c, k = changes.c, checkpoints.c
-    first_change, last_change = conn.execute(
-        sa.select(sa.func.min(c.effective_on), sa.func.max(c.effective_on)).where(c.dim == "currency")
-    ).one()
-    if first_change is None:
-        return
-    wanted = _months(month_of(first_change), month_of(last_change) - timedelta(days=1))
-    if not wanted:
-        return
-    have = set(conn.execute(sa.select(checkpointed.c.month)).scalars())
-    have_first, have_last = (min(have), max(have)) if have else (None, None)
-    deltas: dict[tuple[str, date, str, str, date], list[int]] = defaultdict(lambda: [0, 0])
-    for row in change_rows:
-        for month in _months(max(month_of(row["effective_on"]), have_first or date.max), have_last or date.min):
-            cell = deltas[(row["dim"], month, row["key"], row["currency"], row["due_on"])]
-            cell[0] += row["balance"]
-            cell[1] += row["count"]
-    rowlib.add(
-        conn, checkpoints, ["dim", "month", "key", "currency", "due_on"], ["balance", "count"],
-        [{"dim": d, "month": m, "key": key, "currency": cur, "due_on": due, "balance": b, "count": n}
-         for (d, m, key, cur, due), (b, n) in deltas.items()],
-    )
-    if deltas:  # the cells this batch changed that reached zero go (by primary key: no scan)
-        conn.execute(
-            checkpoints.delete().where(
-                k.dim == sa.bindparam("d"), k.month == sa.bindparam("m"), k.key == sa.bindparam("k"),
-                k.currency == sa.bindparam("c"), k.due_on == sa.bindparam("due"), k.balance == 0, k.count == 0,
-            ),
-            [{"d": d, "m": m, "k": key, "c": cur, "due": due} for (d, m, key, cur, due) in deltas],
-        )
-    for month in wanted:
-        if month not in have:
-            _make_checkpoint(conn, month)
-            conn.execute(checkpointed.insert().values(month=month))
-
-
-def _make_checkpoint(conn: sa.Connection, month: date) -> None:
-    """The balances at the end of `month`: all changes less those dated after it. Added up
-    here rather than in SQL, so the sums stay exact whatever the column's storage."""
-    t, c = totals.c, changes.c
-    cells: dict[tuple[str, str, str, date], list[int]] = {}
-    for dim, key, cur, due, balance, count in conn.execute(sa.select(t.dim, t.key, t.currency, t.due_on, t.balance, t.count)):
-        cells[(dim, key, cur, due)] = [int(balance), int(count)]
-    later = sa.select(c.dim, c.key, c.currency, c.due_on, c.balance, c.count).where(c.effective_on > month_end(month))
-    for dim, key, cur, due, balance, count in conn.execute(later):
-        cell = cells[(dim, key, cur, due)]
-        cell[0] -= int(balance)
-        cell[1] -= int(count)
-    rows = [{"dim": dim, "month": month, "key": key, "currency": cur, "due_on": due, "balance": b, "count": n}
-            for (dim, key, cur, due), (b, n) in cells.items() if b or n]
-    if rows:
-        conn.execute(checkpoints.insert(), rows)
 
 
 # ---- queries -----------------------------------------------------------------
@@ -310,52 +197,7 @@ def balances_as_of(
     conn: sa.Connection, dim: str, as_of: date, *, currency: str | None = None, by: str = "due_on"
 ) -> dict[tuple[str, str, Any], tuple[int, int]]:
     """(key, currency, due date or bucket) → (balance in minor units, open receivables)
-    as of the end of `as_of`: in a checkpointed month, that month's checkpoint less the
-    changes dated after `as_of` within it; otherwise all changes less those dated after
-    `as_of`. Summed in SQL."""
-    month = month_of(as_of)
-    if conn.execute(sa.select(checkpointed.c.month).where(checkpointed.c.month == month)).first() is not None:
-        return _from_checkpoint(conn, dim, as_of, month, currency=currency, by=by)
-    return balances_from_totals(conn, dim, as_of, currency=currency, by=by)
-
-
-def _from_checkpoint(
-    conn: sa.Connection, dim: str, as_of: date, month: date, *, currency: str | None, by: str
-) -> dict[tuple[str, str, Any], tuple[int, int]]:
-    k, c = checkpoints.c, changes.c
-    k_by = k.due_on if by == "due_on" else _bucket_case(k.due_on, as_of)
-    c_by = c.due_on if by == "due_on" else _bucket_case(c.due_on, as_of)
-    base = (
-        sa.select(k.key, k.currency, k_by.label("by"), _exact_sum(k.balance), sa.func.sum(k.count))
-        .where(k.dim == dim, k.month == month)
-        .group_by(k.key, k.currency, k_by)
-    )
-    later = (
-        sa.select(c.key, c.currency, c_by.label("by"), _exact_sum(c.balance), sa.func.sum(c.count))
-        .where(c.dim == dim, c.effective_on > as_of, c.effective_on <= month_end(month))
-        .group_by(c.key, c.currency, c_by)
-    )
-    if currency:
-        base = base.where(k.currency == currency)
-        later = later.where(c.currency == currency)
-    return _less(conn.execute(base), conn.execute(later))
-
-
-def _less(base: Any, later: Any) -> dict[tuple[str, str, Any], tuple[int, int]]:
-    result: dict[tuple[str, str, Any], list[int]] = {}
-    for key, cur, at, balance, count in base:
-        result[(key, cur, at)] = [int(balance), int(count)]
-    for key, cur, at, balance, count in later:
-        cell = result.setdefault((key, cur, at), [0, 0])
-        cell[0] -= int(balance)
-        cell[1] -= int(count)
-    return {k: (b, n) for k, (b, n) in result.items() if b or n}
-
-
-def balances_from_totals(
-    conn: sa.Connection, dim: str, as_of: date, *, currency: str | None = None, by: str = "due_on"
-) -> dict[tuple[str, str, Any], tuple[int, int]]:
-    """As `balances_as_of`, without checkpoints: all changes less those dated after `as_of`."""
+    as of the end of `as_of`: all changes less those dated after it, summed in SQL."""
     t, c = totals.c, changes.c
     t_by = t.due_on if by == "due_on" else _bucket_case(t.due_on, as_of)
     c_by = c.due_on if by == "due_on" else _bucket_case(c.due_on, as_of)
