@@ -53,6 +53,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the `projections` package, not bench/projections.py
 
 import _common as c  # noqa: E402
 
@@ -88,6 +89,19 @@ def clean_env(database_url: str) -> dict[str, str]:
     if EXTRA_PYTHONPATH:
         env["PYTHONPATH"] = os.pathsep.join([*EXTRA_PYTHONPATH, *filter(None, [env.get("PYTHONPATH")])])
     return env
+
+
+def proc_rss_mb(pid: int | None) -> float:
+    """Resident memory of a process, MB (nan when gone)."""
+    if pid is None:
+        return float("nan")
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return float("nan")
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -133,8 +147,15 @@ class Server:
     proc: subprocess.Popen
     base_url: str
     log_path: Path
+    worker: subprocess.Popen | None = None  # `collections-es project`, with --scaled-out
 
     def stop(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.send_signal(signal.SIGINT)
+            try:
+                self.worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully on SIGINT
             try:
@@ -153,8 +174,17 @@ def start_server(database_url: str, workdir: Path, args: argparse.Namespace) -> 
     else:
         argv = [str(c.VENV_BIN / "python"), "-c", DIRECT_LAUNCHER, str(port),
                 "0" if args.no_projections else "1", "1" if args.access_log else "0"]
+    env = clean_env(database_url)
+    worker = None
+    if args.scaled_out:
+        # Issue 16's P1 set-up: the API with external projections, plus one projection worker.
+        env["COLLECTIONS_PROJECTIONS"] = "external"
+        worker_log = open(workdir / "project.log", "wb")  # noqa: SIM115 - closed with the process
+        worker = subprocess.Popen([str(c.VENV_BIN / "collections-es"), "project"], env=env, cwd=workdir,
+                                  stdout=worker_log, stderr=subprocess.STDOUT)
+        worker_log.close()
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(argv, env=clean_env(database_url), cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(argv, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -163,7 +193,7 @@ def start_server(database_url: str, workdir: Path, args: argparse.Namespace) -> 
             raise SystemExit(f"server exited with {proc.returncode}; log:\n{log_path.read_text(errors='replace')[-3000:]}")
         try:
             if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return Server(proc, base, log_path)
+                return Server(proc, base, log_path, worker)
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
@@ -280,6 +310,8 @@ class DbResult:
     loadavg: tuple[float, float, float]
     lag_at_end: dict[str, int]
     drain_seconds: float
+    hot: PhaseResult | None = None
+    memory: list[tuple[str, float, float]] = field(default_factory=list)  # (moment, server MB, worker MB)
 
     @property
     def ratio(self) -> float:
@@ -355,9 +387,23 @@ def bench_db(db: str, database_url: str, workdir: Path, args: argparse.Namespace
         if follow:
             wait_for_projections(client(), args.drain_timeout)
         loadavg = os.getloadavg()
+        worker_pid = server.worker.pid if server.worker is not None else None
+        memory = [("before the phases", proc_rss_mb(server.proc.pid), proc_rss_mb(worker_pid))]
         health = run_phase("GET /healthz", server.base_url, headers, health_request, duration=args.duration, **common)
         pay = run_phase("record-payment", server.base_url, headers, pay_request_for("P"), duration=args.duration, **common)
+        memory.append(("after the payments", proc_rss_mb(server.proc.pid), proc_rss_mb(worker_pid)))
         acknowledged = warm_p.ok + pay.ok
+        hot = None
+        if args.hot:
+            # Issue 16's hot receivable: `--hot` writers, each with its own connection, all on one receivable.
+            def hot_request(w: int, k: int) -> tuple[str, str, dict[str, str]]:
+                body = {"amount": "0.01", "method": "bank_transfer", "paid_on": c.PAID_ON, "reference": f"H-{w}-{k}"}
+                return "POST", f"/receivables/{ids[0]}/record-payment", body
+
+            hot = run_phase("hot receivable", server.base_url, headers, hot_request, duration=args.duration,
+                            **{**common, "connections": args.hot})
+            acknowledged += hot.ok
+            memory.append(("after the hot receivable", proc_rss_mb(server.proc.pid), proc_rss_mb(worker_pid)))
 
         # The projections follow in the server process: how far behind are they, and how long to catch up?
         lag_at_end = projection_lag(client()) if follow else {}
@@ -376,8 +422,10 @@ def bench_db(db: str, database_url: str, workdir: Path, args: argparse.Namespace
             cl.close()
         versions = sum(v for v, _ in rows)
         paid = sum((p for _, p in rows), Decimal(0))
+        memory.append(("after the read-back", proc_rss_mb(server.proc.pid), proc_rss_mb(worker_pid)))
         return DbResult(
-            db, health, pay, acknowledged, versions, int(paid / Decimal("0.01")), loadavg, lag_at_end, drain_s
+            db, health, pay, acknowledged, versions, int(paid / Decimal("0.01")), loadavg, lag_at_end, drain_s,
+            hot, memory,
         )
     finally:
         server.stop()
@@ -424,7 +472,7 @@ def report(res: DbResult, args: argparse.Namespace) -> None:
           f"{args.receivables} receivables, load average before: {res.loadavg[0]:.2f}")
     print(f"   {'endpoint':16s} {'ok':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'mean ms':>8s}"
           f" {'srv cpu ms/req':>15s} {'client cpu':>10s} {'machine':>8s}  other")
-    for ph in (res.health, res.pay):
+    for ph in (res.health, res.pay, *([res.hot] if res.hot else [])):
         s = ph.stats()
         n = max(1, s["n"])
         other = {**{f"HTTP {k}": v for k, v in ph.statuses.items() if k != 200}, **ph.errors}
@@ -449,10 +497,21 @@ def report(res: DbResult, args: argparse.Namespace) -> None:
         extra = max(res.versions_recorded, res.paid_recorded) - res.acknowledged
         if extra > 0:
             print(f"   !! {extra} payment(s) recorded but not acknowledged with 200 (answered 5xx or timed out after saving)")
+    for moment, server_mb, worker_mb in res.memory:
+        worker = f", projection worker {worker_mb:.0f} MB" if worker_mb == worker_mb else ""
+        print(f"   resident memory {moment}: server {server_mb:.0f} MB{worker}")
     if res.db == "postgres":
         p99 = res.pay.stats()["p99_ms"]
         verdict = "PASS" if res.ratio >= 0.5 and p99 <= 50 else "FAIL"
         print(f"   issue target (ratio >= 0.5 and p99 <= 50 ms): ratio {res.ratio:.3f}, p99 {p99:.1f} ms -> {verdict}")
+        drained = res.drain_seconds == res.drain_seconds and res.drain_seconds <= 2
+        print(f"   issue target (projections back to lag 0 within 2 s of the load stopping): "
+              f"{'PASS' if drained else 'FAIL'} ({res.drain_seconds:.1f} s)")
+        if res.hot is not None:
+            h = res.hot.stats()
+            verdict = "PASS" if h["rps"] >= 300 and h["p99_ms"] <= 100 else "FAIL"
+            print(f"   issue target, hot receivable ({args.hot} writers >= 300/s, p99 <= 100 ms, none lost): "
+                  f"{h['rps']:.0f}/s, p99 {h['p99_ms']:.1f} ms -> {verdict}")
 
 
 def run_all(args: argparse.Namespace) -> int:
@@ -513,6 +572,10 @@ def main() -> int:
     p.add_argument("--access-log", action="store_true", help="with --launcher direct: keep uvicorn's access log")
     p.add_argument("--pg-url", default=c.DEFAULT_PG_URL, help="PostgreSQL database (a temp schema is made in it)")
     p.add_argument("--show-log", action="store_true", help="print the tail of the server log")
+    p.add_argument("--scaled-out", action="store_true",
+                   help="COLLECTIONS_PROJECTIONS=external for the server, plus a `collections-es project` worker")
+    p.add_argument("--hot", type=int, default=16, metavar="N",
+                   help="then N writers on one receivable (default 16; 0 to skip)")
     p.add_argument("--drain-timeout", type=float, default=60.0,
                    help="seconds to wait for the projections to catch up after the payments (default 60)")
     p.add_argument("--pythonpath", action="append", default=[], metavar="DIR",

@@ -26,8 +26,10 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -75,6 +77,10 @@ class Projection:
 
     name: str
     tables: Sequence[sa.Table]
+    #: Rebuilt in shadow tables and swapped in when caught up (ADR 0065). False for the
+    #: projections whose rows are also a record of work done (messages and deliveries sent):
+    #: their rebuild keeps those rows and adds what is missing, in place.
+    shadowed: bool = True
 
     @property
     def handles(self) -> Sequence[type]:
@@ -365,9 +371,20 @@ class ProjectionRunner:
     def rebuild(
         self, names: str | Iterable[str] | None = None, *, batch_size: int | None = None, progress: Progress | None = None
     ) -> int:
-        """Empty the named (default: all) projections' tables and replay the whole log
-        into them, together, so each batch is read and decoded once for all of them."""
+        """Replay the whole log into the named (default: all) projections, together, so each
+        batch is read and decoded once for all of them. Views are built in shadow tables while
+        the live ones keep answering (and following the log), then swapped in (ADR 0065);
+        the outbox and webhook deliveries are rebuilt in place. Returns notifications read."""
         wanted = [names] if isinstance(names, str) else list(names or self.projections)
+        shadowed = [name for name in wanted if self.projections[name].shadowed]
+        in_place = [name for name in wanted if name not in shadowed]
+        done = self._rebuild_in_shadow(shadowed, batch_size or self.batch_size, progress) if shadowed else 0
+        if in_place:
+            done = max(done, self._rebuild_in_place(in_place, batch_size=batch_size, progress=progress))
+        return done
+
+    def _rebuild_in_place(self, wanted: list[str], *, batch_size: int | None, progress: Progress | None) -> int:
+        """Empty the projections' tables and catch them up from the start."""
         with self._lock:
             with self.engine.begin() as conn:
                 for name in wanted:
@@ -379,6 +396,71 @@ class ProjectionRunner:
                     self._backoff.pop(name, None)
                     self.outdated.pop(name, None)
             return self.catch_up(wanted, batch_size=batch_size, progress=progress)
+
+    def _rebuild_in_shadow(self, names: list[str], size: int, progress: Progress | None) -> int:
+        """Build the projections in a shadow copy of their tables from position 0, following the
+        log until within one batch of its head; then, in one transaction holding their tracking
+        rows, apply the rest, swap the shadow tables in and set their positions."""
+        projections = [self.projections[name] for name in names]
+        tables = [table for p in projections for table in p.tables]
+        total = 0
+        with self.engine.connect() as conn:
+            shadow = Shadow(conn, tables)
+            try:
+                shadow.create()
+                position = 0
+                while True:
+                    head = self.head()
+                    if head - position <= size:
+                        break
+                    while position < head:
+                        read = self._shadow_batch(shadow, projections, position, size, in_swap=False)
+                        if not read:
+                            break
+                        total += len(read)
+                        position = read[-1].id
+                        if progress is not None:
+                            progress(position, head)
+                shadow.settle()
+                with shadow.swapping():
+                    for name in names:
+                        conn.execute(sa.select(tracking.c.position).where(tracking.c.name == name).with_for_update()).scalar_one()
+                    head = self.head()
+                    while position < head:
+                        read = self._shadow_batch(shadow, projections, position, size, in_swap=True)
+                        if not read:
+                            break
+                        total += len(read)
+                        position = read[-1].id
+                    shadow.swap()
+                    conn.execute(tracking.update().where(tracking.c.name.in_(names)).values(position=position))
+                    conn.execute(failures.delete().where(failures.c.name.in_(names)))  # a fresh start (ADR 0060)
+                if progress is not None:
+                    progress(position, position)
+            finally:
+                shadow.drop()
+        for name in names:
+            self._skips.pop(name, None)
+            self._backoff.pop(name, None)
+            self.outdated.pop(name, None)
+        return total
+
+    def _shadow_batch(self, shadow: Shadow, projections: list[Projection], start: int, size: int, *, in_swap: bool) -> list[Notification]:
+        notifications = self._read(start, size)
+        if not notifications:
+            return notifications
+        topics = frozenset().union(*(p.topics() for p in projections))
+        decoded = self._decode(notifications, topics)
+        work = []
+        for projection in projections:
+            mine = projection.topics()
+            items = [(event, position) for event, position, topic in decoded if topic in mine]
+            work.append((projection, items, projection.prepare([event for event, _ in items]) if items else None))
+        with shadow.writing(in_swap):
+            for projection, items, prepared in work:
+                if items:
+                    projection.apply_batch(shadow.conn, items, prepared)
+        return notifications
 
     def close(self) -> None:
         self.leadership.release()
@@ -494,3 +576,126 @@ def error_text(error: BaseException) -> str:
     lines = str(cause).strip().splitlines()
     text = f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
     return (Redactor().text(text) or text)[:500]
+
+
+class Shadow:
+    """The shadow copy of some read-model tables that a rebuild fills (ADR 0065).
+
+    PostgreSQL: the same tables in the schema `<live schema>__rebuild`; the swap drops each
+    live table and moves the shadow one into the live schema (indexes and sequences move
+    with it), in one transaction. SQLite: the same tables in a file attached beside the
+    database (`<file>-rebuild`, written without fsync: it is thrown away on a crash); the swap
+    replaces each live table's rows with the shadow's in one transaction. Either way a reader
+    sees the old view or the new one, never a mix, and the shadow's statements are the
+    projections' own, pointed elsewhere with SQLAlchemy's `schema_translate_map`.
+    """
+
+    ALIAS = "rebuild"
+
+    def __init__(self, conn: sa.Connection, tables: Sequence[sa.Table]) -> None:
+        self.conn = conn
+        self.tables = list(tables)
+        self.postgres = conn.dialect.name == "postgresql"
+        if self.postgres:
+            self.live = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+            conn.commit()
+            self.name = f"{self.live}__rebuild"[:63]
+        else:
+            self.live = "main"
+            self.name = self.ALIAS
+            database = conn.engine.url.database
+            assert database
+            self.path = f"{database}-rebuild"
+
+    def _translated(self, on: bool) -> None:
+        self.conn.execution_options(schema_translate_map={None: self.name} if on else {})
+
+    def create(self) -> None:
+        if self.postgres:
+            with self.conn.begin():
+                self.conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE'))
+                self.conn.execute(sa.text(f'CREATE SCHEMA "{self.name}"'))
+        else:
+            raw = self.conn.connection.driver_connection
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(self.path + suffix).unlink(missing_ok=True)
+            raw.execute(f"ATTACH DATABASE ? AS {self.ALIAS}", (self.path,))
+            raw.execute(f"PRAGMA {self.ALIAS}.journal_mode=OFF")
+            raw.execute(f"PRAGMA {self.ALIAS}.synchronous=OFF")
+        self._translated(True)
+        try:
+            with self.conn.begin():
+                for table in self.tables:
+                    table.create(self.conn)
+        finally:
+            self._translated(False)
+        if self.postgres:  # no WAL for rows rewritten batch after batch; logged once before the swap
+            with self.conn.begin():
+                for table in self.tables:
+                    self.conn.execute(sa.text(f'ALTER TABLE "{self.name}"."{table.name}" SET UNLOGGED'))
+
+    def settle(self) -> None:
+        """Before the swap (PostgreSQL): write the shadow tables to the WAL once, so what is
+        swapped in is as durable as the rest of the database."""
+        if self.postgres:
+            with self.conn.begin():
+                for table in self.tables:
+                    self.conn.execute(sa.text(f'ALTER TABLE "{self.name}"."{table.name}" SET LOGGED'))
+
+    @contextmanager
+    def writing(self, in_swap: bool) -> Iterator[None]:
+        """A batch into the shadow tables: its own transaction (deferred on SQLite, so the
+        live database's write lock is not taken), or a part of the swap's."""
+        self._translated(True)
+        try:
+            if in_swap:
+                yield
+            else:
+                self.conn.execution_options(deferred=True)
+                try:
+                    with self.conn.begin():
+                        yield
+                finally:
+                    self.conn.execution_options(deferred=False)
+        finally:
+            self._translated(False)
+
+    @contextmanager
+    def swapping(self) -> Iterator[None]:
+        """The swap's transaction (on SQLite it takes the write lock: BEGIN IMMEDIATE)."""
+        with self.conn.begin():
+            yield
+
+    def swap(self) -> None:
+        conn = self.conn
+        for table in reversed(self.tables):
+            if self.postgres:
+                conn.execute(sa.text(f'DROP TABLE IF EXISTS "{self.live}"."{table.name}"'))
+            elif missing_columns(conn, table):  # made by an earlier version: made again
+                table.drop(conn)
+        for table in self.tables:
+            if self.postgres:
+                conn.execute(sa.text(f'ALTER TABLE "{self.name}"."{table.name}" SET SCHEMA "{self.live}"'))
+                continue
+            table.create(conn, checkfirst=True)
+            conn.execute(table.delete())
+            columns = ", ".join(f'"{c.name}"' for c in table.columns)
+            conn.exec_driver_sql(
+                f'INSERT INTO main."{table.name}" ({columns}) SELECT {columns} FROM {self.ALIAS}."{table.name}"'
+            )
+
+    def drop(self) -> None:
+        """Throw the shadow away (after the swap it holds nothing of use; on failure, a half-built view)."""
+        if self.conn.in_transaction():
+            self.conn.rollback()
+        self._translated(False)
+        if self.postgres:
+            with self.conn.begin():
+                self.conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE'))
+            return
+        try:
+            self.conn.connection.driver_connection.execute(f"DETACH DATABASE {self.ALIAS}")
+        except Exception:  # noqa: BLE001 - not attached (create failed early)
+            pass
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(self.path + suffix).unlink(missing_ok=True)

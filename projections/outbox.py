@@ -183,6 +183,7 @@ def choose_channel(customer: Customer | None, asked: str | None = None) -> tuple
 class Outbox(Projection):
     name = "outbox"
     tables = (messages,)
+    shadowed = False  # its rows record what was sent: rebuilt in place (ADR 0065)
 
     def __init__(
         self,

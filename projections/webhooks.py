@@ -204,6 +204,7 @@ def _delivery(subscription_id: str, ref: str, position: int, seq: int, key: str,
 class WebhookDeliveries(Projection):
     name = "webhooks"
     tables = (deliveries, subjects)
+    shadowed = False  # its rows record what was sent: rebuilt in place (ADR 0065)
 
     @property
     def handles(self) -> Sequence[type]:

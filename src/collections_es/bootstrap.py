@@ -143,9 +143,11 @@ def _build(settings: Settings, *, clock: Clock | None = None) -> Services:
         start = settings.sandbox_start or SystemClock().now()
         clock = SandboxClock(start) if settings.clock == "sandbox" else SystemClock()
     policy = load_policy(settings.policy_file)
-    engine = database.make_engine(settings.cipher_key)
+    engine = database.make_engine(settings.cipher_key, settings.db_pool_size)
     app = Collections(
-        database.event_store_env(settings.cipher_key), clock=clock, snapshot_interval=settings.snapshot_interval
+        database.event_store_env(settings.cipher_key, settings.db_pool_size, settings.aggregate_cache_size),
+        clock=clock,
+        snapshot_interval=settings.snapshot_interval,
     )
     try:
         # Before anything reads the log: a key that does not fit the database stops us here (ADR 0030).
@@ -189,7 +191,7 @@ def _build(settings: Settings, *, clock: Clock | None = None) -> Services:
         scope=database.schema or "",
     )
     scheduler = Scheduler(app, SqlTimerStore(engine), catch_up=lambda: runner.catch_up(["timers"]))
-    keys = ApiKeyStore(engine, ROLES, settings.api_keys_file)
+    keys = ApiKeyStore(engine, ROLES, settings.api_keys_file, cache_seconds=settings.api_key_cache_seconds)
     notifier = Notifier(
         SqlOutbox(engine),
         clock,

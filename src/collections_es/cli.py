@@ -206,7 +206,8 @@ def rebuild(
     names: Annotated[list[str] | None, typer.Argument(help="Projections to rebuild (default: all)")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Notifications per transaction")] = 5000,
 ) -> None:
-    """Empty projections and rebuild them together from the whole event log, with a progress bar."""
+    """Rebuild projections together from the whole event log, with a progress bar: built in shadow
+    tables while the live views keep answering, swapped in when caught up (ADR 0065)."""
     services = _services()
     try:
         wanted = _projection_names(services, names)
@@ -303,9 +304,11 @@ def _event_log(settings: Settings | None = None, *, check_key: bool = True):  # 
     settings = settings or _settings()
     try:
         database = Database.parse(settings.database_url)
-        engine = database.make_engine(settings.cipher_key)
+        engine = database.make_engine(settings.cipher_key, settings.db_pool_size)
         log = Collections(
-            database.event_store_env(settings.cipher_key), clock=SystemClock(), snapshot_interval=settings.snapshot_interval
+            database.event_store_env(settings.cipher_key, settings.db_pool_size),
+            clock=SystemClock(),
+            snapshot_interval=settings.snapshot_interval,
         )
         if check_key:
             try:

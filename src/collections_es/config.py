@@ -27,6 +27,11 @@ class Settings(BaseSettings):
         "1970–2199), so several processes share one domain time; default: now",
     )
     api_keys_file: Path | None = Field(default=None, validation_alias="COLLECTIONS_API_KEYS_FILE")
+    api_key_cache_seconds: float = Field(
+        default=2.0, ge=0, le=60, validation_alias="COLLECTIONS_API_KEY_CACHE_SECONDS",
+        description="How long a process remembers an active API key without asking the database; "
+        "a key revoked in another process is refused within this time (0: ask on every request)",
+    )
     policy_file: Path | None = Field(default=None, validation_alias="COLLECTIONS_POLICY_FILE")
     cipher_key: str | None = Field(
         default=None,
@@ -48,6 +53,16 @@ class Settings(BaseSettings):
     import_max_lines: int = Field(
         default=100_000, ge=1, validation_alias="COLLECTIONS_IMPORT_MAX_LINES",
         description="The most data lines one import takes (beyond: an error, nothing imported)",
+    )
+    db_pool_size: int = Field(
+        default=20, ge=4, le=500, validation_alias="COLLECTIONS_DB_POOL_SIZE",
+        description="PostgreSQL connections one process opens at most, both pools together: "
+        "half (rounded up) for the event store, the rest for read models and service tables",
+    )
+    aggregate_cache_size: int = Field(
+        default=1000, ge=0, le=1_000_000, validation_alias="COLLECTIONS_AGGREGATE_CACHE_SIZE",
+        description="Aggregates a process keeps in memory; a cached one is brought up to date "
+        "with one query for its newer events (0: load from the store every time)",
     )
     snapshot_interval: int = Field(default=50, ge=2, validation_alias="COLLECTIONS_SNAPSHOT_INTERVAL")
     projection_poll_seconds: float = Field(default=0.5, gt=0, validation_alias="COLLECTIONS_PROJECTION_POLL_SECONDS")

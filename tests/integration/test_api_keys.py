@@ -1,6 +1,6 @@
 """API keys (ADR 0005): `collections-es keys add|list|revoke`; only a SHA-256 of each
 token is stored; listing shows no secret; a key added or revoked by another process
-is honoured by a running API at its next request."""
+is honoured by a running API within COLLECTIONS_API_KEY_CACHE_SECONDS (ADR 0064)."""
 
 from __future__ import annotations
 
@@ -90,7 +90,27 @@ def test_listing_the_keys_shows_who_and_which_role_and_no_secret(cli, api):
     assert token[4:12] not in listed.output and digest[:12] not in listed.output
 
 
-def test_a_key_revoked_by_the_command_line_in_another_process_is_refused_at_the_next_request(database_url, cli, api, tmp_path):
+class Ticker:
+    """Monotonic seconds that move only when told (the key cache's clock)."""
+
+    def __init__(self) -> None:
+        self.seconds = 1000.0
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
+@pytest.fixture
+def ticker(api: Api) -> Ticker:
+    ticker = Ticker()
+    api.services.keys.ticker = ticker
+    return ticker
+
+
+def test_a_key_revoked_by_the_command_line_in_another_process_is_refused_within_the_cache_seconds(
+    database_url, cli, api, ticker, tmp_path
+):
+    assert api.services.keys.cache_seconds == 2.0, "the default"
     token = add_key(cli, "erp", "service")
     headers = {"Authorization": f"Bearer {token}"}
     assert api.client.get("/policy", headers=headers).status_code == 200, "a key added elsewhere works at once"
@@ -99,22 +119,57 @@ def test_a_key_revoked_by_the_command_line_in_another_process_is_refused_at_the_
         [str(CLI), "keys", "revoke", str(key_id(api, "erp"))], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
+    ticker.seconds += 1.9
+    assert api.client.get("/policy", headers=headers).status_code == 200, "remembered for up to 2 s, no query"
+    ticker.seconds += 0.1
     refused = api.client.get("/policy", headers=headers)
     assert refused.status_code == 401
     assert refused.json()["detail"] == "invalid or revoked token"
     assert api.as_("service").get("/policy").status_code == 200, "other keys still work"
 
 
-def test_a_key_revoked_through_another_services_instance_is_refused_while_the_app_keeps_serving(database_url, api):
+def test_a_key_revoked_through_another_services_instance_is_refused_while_the_app_keeps_serving(database_url, api, ticker):
     other = make_services(database_url, FixedClock(START))
     try:
         token = other.keys.add("batch", "collector", START)
         headers = {"Authorization": f"Bearer {token}"}
         assert api.client.get("/worklist", headers=headers).status_code == 200
         other.keys.revoke(key_id(api, "batch"), START)
+        ticker.seconds += 2.0
         assert api.client.get("/worklist", headers=headers).status_code == 401
+        assert api.as_("collector").get("/worklist").status_code == 200
     finally:
         other.close()
+
+
+def test_a_key_revoked_through_this_process_is_refused_at_its_next_request(api, ticker):
+    token = api.services.keys.add("batch", "collector", START)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert api.client.get("/worklist", headers=headers).status_code == 200
+    api.services.keys.revoke(key_id(api, "batch"), START)
+    assert api.client.get("/worklist", headers=headers).status_code == 401, "no wait: this store forgets it at once"
+
+
+def test_a_remembered_key_costs_no_query_and_an_unknown_token_is_never_remembered(api, ticker):
+    token = api.services.keys.add("batch", "collector", START)
+    headers = {"Authorization": f"Bearer {token}"}
+    queries: list[str] = []
+    listen = lambda conn, cursor, statement, *rest: queries.append(statement)  # noqa: E731
+    sa.event.listen(api.services.engine, "before_cursor_execute", listen)
+    try:
+        for _ in range(3):
+            assert api.services.keys.identify(token) is not None
+        assert len([q for q in queries if "api_keys" in q]) == 1, queries
+        for _ in range(2):
+            assert api.services.keys.identify("ces_unknown") is None
+        assert len([q for q in queries if "api_keys" in q]) == 3, "an unknown token is asked about every time"
+    finally:
+        sa.event.remove(api.services.engine, "before_cursor_execute", listen)
+    later = make_services(api.services.settings.database_url, FixedClock(START), COLLECTIONS_API_KEY_CACHE_SECONDS=0)
+    try:
+        assert later.keys.cache_seconds == 0 and later.keys.identify(token) is not None
+    finally:
+        later.close()
 
 
 def test_revoking_twice_or_an_unknown_key_and_adding_for_an_unknown_role_are_refused(cli, api):

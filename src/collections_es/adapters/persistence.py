@@ -61,6 +61,15 @@ def _keep_rows_out_of_logs() -> None:
         engine_log.addFilter(_NoResultRows())
 
 
+#: PostgreSQL connections one process may open, both pools together (COLLECTIONS_DB_POOL_SIZE).
+DEFAULT_POOL_SIZE = 20
+
+
+def store_pool(total: int) -> int:
+    """The event store's share of a process's connections (the read models' engine has the rest)."""
+    return max(1, (total + 1) // 2)
+
+
 @dataclass(frozen=True)
 class Database:
     """A parsed DATABASE_URL."""
@@ -97,11 +106,18 @@ class Database:
             return cls(url.set(drivername="postgresql+psycopg"), schema or None)
         raise DatabaseUrlError(f"unsupported database '{backend}': use sqlite:/// or postgresql://")
 
-    def event_store_env(self, cipher_key: str | None = None) -> dict[str, str]:
-        """eventsourcing settings for this database (events encrypted when a key is given)."""
-        return self._store_env() | cipher_env(cipher_key)
+    def event_store_env(
+        self, cipher_key: str | None = None, pool_size: int = DEFAULT_POOL_SIZE, aggregate_cache: int = 0
+    ) -> dict[str, str]:
+        """eventsourcing settings for this database (events encrypted when a key is given;
+        the event store's share of `pool_size` connections; `aggregate_cache` aggregates
+        kept in memory and brought up to date with one query when loaded, ADR 0064)."""
+        env = self._store_env(store_pool(pool_size)) | cipher_env(cipher_key)
+        if aggregate_cache > 0:
+            env |= {"AGGREGATE_CACHE_MAXSIZE": str(aggregate_cache), "AGGREGATE_CACHE_FASTFORWARD": "y"}
+        return env
 
-    def _store_env(self) -> dict[str, str]:
+    def _store_env(self, pool: int) -> dict[str, str]:
         if self.is_sqlite:
             assert self.url.database
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -119,22 +135,26 @@ class Database:
             "POSTGRES_USER": self.url.username or "postgres",
             "POSTGRES_PASSWORD": self.url.password or "",
             "POSTGRES_SCHEMA": self.schema or "",
-            "POSTGRES_POOL_SIZE": "10",
-            "POSTGRES_MAX_OVERFLOW": "20",
+            # min_size = max_size: the pool opens its connections once and keeps them (ADR 0067).
+            "POSTGRES_POOL_SIZE": str(pool),
+            "POSTGRES_MAX_OVERFLOW": "0",
             "POSTGRES_CONNECT_TIMEOUT": "5",
-            "POSTGRES_PRE_PING": "y",
+            # No pre-ping: a dropped connection raises OperationalError, which eventsourcing
+            # retries on a fresh connection (ADR 0064).
+            "POSTGRES_PRE_PING": "n",
             "CREATE_TABLE": "y",
         }
 
-    def make_engine(self, cipher_key: str | None = None) -> sa.Engine:
-        """The SQLAlchemy engine for read models and service tables; with a key, their
-        `SealedText` columns are encrypted (ADR 0030). Bound parameters and result rows
-        never appear in SQLAlchemy's logs or error messages (they may be contact details)."""
+    def make_engine(self, cipher_key: str | None = None, pool_size: int = DEFAULT_POOL_SIZE) -> sa.Engine:
+        """The SQLAlchemy engine for read models and service tables (on PostgreSQL, the rest
+        of `pool_size` connections); with a key, their `SealedText` columns are encrypted
+        (ADR 0030). Bound parameters and result rows never appear in SQLAlchemy's logs or
+        error messages (they may be contact details)."""
         _keep_rows_out_of_logs()
-        engine = self._engine()
+        engine = self._engine(pool_size - store_pool(pool_size))
         return seal_engine(engine, make_cipher(cipher_key) if cipher_key else None)
 
-    def _engine(self) -> sa.Engine:
+    def _engine(self, pool: int) -> sa.Engine:
         if self.is_sqlite:
             engine = sa.create_engine(
                 self.url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
@@ -154,7 +174,9 @@ class Database:
                 # Writers take the write lock up front: a deferred transaction that
                 # later writes can fail at once with SQLITE_BUSY instead of waiting.
                 # Readers (`read_only` execution option) don't block anyone in WAL mode.
-                if conn.get_execution_options().get("read_only"):
+                # `deferred`: a rebuild writing only to its attached shadow file (ADR 0065).
+                options = conn.get_execution_options()
+                if options.get("read_only") or options.get("deferred"):
                     conn.exec_driver_sql("BEGIN")
                 else:
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -163,8 +185,11 @@ class Database:
         connect_args: dict[str, Any] = {"connect_timeout": 5}
         if self.schema:
             connect_args["options"] = f"-csearch_path={self.schema}"
+        # No pre-ping (a round trip per checkout): a connection found dead fails its request
+        # once, and SQLAlchemy then replaces every connection of the pool (ADR 0064).
         engine = sa.create_engine(
-            self.url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args, hide_parameters=True
+            self.url, pool_size=pool, max_overflow=0, pool_timeout=30, pool_pre_ping=False,
+            connect_args=connect_args, hide_parameters=True,
         )
         if self.schema:
             with engine.begin() as conn:
