@@ -30,6 +30,7 @@ from collections_es.domain.customer import Customer
 from collections_es.domain.policy import CollectionPolicy
 from collections_es.domain.policy_book import PolicyBook
 from collections_es.domain.receivable import Receivable
+from collections_es.domain.strategy import effective
 
 from . import rows as rowlib
 from .base import Item, Projection, metadata
@@ -310,6 +311,7 @@ class _Batch:
         policy = self.projection._policy(self.conn, event.policy_version)
         if policy is None:
             return
+        policy = effective(policy, event.strategy)  # a strategy may owe revisits of its own (ADR 0050)
         owed = aftercare.revisit_owed(event.timestamp, row["timezone"], self._tier(row["customer_id"]), policy)
         if owed is not None:
             self.owed.append({

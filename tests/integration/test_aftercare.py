@@ -114,6 +114,25 @@ def test_a_revisit_owed_after_settlement_is_on_the_worklist_on_its_day_and_a_fin
 
 
 @sqlite_only
+def test_a_strategy_that_owes_revisits_to_its_segment_puts_them_on_the_worklist_and_judges_them(api):
+    """Revisits are a policy figure a strategy may override (docs/strategies.md): here the policy
+    owes none, and the strategy of the customers in segment `key` owes one 10 days after settling."""
+    ok(api.as_("service").post("/customers", json={**CUSTOMER, "segment": "key"}), 201)
+    ok(api.as_("service").post("/customers", json={**CUSTOMER, "customer_id": "C-B"}), 201)
+    key_accounts = {"id": "key-accounts", "match": {"segments": ["key"]}, "revisits": {**REVISITS, "after_days": 10}}
+    adopt(api, "2026.2", strategies=[key_accounts])
+    key, plain = issue(api, "INV-K-1"), issue(api, "INV-K-2", customer="C-B")
+    for rid in (key, plain):
+        settle(api, rid)  # settled on 2026-04-10: owed from 2026-04-20, by the end of 2026-04-27
+
+    at(api, datetime(2026, 4, 20, 1, 0, tzinfo=UTC))
+    assert worklist_revisits(api) == ["INV-K-1"]  # the plain customer follows the policy: none owed
+    at(api, datetime(2026, 4, 27, 16, 0, tzinfo=UTC))
+    assert [f["invoice_number"] for f in revisit_findings(api)] == ["INV-K-1"]
+    rebuilt_equals_live(api, "aftercare", "compliance")
+
+
+@sqlite_only
 def test_a_revisit_cannot_be_in_the_future_nor_off_the_scale(api):
     ok(api.as_("service").post("/customers", json=CUSTOMER), 201)
     path = f"/customers/{CUSTOMER['customer_id']}/record-revisit"
