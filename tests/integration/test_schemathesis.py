@@ -137,14 +137,14 @@ def seeded_api(api: Api) -> Api:
 def test_the_api_as_a_supervisor_answers_every_generated_request_as_its_document_says(seeded_api, database_url):
     if database_url.startswith("sqlite"):
         report = run_schemathesis(
-            seeded_api, "supervisor", max_examples=5, phases=["examples", "coverage", "fuzzing", "stateful"]
+            seeded_api, "supervisor", max_examples=3, phases=["examples", "coverage", "fuzzing", "stateful"]
         )
     else:  # a smaller pass: what PostgreSQL stores differently (lengths at their bounds, text without NUL)
         report = run_schemathesis(
             seeded_api,
             "supervisor",
-            max_examples=3,
-            phases=["examples", "coverage", "fuzzing", "stateful"],
+            max_examples=2,
+            phases=["examples", "coverage", "fuzzing"],
             coverage_modes=[GenerationMode.POSITIVE],
         )
     print(f"schemathesis as supervisor: {report.seconds:.1f} s {report.phase_seconds}, cases {report.cases}, statuses {sorted(report.statuses.items())}")
