@@ -75,6 +75,9 @@ ALTER ROLE collections LOGIN CREATEDB;
 SELECT 'CREATE DATABASE collections_test OWNER collections'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'collections_test') \gexec
 ALTER DATABASE collections_test OWNER TO collections;
+-- A throwaway test database: a commit need not wait for its WAL to reach the disk. Only a
+-- crash of the server itself could lose a commit; the tests kill clients, never the server.
+ALTER DATABASE collections_test SET synchronous_commit = off;
 SQL
 }
 

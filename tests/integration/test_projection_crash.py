@@ -43,14 +43,14 @@ from .projection_history import (
 CLI = Path(sys.executable).with_name("collections-es")
 SEED = 4242
 KILLS = 10
-# About 7.2 events a receivable: 700 gives over 5,000 events (ten kills land among them,
+# About 7.2 events a receivable: 1,000 gives over 7,000 events (ten kills land among them,
 # each mid-way). PostgreSQL writes and projects at about half SQLite's rate here, so it gets
 # half the history. The suite runs this size (kept small: the suite's budget is 10 minutes); COLLECTIONS_CRASH_SCALE multiplies it for the long version
 # (`COLLECTIONS_CRASH_SCALE=4 .venv/bin/pytest tests/integration/test_projection_crash.py`,
 # bench/README.md).
 SCALE = float(os.environ.get("COLLECTIONS_CRASH_SCALE", "1"))
-RECEIVABLES = {"sqlite": round(700 * SCALE), "postgresql": round(350 * SCALE)}
-MIN_EVENTS = {"sqlite": round(5_000 * SCALE), "postgresql": round(2_500 * SCALE)}
+RECEIVABLES = {"sqlite": round(1_000 * SCALE), "postgresql": round(500 * SCALE)}
+MIN_EVENTS = {"sqlite": round(7_000 * SCALE), "postgresql": round(3_500 * SCALE)}
 STEP = (0.03, 0.08)  # each killed run advances the sum of positions by this share of the whole work
 POLL = 0.005
 RUN_DEADLINE = 60.0  # seconds a killed run may take to reach its kill threshold
