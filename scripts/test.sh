@@ -126,9 +126,11 @@ if ! prepare_postgres; then
   echo "test.sh: warning: $problem; the PostgreSQL tests will be skipped" >&2
 fi
 
-# The suite runs on every core (pytest-xdist): COLLECTIONS_TEST_WORKERS=N sets how many
-# processes, 0 runs it in this one; arguments that choose (-n, -p no:xdist) win.
-workers=${COLLECTIONS_TEST_WORKERS:-auto}
+# The suite runs on every core and one more (pytest-xdist): much of a test's time is spent
+# waiting on PostgreSQL, the browser or a subprocess, so a core would idle with one worker
+# each (ADR 0044). COLLECTIONS_TEST_WORKERS=N sets how many processes, 0 runs it in this
+# one; arguments that choose (-n, -p no:xdist) win.
+workers=${COLLECTIONS_TEST_WORKERS:-$(( $(nproc) + 1 ))}
 case " $* " in
   *" -n"*|*" --numprocesses"*|*"no:xdist"*) workers=0 ;;
 esac
